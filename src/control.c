@@ -1,0 +1,486 @@
+/*
+ * control.c -- the control socket: requests from fstrack(1).
+ *
+ * The socket is created with umask 077 and chmod 0600 in a directory made
+ * 0755: only root can connect.  Every state change additionally checks the
+ * peer's uid with SO_PEERCRED, so loosening the mode later (a group, an
+ * ACL) never lets others change state.  A request is one line of at most
+ * PROTO_MAX_LINE bytes; anything longer, without a newline within the
+ * timeout, or with unknown words, gets an ERR reply and the connection is
+ * closed.  At most CONTROL_MAX_CONNS connections are served at once.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fstrack.h"
+#include "log.h"
+
+#define CONTROL_MAX_CONNS	64
+#define CONTROL_TIMEOUT_MS	10000
+
+struct ctl_conn {
+	uv_pipe_t	 pipe;
+	uv_timer_t	 timer;
+	struct sbuf	 in;
+	struct sbuf	 out;
+	uid_t		 uid;
+	int		 refs;		/* pipe, timer, pending operations */
+	int		 closing;
+	int		 answered;
+	int64_t		 since;
+};
+
+static uv_pipe_t	 control_pipe;
+static int		 control_open;
+static int		 control_nconns;
+static char		*control_path;
+
+/* Drop a reference; free the connection when none is left. */
+static void
+ctl_unref(struct ctl_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	sbuf_free(&c->in);
+	sbuf_free(&c->out);
+	free(c);
+	control_nconns--;
+}
+
+/* Close callback of the pipe and the timer. */
+static void
+ctl_close_cb(uv_handle_t *h)
+{
+	ctl_unref(h->data);
+}
+
+/* Close the connection (idempotent). */
+static void
+ctl_close(struct ctl_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, ctl_close_cb);
+	uv_close((uv_handle_t *)&c->pipe, ctl_close_cb);
+}
+
+/* The reply has been written: close. */
+static void
+ctl_write_cb(uv_write_t *w, int status)
+{
+	struct ctl_conn	*c = w->data;
+
+	free(w);
+	ctl_close(c);
+	ctl_unref(c);
+}
+
+/* Send what is in c->out, then close. */
+static void
+ctl_flush(struct ctl_conn *c)
+{
+	uv_write_t	*w;
+	uv_buf_t	 b;
+
+	c->answered = 1;
+	if (c->closing)
+		return;
+	if ((w = malloc(sizeof *w)) == NULL)
+		fatal("out of memory");
+	w->data = c;
+	b = uv_buf_init(c->out.data, c->out.len);
+	c->refs++;
+	if (uv_write(w, (uv_stream_t *)&c->pipe, &b, 1, ctl_write_cb) != 0) {
+		free(w);
+		c->refs--;
+		ctl_close(c);
+	}
+}
+
+/* Finish with OK. */
+static void
+ctl_ok(struct ctl_conn *c)
+{
+	sbuf_addstr(&c->out, "OK\n");
+	ctl_flush(c);
+}
+
+/* Finish with ERR code message. */
+static void
+ctl_err(struct ctl_conn *c, int code, const char *msg)
+{
+	sbuf_reset(&c->out);
+	sbuf_printf(&c->out, "ERR %d ", code);
+	sbuf_add_escaped(&c->out, msg);
+	sbuf_addstr(&c->out, "\n");
+	ctl_flush(c);
+}
+
+/* Add a "key<TAB>value" line. */
+static void
+ctl_kv(struct ctl_conn *c, const char *key, const char *value)
+{
+	sbuf_addstr(&c->out, key);
+	sbuf_addstr(&c->out, "\t");
+	sbuf_add_escaped(&c->out, value);
+	sbuf_addstr(&c->out, "\n");
+}
+
+/* A snapshot was committed. */
+static void
+ctl_snapshot_done(int64_t id, int err, void *arg)
+{
+	struct ctl_conn	*c = arg;
+	char		 buf[32];
+
+	if (err != 0)
+		ctl_err(c, FST_EXIT_ERROR, "snapshot failed");
+	else {
+		snprintf(buf, sizeof buf, "%lld", (long long)id);
+		ctl_kv(c, "snapshot", buf);
+		ctl_ok(c);
+	}
+	ctl_unref(c);
+}
+
+/* A barrier completed: everything before it is in the database. */
+static void
+ctl_barrier_done(int err, void *arg)
+{
+	struct ctl_conn	*c = arg;
+	char		 buf[32];
+
+	if (err != 0)
+		ctl_err(c, FST_EXIT_ERROR, "barrier failed");
+	else {
+		ctl_kv(c, "dbpath", fstd.db_path);
+		snprintf(buf, sizeof buf, "%lld",
+		    (long long)atomic_load(&fstd.cur_snapshot));
+		ctl_kv(c, "snapshot", buf);
+		ctl_ok(c);
+	}
+	ctl_unref(c);
+}
+
+/* The reconcile pass finished: now run the barrier. */
+static void
+ctl_reconciled(void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	daemon_barrier(c->since, ctl_barrier_done, c);
+}
+
+/* A store operation requested by a client committed. */
+static void
+ctl_op_done(struct store_op *op, int err, void *arg)
+{
+	struct ctl_conn	*c = arg;
+	char		 buf[32];
+
+	if (err != 0)
+		ctl_err(c, FST_EXIT_ERROR, "database write failed");
+	else if (op->type == OP_CONSUMER_DELETE && op->result == 0)
+		ctl_err(c, FST_EXIT_NOSNAPSHOT, "no such consumer");
+	else {
+		if (op->type == OP_PRUNE) {
+			snprintf(buf, sizeof buf, "%lld", (long long)op->value);
+			ctl_kv(c, "pruned_to", buf);
+		}
+		ctl_ok(c);
+	}
+	ctl_unref(c);
+}
+
+/* Parse a snapshot id argument that must exist now. */
+static int
+ctl_snapshot_arg(const char *s, int64_t *out)
+{
+	unsigned long long	v;
+
+	if (proto_parse_u64(s, &v) != 0 || v > INT64_MAX)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+/* Carry out one request. */
+static void
+ctl_dispatch(struct ctl_conn *c, char *line)
+{
+	char		*argv[PROTO_MAX_ARGS];
+	int		 argc, root = c->uid == 0;
+	struct store_op	*op;
+	struct sbuf	 sb;
+	int64_t		 snap;
+
+	argc = proto_split(line, argv, PROTO_MAX_ARGS);
+	if (argc <= 0) {
+		ctl_err(c, FST_EXIT_USAGE, "malformed request");
+		return;
+	}
+	if (strcmp(argv[0], "status") == 0 && argc == 1) {
+		sbuf_init(&sb);
+		daemon_status(&sb);
+		sbuf_add(&c->out, sb.data, sb.len);
+		sbuf_free(&sb);
+		ctl_ok(c);
+	} else if (strcmp(argv[0], "dbpath") == 0 && argc == 1) {
+		ctl_kv(c, "dbpath", fstd.db_path);
+		ctl_ok(c);
+	} else if (strcmp(argv[0], "snapshot") == 0 && argc == 1) {
+		if (!root)
+			goto denied;
+		c->refs++;
+		daemon_snapshot(ctl_snapshot_done, c);
+	} else if (strcmp(argv[0], "barrier") == 0 && (argc == 2 ||
+	    argc == 3)) {
+		if (ctl_snapshot_arg(argv[1], &c->since) != 0)
+			goto usage;
+		if (argc == 3 && strcmp(argv[2], "nowait") != 0)
+			goto usage;
+		if (atomic_load(&fstd.reconciling)) {
+			if (argc == 3) {
+				ctl_err(c, FST_EXIT_BUSY, "start-up reconcile "
+				    "still running");
+				return;
+			}
+			sbuf_addstr(&c->out, "waiting\treconcile\n");
+			c->refs++;
+			if (reconcile_wait_add(ctl_reconciled, c) == 0)
+				return;
+			c->refs--;
+		}
+		c->refs++;
+		daemon_barrier(c->since, ctl_barrier_done, c);
+	} else if (strcmp(argv[0], "consumer-set") == 0 && argc == 3) {
+		if (!root)
+			goto denied;
+		if (!proto_valid_name(argv[1]))
+			goto badname;
+		if (ctl_snapshot_arg(argv[2], &snap) != 0)
+			goto usage;
+		if (snap < fstd.first_snapshot ||
+		    snap > atomic_load(&fstd.cur_snapshot)) {
+			ctl_err(c, FST_EXIT_NOSNAPSHOT, "no such snapshot");
+			return;
+		}
+		op = store_op_new(OP_CONSUMER_SET);
+		op->name = strdup(argv[1]);
+		op->value = snap;
+		op->durable = 1;
+		op->done = ctl_op_done;
+		op->arg = c;
+		c->refs++;
+		store_submit(op);
+	} else if (strcmp(argv[0], "consumer-delete") == 0 && argc == 2) {
+		if (!root)
+			goto denied;
+		if (!proto_valid_name(argv[1]))
+			goto badname;
+		op = store_op_new(OP_CONSUMER_DELETE);
+		op->name = strdup(argv[1]);
+		op->durable = 1;
+		op->done = ctl_op_done;
+		op->arg = c;
+		c->refs++;
+		store_submit(op);
+	} else if (strcmp(argv[0], "prune") == 0 && argc <= 2) {
+		if (!root)
+			goto denied;
+		snap = 0;
+		if (argc == 2 && ctl_snapshot_arg(argv[1], &snap) != 0)
+			goto usage;
+		op = store_op_new(OP_PRUNE);
+		op->value = snap;
+		op->durable = 1;
+		op->done = ctl_op_done;
+		op->arg = c;
+		c->refs++;
+		store_submit(op);
+	} else
+		goto usage;
+	return;
+usage:
+	ctl_err(c, FST_EXIT_USAGE, "unknown or malformed request");
+	return;
+badname:
+	ctl_err(c, FST_EXIT_USAGE, "consumer names are 1-64 characters of "
+	    "A-Z a-z 0-9 . _ @ : + -");
+	return;
+denied:
+	ctl_err(c, FST_EXIT_PERM, "permission denied: only root may change "
+	    "state");
+}
+
+/* Buffer for libuv reads. */
+static void
+ctl_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char	slab[PROTO_MAX_LINE + 1];
+
+	buf->base = slab;
+	buf->len = sizeof slab;
+}
+
+/* Bytes arrived: collect one line, then dispatch it. */
+static void
+ctl_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct ctl_conn	*c = s->data;
+	char		*nl;
+
+	if (n < 0) {
+		ctl_close(c);
+		return;
+	}
+	if (n == 0 || c->answered)
+		return;
+	sbuf_add(&c->in, buf->base, n);
+	nl = memchr(c->in.data, '\n', c->in.len);
+	if (nl == NULL) {
+		if (c->in.len > PROTO_MAX_LINE) {
+			uv_read_stop(s);
+			ctl_err(c, FST_EXIT_USAGE, "request too long");
+		}
+		return;
+	}
+	uv_read_stop(s);
+	uv_timer_stop(&c->timer);
+	*nl = '\0';
+	if (strlen(c->in.data) != (size_t)(nl - c->in.data)) {
+		ctl_err(c, FST_EXIT_USAGE, "NUL byte in request");
+		return;
+	}
+	ctl_dispatch(c, c->in.data);
+}
+
+/* A client took too long to send its request. */
+static void
+ctl_timeout_cb(uv_timer_t *t)
+{
+	struct ctl_conn	*c = t->data;
+
+	if (!c->answered)
+		ctl_err(c, FST_EXIT_USAGE, "timed out waiting for a request");
+}
+
+/* Accept a connection and check who it is. */
+static void
+ctl_connection_cb(uv_stream_t *server, int status)
+{
+	struct ctl_conn	*c;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof cred;
+	uv_os_fd_t	 fd;
+
+	if (status < 0)
+		return;
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		fatal("out of memory");
+	sbuf_init(&c->in);
+	sbuf_init(&c->out);
+	uv_pipe_init(fstd.loop, &c->pipe, 0);
+	uv_timer_init(fstd.loop, &c->timer);
+	c->pipe.data = c->timer.data = c;
+	c->refs = 2;
+	control_nconns++;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+		ctl_close(c);
+		return;
+	}
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		ctl_close(c);
+		return;
+	}
+	c->uid = cred.uid;
+	if (control_nconns > CONTROL_MAX_CONNS) {
+		ctl_err(c, FST_EXIT_ERROR, "too many connections");
+		return;
+	}
+	uv_timer_start(&c->timer, ctl_timeout_cb, CONTROL_TIMEOUT_MS, 0);
+	uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc_cb, ctl_read_cb);
+}
+
+/*
+ * Create the socket at path (its directory made if missing), replacing a
+ * stale socket but refusing to start if another daemon answers on it.
+ */
+int
+control_init(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	char			 dir[PATH_MAX];
+	mode_t			 old;
+	int			 fd, rc;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		snprintf(err, errlen, "socket path '%s' is too long", path);
+		return -1;
+	}
+	snprintf(dir, sizeof dir, "%s", path);
+	if (mkdir(dirname(dir), 0755) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir '%s': %s", dir, strerror(errno));
+		return -1;
+	}
+	/* Is someone already listening? */
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1) {
+		rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+		close(fd);
+		if (rc == 0) {
+			snprintf(err, errlen, "another fstrackd is listening "
+			    "on '%s'", path);
+			return -1;
+		}
+	}
+	unlink(path);
+	uv_pipe_init(fstd.loop, &control_pipe, 0);
+	old = umask(077);
+	rc = uv_pipe_bind(&control_pipe, path);
+	umask(old);
+	if (rc != 0) {
+		snprintf(err, errlen, "bind '%s': %s", path, uv_strerror(rc));
+		return -1;
+	}
+	if (chmod(path, 0600) == -1) {
+		snprintf(err, errlen, "chmod '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if ((rc = uv_listen((uv_stream_t *)&control_pipe, 64,
+	    ctl_connection_cb)) != 0) {
+		snprintf(err, errlen, "listen '%s': %s", path, uv_strerror(rc));
+		return -1;
+	}
+	control_path = strdup(path);
+	control_open = 1;
+	return 0;
+}
+
+/* Stop accepting and remove the socket. */
+void
+control_fini(void)
+{
+	if (!control_open)
+		return;
+	uv_close((uv_handle_t *)&control_pipe, NULL);
+	unlink(control_path);
+	free(control_path);
+	control_open = 0;
+}

@@ -1,0 +1,346 @@
+/*
+ * daemon.c -- what the daemon does as a whole: snapshots, query barriers,
+ * gaps, degraded state, status, readiness and privileges.  Main thread.
+ */
+#include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include <linux/capability.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fstrack.h"
+#include "log.h"
+
+static pthread_mutex_t	daemon_degraded_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct snapshot_req {
+	void	(*cb)(int64_t, int, void *);
+	void	 *arg;
+	int64_t	  id;
+};
+
+struct barrier_req {
+	void	(*cb)(int, void *);
+	void	 *arg;
+};
+
+/* The snapshot row is durable: answer. */
+static void
+daemon_snapshot_done(struct store_op *op, int err, void *arg)
+{
+	struct snapshot_req	*r = arg;
+
+	r->cb(r->id, err, r->arg);
+	free(r);
+}
+
+/* A file open for writing when the snapshot began: carry it over. */
+static void
+daemon_carry_writer(struct fst_fs *fs, const char *path, void *arg)
+{
+	char			 dir[PATH_MAX];
+	char			*slash;
+	struct fst_handle	 h;
+
+	snprintf(dir, sizeof dir, "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL || slash[1] == '\0')
+		return;
+	*slash = '\0';
+	if (handle_of_fd(AT_FDCWD, dir[0] != '\0' ? dir : "/", 0, &h) != 0)
+		return;
+	dircache_record(fs, &h, slash + 1, FST_M_OPEN_AT_SNAPSHOT);
+}
+
+/*
+ * Start a new snapshot and call cb with its id once it is durable.
+ *
+ * Order matters.  Events queued before the drain belong to the old
+ * snapshot; the id switches before the loop reads anything else, so every
+ * change completing after the reply is read into the new one.  The
+ * permission side switches generation first, so a write-open from now on is
+ * held for the new snapshot; files opened for writing before that and still
+ * open are found by openscan and recorded in the new snapshot in the same
+ * durable commit as its row: writes through old fds are not lost.
+ */
+void
+daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
+{
+	struct snapshot_req	*r;
+	struct store_op		*op;
+	int64_t			 id;
+
+	notify_drain();
+	id = atomic_load(&fstd.cur_snapshot) + 1;
+	perm_new_snapshot(id);
+	atomic_store(&fstd.cur_snapshot, id);
+	dircache_new_snapshot(id);
+	openscan_writers(daemon_carry_writer, NULL);
+
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		fatal("out of memory");
+	r->cb = cb;
+	r->arg = arg;
+	r->id = id;
+	op = store_op_new(OP_SNAPSHOT);
+	op->snapshot = id;
+	op->value = now_ns();
+	op->durable = 1;
+	op->done = daemon_snapshot_done;
+	op->arg = r;
+	store_submit(op);
+	log_debug("snapshot %lld started", (long long)id);
+
+	op = store_op_new(OP_PRUNE);	/* retention policy */
+	store_submit(op);
+}
+
+/* The barrier's operations committed. */
+static void
+daemon_barrier_done(struct store_op *op, int err, void *arg)
+{
+	struct barrier_req	*r = arg;
+
+	r->cb(err, r->arg);
+	free(r);
+}
+
+/*
+ * Make every change whose system call returned before now visible in the
+ * database, with current paths for directories changed since since.
+ */
+void
+daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
+{
+	struct barrier_req	*r;
+	struct store_op		*op;
+
+	notify_drain();
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		fatal("out of memory");
+	r->cb = cb;
+	r->arg = arg;
+	op = store_op_new(OP_BARRIER);
+	op->snapshot = since;
+	op->done = daemon_barrier_done;
+	op->arg = r;
+	store_submit(op);
+}
+
+/* Enter the degraded state (any thread); the reason shows in status. */
+void
+daemon_set_degraded(const char *why)
+{
+	pthread_mutex_lock(&daemon_degraded_lock);
+	snprintf(fstd.degraded_reason, sizeof fstd.degraded_reason, "%s", why);
+	pthread_mutex_unlock(&daemon_degraded_lock);
+	atomic_store(&fstd.degraded, 1);
+}
+
+/* Leave the degraded state. */
+void
+daemon_clear_degraded(void)
+{
+	atomic_store(&fstd.degraded, 0);
+}
+
+/*
+ * Record that history of fs (NULL: every tracked filesystem) is incomplete
+ * in the current snapshot: queries since it or earlier say so.
+ */
+void
+daemon_record_gap(struct fst_fs *fs, const char *reason)
+{
+	struct store_op	*op;
+	int		 i;
+
+	for (i = 0; i < fstd.nfs; i++) {
+		if (fs != NULL && &fstd.fs[i] != fs)
+			continue;
+		op = store_op_new(OP_GAP);
+		op->fs_id = fstd.fs[i].id;
+		op->snapshot = atomic_load(&fstd.cur_snapshot);
+		op->value = now_ns();
+		op->durable = 1;
+		if ((op->name = strdup(reason)) == NULL)
+			fatal("out of memory");
+		store_submit(op);
+		log_warnx("gap recorded for '%s' in snapshot %lld: %s",
+		    fstd.fs[i].mountpoint, (long long)op->snapshot, reason);
+	}
+}
+
+/* Rates for status, updated by daemon_status from counter deltas. */
+static double
+daemon_rate(uint64_t now_count, uint64_t *last_count, int64_t *last_t)
+{
+	int64_t	t = now_ns();
+	double	r;
+
+	if (*last_t == 0 || t - *last_t <= 0) {
+		*last_t = fstd.started_ns;
+		*last_count = 0;
+	}
+	r = (double)(now_count - *last_count) * 1e9 / (double)(t - *last_t);
+	*last_count = now_count;
+	*last_t = t;
+	return r;
+}
+
+/* Write status as key<TAB>value lines. */
+void
+daemon_status(struct sbuf *sb)
+{
+	static uint64_t	 ev_last, cm_last;
+	static int64_t	 ev_t, cm_t;
+	uint64_t	 scanned, recorded;
+	double		 rate, eta;
+	char		 buf[64];
+	const char	*state;
+	int		 i;
+
+	if (atomic_load(&fstd.degraded))
+		state = "degraded";
+	else if (atomic_load(&fstd.reconciling))
+		state = "reconciling";
+	else
+		state = "ready";
+	sbuf_printf(sb, "version\t%s\n", PACKAGE_VERSION);
+	sbuf_printf(sb, "pid\t%d\n", (int)fstd.pid);
+	sbuf_printf(sb, "state\t%s\n", state);
+	if (atomic_load(&fstd.degraded)) {
+		pthread_mutex_lock(&daemon_degraded_lock);
+		sbuf_addstr(sb, "degraded_reason\t");
+		sbuf_add_escaped(sb, fstd.degraded_reason);
+		sbuf_addstr(sb, "\n");
+		pthread_mutex_unlock(&daemon_degraded_lock);
+	}
+	sbuf_printf(sb, "durability\t%s\n", fstd.cfg.durability ==
+	    DURABILITY_STRICT ? "strict" : "async");
+	sbuf_addstr(sb, "database\t");
+	sbuf_add_escaped(sb, fstd.db_path);
+	sbuf_printf(sb, "\ndatabase_size\t%lld\n", (long long)store_db_size());
+	sbuf_printf(sb, "journal_id\t%s\n", fstd.journal_id);
+	sbuf_printf(sb, "snapshot\t%lld\n",
+	    (long long)atomic_load(&fstd.cur_snapshot));
+	sbuf_printf(sb, "oldest_snapshot\t%lld\n", (long long)fstd.first_snapshot);
+	sbuf_printf(sb, "events\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.events_read));
+	sbuf_printf(sb, "events_per_sec\t%.1f\n", daemon_rate(
+	    atomic_load(&fstd.st.events_read), &ev_last, &ev_t));
+	sbuf_printf(sb, "records\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.records_queued));
+	sbuf_printf(sb, "commits\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.commits));
+	sbuf_printf(sb, "commits_per_sec\t%.1f\n", daemon_rate(
+	    atomic_load(&fstd.st.commits), &cm_last, &cm_t));
+	sbuf_printf(sb, "durable_commits\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.durable_commits));
+	sbuf_printf(sb, "commit_failures\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.commit_failures));
+	sbuf_printf(sb, "queue_depth\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.queue_depth));
+	sbuf_printf(sb, "perm_events\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.perm_events));
+	sbuf_printf(sb, "perm_held\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.perm_held));
+	sbuf_printf(sb, "perm_pending\t%llu\n",
+	    (unsigned long long)perm_pending());
+	sbuf_printf(sb, "perm_stalled\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.perm_stalled));
+	sbuf_printf(sb, "overflows\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.overflows));
+	sbuf_printf(sb, "dirs_cached\t%zu\n", dircache_size());
+	reconcile_progress(&scanned, &recorded, &rate, &eta);
+	sbuf_printf(sb, "reconcile_scanned\t%llu\n",
+	    (unsigned long long)scanned);
+	sbuf_printf(sb, "reconcile_recorded\t%llu\n",
+	    (unsigned long long)recorded);
+	sbuf_printf(sb, "reconcile_per_sec\t%.0f\n", rate);
+	if (eta >= 0)
+		sbuf_printf(sb, "reconcile_eta_sec\t%.0f\n", eta);
+	for (i = 0; i < fstd.nfs; i++) {
+		struct fst_fs *fs = &fstd.fs[i];
+
+		snprintf(buf, sizeof buf, "%lld",
+		    (long long)(fs->checkpoint_ns / 1000000000));
+		sbuf_addstr(sb, "filesystem\t");
+		sbuf_add_escaped(sb, fs->mountpoint);
+		sbuf_printf(sb, " type=%s state=%s fsid=%s uuid=%s "
+		    "checkpoint=%s\n", fs->fstype,
+		    fs->state == FS_TRACKED ? "tracked" : "gone", fs->fsid,
+		    fs->uuid[0] ? fs->uuid : "-", buf);
+	}
+}
+
+/* Tell systemd (Type=notify) something, without linking libsystemd. */
+void
+daemon_sd_notify(const char *msg)
+{
+	const char		*path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un	 sun;
+	socklen_t		 len;
+	int			 fd;
+
+	if (path == NULL || *path == '\0' || strlen(path) >= sizeof sun.sun_path)
+		return;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun, len) == -1)
+		log_warn("sd_notify");
+	close(fd);
+}
+
+/*
+ * Keep only the capabilities the daemon needs once its groups, marks and
+ * socket exist: CAP_SYS_ADMIN (fanotify_mark when a filesystem comes back),
+ * CAP_DAC_READ_SEARCH (open_by_handle_at, walking every directory),
+ * CAP_LEASE (the write-open probe on files we do not own) and
+ * CAP_SYS_PTRACE (reading other users' /proc/PID/fd and maps for files
+ * open for writing).  Called before any thread is created: capabilities
+ * are per thread, and threads inherit the caller's.
+ */
+int
+daemon_drop_caps(void)
+{
+	struct __user_cap_header_struct	hdr;
+	struct __user_cap_data_struct	data[2];
+	uint64_t			keep;
+	int				cap;
+
+	keep = 1ULL << CAP_SYS_ADMIN | 1ULL << CAP_DAC_READ_SEARCH |
+	    1ULL << CAP_LEASE | 1ULL << CAP_SYS_PTRACE;
+	for (cap = 0; cap <= 63; cap++) {
+		if (keep & (1ULL << cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 &&
+		    errno != EINVAL && errno != EPERM)
+			return -1;
+	}
+	memset(&hdr, 0, sizeof hdr);
+	memset(data, 0, sizeof data);
+	hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	data[0].effective = data[0].permitted = (uint32_t)keep;
+	data[1].effective = data[1].permitted = (uint32_t)(keep >> 32);
+	if (syscall(SYS_capset, &hdr, data) == -1)
+		return -1;
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return 0;
+}

@@ -1,0 +1,357 @@
+/*
+ * dircache.c -- the main thread's view of directories: file handle to
+ * current path and parent, and which entries were already recorded in the
+ * current snapshot.
+ *
+ * Deduplication happens here, before the writer: an entry whose kinds were
+ * all recorded in this snapshot is not queued again, so a file written a
+ * million times costs one row.  The cache is advisory: dropping it (memory
+ * limit, new snapshot) only costs redundant upserts, never a lost record.
+ *
+ * A change to the entries of directory D also changes D's own mtime and
+ * ctime, which is a metadata change of the entry D in D's parent.  That is
+ * recorded too (kind "contents" on the parent's entry), once per directory
+ * per snapshot, so that a consumer comparing metadata sees every directory
+ * whose children's metadata changed.  Events on a directory itself (name
+ * ".") are recorded on its entry in its parent for the same reason.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fstrack.h"
+#include "log.h"
+
+#define DC_MAX_DIRS	200000
+#define DC_MAX_ENTRIES	1000000
+
+struct dc_dir {
+	struct dc_dir		*hnext;
+	struct fst_fs		*fs;
+	struct fst_handle	 h;
+	uint64_t		 hash;
+	char			*path;		/* NULL until resolved */
+	unsigned		 path_gen;
+	int			 has_parent;
+	struct fst_handle	 parent;
+	int64_t			 contents_snap;
+};
+
+struct dc_entry {
+	struct dc_entry		*hnext;
+	struct dc_dir		*dir;
+	uint32_t		 mask;
+	char			 name[];
+};
+
+static struct dc_dir	**dc_dirs;
+static size_t		  dc_ndirs, dc_dirs_size;
+static struct dc_entry	**dc_ents;
+static size_t		  dc_nents, dc_ents_size;
+static unsigned		  dc_path_gen = 1;
+static int64_t		  dc_snapshot;
+
+/* FNV-1a over a byte range, continuing from h. */
+static uint64_t
+dc_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char	*c = p;
+
+	while (n-- > 0) {
+		h ^= *c++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Hash of a directory key. */
+static uint64_t
+dc_dir_hash(const struct fst_fs *fs, const struct fst_handle *h)
+{
+	uint64_t	x = 0xcbf29ce484222325ULL;
+
+	x = dc_hash(x, &fs, sizeof fs);
+	x = dc_hash(x, &h->type, sizeof h->type);
+	return dc_hash(x, h->bytes, h->len);
+}
+
+/* Allocate the tables. */
+void
+dircache_init(void)
+{
+	dc_dirs_size = 65536;
+	dc_ents_size = 262144;
+	dc_dirs = calloc(dc_dirs_size, sizeof *dc_dirs);
+	dc_ents = calloc(dc_ents_size, sizeof *dc_ents);
+	if (dc_dirs == NULL || dc_ents == NULL)
+		fatal("out of memory");
+}
+
+/* Forget every entry (new snapshot, or memory limit). */
+static void
+dc_clear_entries(void)
+{
+	struct dc_entry	*e, *n;
+	size_t		 i;
+
+	for (i = 0; i < dc_ents_size; i++) {
+		for (e = dc_ents[i]; e != NULL; e = n) {
+			n = e->hnext;
+			free(e);
+		}
+		dc_ents[i] = NULL;
+	}
+	dc_nents = 0;
+}
+
+/* Forget every directory (and so every entry). */
+static void
+dc_clear_dirs(void)
+{
+	struct dc_dir	*d, *n;
+	size_t		 i;
+
+	dc_clear_entries();
+	for (i = 0; i < dc_dirs_size; i++) {
+		for (d = dc_dirs[i]; d != NULL; d = n) {
+			n = d->hnext;
+			free(d->path);
+			free(d);
+		}
+		dc_dirs[i] = NULL;
+	}
+	dc_ndirs = 0;
+}
+
+/* Free everything. */
+void
+dircache_fini(void)
+{
+	if (dc_dirs == NULL)
+		return;
+	dc_clear_dirs();
+	free(dc_dirs);
+	free(dc_ents);
+	dc_dirs = NULL;
+	dc_ents = NULL;
+}
+
+/* Number of cached directories (for status). */
+size_t
+dircache_size(void)
+{
+	return dc_ndirs;
+}
+
+/* A new snapshot began: nothing is recorded in it yet. */
+void
+dircache_new_snapshot(int64_t snap)
+{
+	dc_snapshot = snap;
+	dc_clear_entries();
+}
+
+/* Find or add a directory. */
+static struct dc_dir *
+dc_get(struct fst_fs *fs, const struct fst_handle *h)
+{
+	uint64_t	 x = dc_dir_hash(fs, h);
+	struct dc_dir	*d;
+
+	for (d = dc_dirs[x % dc_dirs_size]; d != NULL; d = d->hnext)
+		if (d->hash == x && d->fs == fs && handle_equal(&d->h, h))
+			return d;
+	if (dc_ndirs >= DC_MAX_DIRS)
+		dc_clear_dirs();
+	if ((d = calloc(1, sizeof *d)) == NULL)
+		fatal("out of memory");
+	d->fs = fs;
+	d->h = *h;
+	d->hash = x;
+	d->hnext = dc_dirs[x % dc_dirs_size];
+	dc_dirs[x % dc_dirs_size] = d;
+	dc_ndirs++;
+	return d;
+}
+
+/*
+ * Make sure d->path and d->parent are current.  Returns 0, or -1 when the
+ * directory no longer exists or cannot be reached.
+ */
+static int
+dc_resolve(struct dc_dir *d)
+{
+	char	path[PATH_MAX];
+	int	fd, pfd;
+
+	if (d->path != NULL && d->path_gen == dc_path_gen)
+		return 0;
+	if (handle_path(d->fs->mount_fd, &d->h, path, sizeof path) != 0)
+		return -1;
+	free(d->path);
+	if ((d->path = strdup(path)) == NULL)
+		fatal("out of memory");
+	d->path_gen = dc_path_gen;
+	d->has_parent = 0;
+	if (handle_equal(&d->h, &d->fs->root))
+		return 0;
+	/* O_PATH opens are invisible to fanotify: safe on our own marks. */
+	fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	close(fd);
+	if (pfd == -1)
+		return 0;
+	if (handle_of_fd(pfd, "", AT_EMPTY_PATH, &d->parent) == 0)
+		d->has_parent = 1;
+	close(pfd);
+	return 0;
+}
+
+/* Resolve a handle to its current path (for callers outside this file). */
+int
+dircache_resolve(struct fst_fs *fs, const struct fst_handle *h, char *out,
+    size_t outlen)
+{
+	struct dc_dir	*d = dc_get(fs, h);
+
+	if (dc_resolve(d) != 0)
+		return -1;
+	snprintf(out, outlen, "%s", d->path);
+	return 0;
+}
+
+/* Queue one change record for the writer. */
+static void
+dc_submit(struct dc_dir *d, const char *name, uint32_t kinds)
+{
+	struct store_op	*op = store_op_new(OP_CHANGE);
+
+	op->snapshot = dc_snapshot;
+	op->fs_id = d->fs->id;
+	op->dir = d->h;
+	if ((op->name = strdup(name)) == NULL)
+		fatal("out of memory");
+	op->mask = kinds;
+	store_submit(op);
+	atomic_fetch_add(&fstd.st.records_queued, 1);
+}
+
+/* Record kinds on (d, name) unless already recorded in this snapshot. */
+static void
+dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
+{
+	uint64_t	 x;
+	struct dc_entry	*e;
+	size_t		 n;
+
+	x = dc_hash(dc_hash(0xcbf29ce484222325ULL, &d, sizeof d), name,
+	    strlen(name));
+	for (e = dc_ents[x % dc_ents_size]; e != NULL; e = e->hnext)
+		if (e->dir == d && strcmp(e->name, name) == 0)
+			break;
+	if (e != NULL && (e->mask & kinds) == kinds)
+		return;
+	if (e == NULL) {
+		if (dc_nents >= DC_MAX_ENTRIES)
+			dc_clear_entries();
+		n = strlen(name) + 1;
+		if ((e = calloc(1, sizeof *e + n)) == NULL)
+			fatal("out of memory");
+		memcpy(e->name, name, n);
+		e->dir = d;
+		e->hnext = dc_ents[x % dc_ents_size];
+		dc_ents[x % dc_ents_size] = e;
+		dc_nents++;
+	}
+	kinds &= ~e->mask;
+	e->mask |= kinds;
+	dc_submit(d, name, kinds);
+}
+
+/* The last component of a path. */
+static const char *
+dc_basename(const char *path)
+{
+	const char	*s = strrchr(path, '/');
+
+	return s != NULL && s[1] != '\0' ? s + 1 : path;
+}
+
+/*
+ * Record that entry name of directory h changed in the ways kinds (FST_M_*).
+ * name "." means the directory itself.
+ */
+void
+dircache_record(struct fst_fs *fs, const struct fst_handle *h,
+    const char *name, uint32_t kinds)
+{
+	struct dc_dir	*d = dc_get(fs, h), *p;
+	int		 resolved;
+
+	resolved = dc_resolve(d) == 0;
+	if (strcmp(name, ".") == 0 && resolved && d->has_parent) {
+		p = dc_get(fs, &d->parent);
+		dc_record_entry(p, dc_basename(d->path), kinds | FST_M_ISDIR);
+		return;
+	}
+	dc_record_entry(d, name, kinds);
+	if (!(kinds & (FST_M_CREATED | FST_M_DELETED | FST_M_MOVED_FROM |
+	    FST_M_MOVED_TO | FST_M_RESCANNED)) || d->contents_snap == dc_snapshot)
+		return;
+	d->contents_snap = dc_snapshot;
+	if (resolved && d->has_parent) {
+		p = dc_get(fs, &d->parent);
+		dc_record_entry(p, dc_basename(d->path),
+		    FST_M_CONTENTS | FST_M_ISDIR);
+	}
+}
+
+/*
+ * A directory moved from (olddir, oldname) to (newdir, newname): rewrite the
+ * stored paths of it and everything below it.
+ */
+void
+dircache_rename(struct fst_fs *fs, const struct fst_handle *olddir,
+    const char *oldname, const struct fst_handle *newdir, const char *newname)
+{
+	struct dc_dir	*od = dc_get(fs, olddir), *nd = dc_get(fs, newdir);
+	struct store_op	*op;
+	char		 from[PATH_MAX], to[PATH_MAX];
+	int		 ok;
+
+	/* Paths cached before this rename may be stale now. */
+	ok = dc_resolve(od) == 0;
+	dc_path_gen++;
+	od->path_gen = dc_path_gen;	/* od itself did not move */
+	if (!ok || dc_resolve(nd) != 0)
+		return;		/* refreshed from the handle at query time */
+	snprintf(from, sizeof from, "%s/%s", strcmp(od->path, "/") ?
+	    od->path : "", oldname);
+	snprintf(to, sizeof to, "%s/%s", strcmp(nd->path, "/") ?
+	    nd->path : "", newname);
+	op = store_op_new(OP_DIR_MOVE);
+	op->fs_id = fs->id;
+	if ((op->path = strdup(from)) == NULL ||
+	    (op->path2 = strdup(to)) == NULL)
+		fatal("out of memory");
+	store_submit(op);
+}
+
+/* A directory was removed: mark its row gone (it keeps its last path). */
+void
+dircache_gone(struct fst_fs *fs, const struct fst_handle *h)
+{
+	struct store_op	*op = store_op_new(OP_DIR_GONE);
+
+	op->fs_id = fs->id;
+	op->dir = *h;
+	store_submit(op);
+}

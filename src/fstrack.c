@@ -1,0 +1,420 @@
+/*
+ * fstrack.c -- the command-line client.
+ *
+ * It needs nothing but the control socket (-s, $FSTRACK_SOCKET, or the
+ * default): the daemon says where the database is, and listings are read
+ * from it directly, read-only, so that a long answer never occupies the
+ * daemon.  Exit statuses are fixed (fstrack(1)): 0 ok, 1 error, 2 usage,
+ * 3 no such snapshot or consumer, 4 history incomplete (gap), 5 reconcile
+ * still running with --no-wait, 13 permission denied.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "query.h"
+
+#define DEFAULT_SOCKET	"/run/fstrack/fstrackd.sock"
+#define CLIENT_TIMEOUT_MS	(24 * 3600 * 1000)
+
+static const char	*socket_path;
+
+/* Reply of one request: data lines as key/value pairs. */
+struct reply {
+	int	 code;
+	char	*msg;
+	char	**keys;
+	char	**values;
+	int	 n;
+};
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: fstrack [-s|--socket PATH] COMMAND [ARGS]\n"
+	    "commands:\n"
+	    "  status [--json]\n"
+	    "  snapshot\n"
+	    "  snapshots [--json]\n"
+	    "  changed --since N [--dirs] [-0] [--json] [--no-wait]\n"
+	    "  consumers [--json]\n"
+	    "  consumer get NAME | consumer set NAME SNAPSHOT | "
+	    "consumer delete NAME\n"
+	    "  prune [--before N]\n");
+	exit(FST_EXIT_USAGE);
+}
+
+/* Find a data value in a reply. */
+static const char *
+reply_get(struct reply *r, const char *key)
+{
+	int	i;
+
+	for (i = 0; i < r->n; i++)
+		if (strcmp(r->keys[i], key) == 0)
+			return r->values[i];
+	return NULL;
+}
+
+/*
+ * Send one request and collect the reply.  Lines with key "waiting" are
+ * reported on stderr as they arrive.  Returns the ERR code or 0.
+ */
+static int
+request(const char *line, struct reply *r)
+{
+	struct sockaddr_un	 sun;
+	struct sbuf		 in;
+	char			 buf[65536], *p, *nl, *tab;
+	ssize_t			 n;
+	size_t			 off = 0;
+	int			 fd;
+	struct pollfd		 pfd;
+
+	memset(r, 0, sizeof *r);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(socket_path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "fstrack: socket path too long\n");
+		return r->code = FST_EXIT_ERROR;
+	}
+	strcpy(sun.sun_path, socket_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		fprintf(stderr, "fstrack: cannot reach fstrackd at '%s': %s\n",
+		    socket_path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return r->code = FST_EXIT_ERROR;
+	}
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line) ||
+	    write(fd, "\n", 1) != 1) {
+		fprintf(stderr, "fstrack: write: %s\n", strerror(errno));
+		close(fd);
+		return r->code = FST_EXIT_ERROR;
+	}
+	sbuf_init(&in);
+	r->code = -1;
+	for (;;) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, CLIENT_TIMEOUT_MS) <= 0)
+			break;
+		n = read(fd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		sbuf_add(&in, buf, n);
+		while ((nl = memchr(in.data + off, '\n', in.len - off)) != NULL) {
+			*nl = '\0';
+			p = in.data + off;
+			off = nl - in.data + 1;
+			if (strcmp(p, "OK") == 0) {
+				r->code = 0;
+				goto done;
+			}
+			if (strncmp(p, "ERR ", 4) == 0) {
+				r->code = atoi(p + 4);
+				if ((p = strchr(p + 4, ' ')) != NULL) {
+					r->msg = strdup(p + 1);
+					proto_unescape(r->msg);
+				}
+				if (r->code <= 0)
+					r->code = FST_EXIT_ERROR;
+				goto done;
+			}
+			if ((tab = strchr(p, '\t')) == NULL)
+				continue;
+			*tab++ = '\0';
+			proto_unescape(tab);
+			if (strcmp(p, "waiting") == 0)
+				fprintf(stderr, "fstrack: waiting for the "
+				    "start-up %s pass to finish\n", tab);
+			r->keys = realloc(r->keys, (r->n + 1) * sizeof *r->keys);
+			r->values = realloc(r->values, (r->n + 1) *
+			    sizeof *r->values);
+			if (r->keys == NULL || r->values == NULL)
+				abort();
+			r->keys[r->n] = strdup(p);
+			r->values[r->n] = strdup(tab);
+			r->n++;
+		}
+	}
+done:
+	sbuf_free(&in);
+	close(fd);
+	if (r->code == -1) {
+		fprintf(stderr, "fstrack: fstrackd closed the connection "
+		    "without an answer\n");
+		r->code = FST_EXIT_ERROR;
+	} else if (r->code != 0)
+		fprintf(stderr, "fstrack: %s\n", r->msg != NULL ? r->msg :
+		    "request failed");
+	return r->code;
+}
+
+/* Ask for the database path and open it. */
+static struct sqlite3 *
+open_db(int64_t *cur)
+{
+	struct reply	 r;
+	const char	*p;
+
+	if (request("status", &r) != 0)
+		exit(r.code);
+	if ((p = reply_get(&r, "database")) == NULL) {
+		fprintf(stderr, "fstrack: fstrackd did not name its database\n");
+		exit(FST_EXIT_ERROR);
+	}
+	if (cur != NULL)
+		*cur = strtoll(reply_get(&r, "snapshot") ?
+		    reply_get(&r, "snapshot") : "0", NULL, 10);
+	return query_open(p);
+}
+
+/* Parse a snapshot id argument or exit with a usage error. */
+static long long
+parse_snapshot(const char *s)
+{
+	unsigned long long	v;
+
+	if (proto_parse_u64(s, &v) != 0 || v > (1ULL << 62)) {
+		fprintf(stderr, "fstrack: '%s' is not a snapshot id\n", s);
+		exit(FST_EXIT_USAGE);
+	}
+	return (long long)v;
+}
+
+/* fstrack status [--json] */
+static int
+cmd_status(int argc, char **argv)
+{
+	struct reply	r;
+	struct sbuf	b;
+	int		i, json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	int		nfs = 0;
+
+	if (argc > 2 || (argc == 2 && !json))
+		usage();
+	if (request("status", &r) != 0)
+		return r.code;
+	if (!json) {
+		for (i = 0; i < r.n; i++)
+			printf("%s: %s\n", r.keys[i], r.values[i]);
+		return 0;
+	}
+	sbuf_init(&b);
+	sbuf_addstr(&b, "{");
+	for (i = 0; i < r.n; i++) {
+		if (strcmp(r.keys[i], "filesystem") == 0)
+			continue;
+		sbuf_addstr(&b, b.len > 1 ? "," : "");
+		sbuf_add_json_string(&b, r.keys[i]);
+		sbuf_addstr(&b, ":");
+		sbuf_add_json_string(&b, r.values[i]);
+	}
+	sbuf_addstr(&b, ",\"filesystems\":[");
+	for (i = 0; i < r.n; i++) {
+		if (strcmp(r.keys[i], "filesystem") != 0)
+			continue;
+		sbuf_addstr(&b, nfs++ ? "," : "");
+		sbuf_add_json_string(&b, r.values[i]);
+	}
+	sbuf_addstr(&b, "]}\n");
+	fputs(b.data, stdout);
+	sbuf_free(&b);
+	return 0;
+}
+
+/* fstrack snapshot */
+static int
+cmd_snapshot(int argc, char **argv)
+{
+	struct reply	 r;
+	const char	*id;
+
+	if (argc != 1)
+		usage();
+	if (request("snapshot", &r) != 0)
+		return r.code;
+	if ((id = reply_get(&r, "snapshot")) == NULL)
+		return FST_EXIT_ERROR;
+	printf("%s\n", id);
+	return fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
+}
+
+/* fstrack changed --since N [--dirs] [-0] [--json] [--no-wait] */
+static int
+cmd_changed(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "since",	required_argument,	NULL, 'S' },
+		{ "dirs",	no_argument,		NULL, 'd' },
+		{ "json",	no_argument,		NULL, 'j' },
+		{ "no-wait",	no_argument,		NULL, 'n' },
+		{ "null",	no_argument,		NULL, '0' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct reply	 r;
+	long long	 since = -1;
+	int		 ch, flags = 0, nowait = 0, rc;
+	char		 line[128];
+	const char	*dbp, *cur;
+	struct sqlite3	*db;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "0", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'S': since = parse_snapshot(optarg); break;
+		case 'd': flags |= Q_DIRS; break;
+		case 'j': flags |= Q_JSON; break;
+		case 'n': nowait = 1; break;
+		case '0': flags |= Q_NUL; break;
+		default: usage();
+		}
+	}
+	if (since < 0 || optind != argc)
+		usage();
+	snprintf(line, sizeof line, "barrier %lld%s", since,
+	    nowait ? " nowait" : "");
+	if (request(line, &r) != 0)
+		return r.code;
+	if ((dbp = reply_get(&r, "dbpath")) == NULL ||
+	    (cur = reply_get(&r, "snapshot")) == NULL)
+		return FST_EXIT_ERROR;
+	if ((db = query_open(dbp)) == NULL)
+		return FST_EXIT_ERROR;
+	rc = query_changed(db, since, strtoll(cur, NULL, 10), flags);
+	query_close(db);
+	return rc;
+}
+
+/* fstrack snapshots [--json] / consumers [--json] */
+static int
+cmd_list(int argc, char **argv, int consumers)
+{
+	int		json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	int64_t		cur;
+	struct sqlite3	*db;
+	int		rc;
+
+	if (argc > 2 || (argc == 2 && !json))
+		usage();
+	if ((db = open_db(&cur)) == NULL)
+		return FST_EXIT_ERROR;
+	rc = consumers ? query_consumers(db, cur, json) :
+	    query_snapshots(db, json);
+	query_close(db);
+	return rc;
+}
+
+/* fstrack consumer get|set|delete NAME [SNAPSHOT] */
+static int
+cmd_consumer(int argc, char **argv)
+{
+	struct reply	 r;
+	struct sqlite3	*db;
+	char		 line[256];
+	int		 rc;
+
+	if (argc < 3 || !proto_valid_name(argv[2])) {
+		if (argc >= 3)
+			fprintf(stderr, "fstrack: bad consumer name '%s' "
+			    "(1-64 of A-Z a-z 0-9 . _ @ : + -)\n", argv[2]);
+		usage();
+	}
+	if (strcmp(argv[1], "get") == 0 && argc == 3) {
+		if ((db = open_db(NULL)) == NULL)
+			return FST_EXIT_ERROR;
+		rc = query_consumer_get(db, argv[2]);
+		query_close(db);
+		return rc;
+	}
+	if (strcmp(argv[1], "set") == 0 && argc == 4)
+		snprintf(line, sizeof line, "consumer-set %s %lld", argv[2],
+		    parse_snapshot(argv[3]));
+	else if (strcmp(argv[1], "delete") == 0 && argc == 3)
+		snprintf(line, sizeof line, "consumer-delete %s", argv[2]);
+	else
+		usage();
+	return request(line, &r);
+}
+
+/* fstrack prune [--before N] */
+static int
+cmd_prune(int argc, char **argv)
+{
+	struct reply	 r;
+	char		 line[64];
+	const char	*to;
+
+	if (argc == 1)
+		snprintf(line, sizeof line, "prune");
+	else if (argc == 3 && strcmp(argv[1], "--before") == 0)
+		snprintf(line, sizeof line, "prune %lld",
+		    parse_snapshot(argv[2]));
+	else
+		usage();
+	if (request(line, &r) != 0)
+		return r.code;
+	if ((to = reply_get(&r, "pruned_to")) != NULL && strcmp(to, "0") != 0)
+		printf("pruned history before snapshot %s\n", to);
+	else
+		printf("nothing to prune\n");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket",	required_argument,	NULL, 's' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int		 ch;
+	const char	*cmd;
+
+	socket_path = getenv("FSTRACK_SOCKET");
+	if (socket_path == NULL || *socket_path == '\0')
+		socket_path = DEFAULT_SOCKET;
+	while ((ch = getopt_long(argc, argv, "+s:hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': socket_path = optarg; break;
+		case 'V': printf("fstrack %s\n", PACKAGE_VERSION); return 0;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	cmd = argv[0];
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc, argv);
+	if (strcmp(cmd, "snapshot") == 0)
+		return cmd_snapshot(argc, argv);
+	if (strcmp(cmd, "snapshots") == 0)
+		return cmd_list(argc, argv, 0);
+	if (strcmp(cmd, "changed") == 0)
+		return cmd_changed(argc, argv);
+	if (strcmp(cmd, "consumers") == 0)
+		return cmd_list(argc, argv, 1);
+	if (strcmp(cmd, "consumer") == 0)
+		return cmd_consumer(argc, argv);
+	if (strcmp(cmd, "prune") == 0)
+		return cmd_prune(argc, argv);
+	fprintf(stderr, "fstrack: unknown command '%s'\n", cmd);
+	usage();
+}

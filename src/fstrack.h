@@ -1,0 +1,287 @@
+/*
+ * fstrack.h -- structures and prototypes of the fstrackd daemon, grouped by
+ * the file that owns them (tmux style).  The wire protocol is in proto.h, the
+ * fanotify compatibility constants in compat.h.
+ *
+ * Threads of the daemon and what each may touch:
+ *   main      libuv loop: notification group, control socket, timers, the
+ *             directory cache (dircache.c).  Never waits on SQLite.
+ *   writer    store.c: owns the only SQLite write connection; applies queued
+ *             operations in group commits.
+ *   perm      perm.c: answers permission events; never waits on SQLite or on
+ *             anything that opens files on a tracked filesystem.
+ *   reconcile reconcile.c: start-up walk, hands records to the writer.
+ * They communicate only through the writer queue (mutex), the committed
+ * sequence number (atomic) and wake-ups (uv_async, eventfd).
+ */
+#ifndef FSTRACK_H
+#define FSTRACK_H
+
+#include <sys/types.h>
+#include <sys/vfs.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "proto.h"
+
+#define FSTRACK_DB_NAME		"fstrack.db"
+#define FSTRACK_APPLICATION_ID	0x66737472	/* 'fstr' */
+#define FSTRACK_SCHEMA_VERSION	1
+
+/* Bits of changes.mask (documented in fstrack-db(5); never renumber). */
+#define FST_M_CREATED		0x001
+#define FST_M_DELETED		0x002
+#define FST_M_MODIFIED		0x004
+#define FST_M_ATTRIB		0x008
+#define FST_M_MOVED_FROM	0x010
+#define FST_M_MOVED_TO		0x020
+#define FST_M_CLOSED_WRITE	0x040
+#define FST_M_OPENED_WRITE	0x080
+#define FST_M_RESCANNED		0x100
+#define FST_M_ISDIR		0x200
+#define FST_M_CONTENTS		0x400	/* the entry is a directory whose contents changed */
+#define FST_M_OPEN_AT_SNAPSHOT	0x800	/* open for writing when the snapshot began */
+
+enum fst_durability {
+	DURABILITY_STRICT,
+	DURABILITY_ASYNC
+};
+
+/* A file handle as the kernel hands it out; key of every directory. */
+#define FST_HANDLE_MAX	128
+struct fst_handle {
+	int32_t		type;
+	uint32_t	len;
+	unsigned char	bytes[FST_HANDLE_MAX];
+};
+
+enum fst_fs_state {
+	FS_TRACKED,
+	FS_GONE
+};
+
+/* A tracked filesystem. */
+struct fst_fs {
+	int64_t			 id;		/* filesystems.id */
+	char			*mountpoint;
+	char			 fstype[32];
+	fsid_t			 kfsid;		/* as reported in events */
+	char			 fsid[40];
+	char			 uuid[40];
+	dev_t			 dev;
+	struct fst_handle	 root;		/* handle of the mount root */
+	int			 mount_fd;	/* O_RDONLY|O_DIRECTORY root fd */
+	enum fst_fs_state	 state;
+	int64_t			 checkpoint_ns;	/* last durable checkpoint */
+	int			 is_new;	/* first tracked in this run */
+};
+
+/* Run-time configuration (config.c fills it from file and command line). */
+struct fst_config {
+	char			*config_file;
+	int			 config_explicit;
+	char			*state_dir;
+	char			*socket_path;
+	enum fst_durability	 durability;
+	int			 stall_timeout_ms;
+	int			 foreground;
+	int			 debug;
+	char			**mounts;
+	int			 nmounts;
+	long			 retention_snapshots;
+	long			 retention_days;
+	long			 consumer_idle_days;
+	int			 merge_delay_ms;	/* let the kernel merge events */
+	int			 bounded_queue;		/* testing: default-size queue */
+	int			 reconcile_margin_ms;
+};
+
+/* Counters shown by status; written by one thread each, read racily. */
+struct fst_stats {
+	_Atomic uint64_t	events_read;
+	_Atomic uint64_t	records_queued;
+	_Atomic uint64_t	commits;
+	_Atomic uint64_t	durable_commits;
+	_Atomic uint64_t	commit_failures;
+	_Atomic uint64_t	perm_events;
+	_Atomic uint64_t	perm_held;
+	_Atomic uint64_t	perm_stalled;
+	_Atomic uint64_t	overflows;
+	_Atomic uint64_t	self_events;
+	_Atomic uint64_t	queue_depth;
+	_Atomic uint64_t	reconcile_scanned;
+	_Atomic uint64_t	reconcile_recorded;
+};
+
+/* The daemon's global state. */
+struct fst_daemon {
+	struct fst_config	 cfg;
+	char			*db_path;
+	uv_loop_t		*loop;
+	struct fst_fs		*fs;
+	int			 nfs;
+	_Atomic int64_t		 cur_snapshot;
+	int64_t			 first_snapshot;
+	struct fst_stats	 st;
+	_Atomic int		 degraded;
+	char			 degraded_reason[256];
+	_Atomic int		 reconciling;
+	_Atomic int		 ready;
+	pid_t			 pid;
+	char			 journal_id[40];
+	int64_t			 started_ns;
+};
+
+extern struct fst_daemon fstd;
+
+/* config.c */
+void	 config_defaults(struct fst_config *);
+int	 config_load(struct fst_config *, const char *, int);
+int	 config_parse_line(struct fst_config *, char *, const char *, int);
+void	 config_add_mount(struct fst_config *, const char *);
+int	 config_parse_durability(const char *, enum fst_durability *);
+
+/* event.c */
+struct fst_event {
+	uint64_t		 mask;
+	int32_t			 pid;
+	int			 fd;
+	int			 has_dir;
+	fsid_t			 fsid;
+	struct fst_handle	 dir;
+	const char		*name;
+	int			 has_child;
+	struct fst_handle	 child;
+	int			 has_rename;
+	struct fst_handle	 old_dir;
+	const char		*old_name;
+	struct fst_handle	 new_dir;
+	const char		*new_name;
+};
+int	 event_next(const void *, size_t, size_t *, struct fst_event *);
+uint32_t event_mask_to_kinds(uint64_t);
+void	 handle_to_blob(const struct fst_handle *, unsigned char *, size_t *);
+int	 handle_from_blob(struct fst_handle *, const void *, size_t);
+int	 handle_of_fd(int, const char *, int, struct fst_handle *);
+int	 handle_equal(const struct fst_handle *, const struct fst_handle *);
+int	 handle_path(int, const struct fst_handle *, char *, size_t);
+
+/* fsinfo.c */
+int	 fsinfo_probe(const char *, struct fst_fs *, char *, size_t);
+struct fst_fs *fsinfo_by_fsid(const fsid_t *);
+struct fst_fs *fsinfo_by_dev(dev_t);
+int	 fsinfo_still_mounted(struct fst_fs *);
+int64_t	 now_ns(void);
+int64_t	 now_coarse_ns(void);
+
+/* dircache.c */
+struct dc_dir;
+void	 dircache_init(void);
+void	 dircache_fini(void);
+void	 dircache_new_snapshot(int64_t);
+void	 dircache_record(struct fst_fs *, const struct fst_handle *,
+	     const char *, uint32_t);
+void	 dircache_rename(struct fst_fs *, const struct fst_handle *,
+	     const char *, const struct fst_handle *, const char *);
+void	 dircache_gone(struct fst_fs *, const struct fst_handle *);
+size_t	 dircache_size(void);
+int	 dircache_resolve(struct fst_fs *, const struct fst_handle *,
+	     char *, size_t);
+
+/* store.c */
+enum store_op_type {
+	OP_CHANGE,
+	OP_DIR_MOVE,
+	OP_DIR_GONE,
+	OP_SNAPSHOT,
+	OP_GAP,
+	OP_CHECKPOINT,
+	OP_CONSUMER_SET,
+	OP_CONSUMER_DELETE,
+	OP_PRUNE,
+	OP_BARRIER,
+	OP_FS_STATE
+};
+struct store_op;
+typedef void (*store_done_cb)(struct store_op *, int, void *);
+struct store_op {
+	struct store_op		*next;
+	enum store_op_type	 type;
+	uint64_t		 seq;
+	int			 durable;
+	int64_t			 snapshot;
+	int64_t			 fs_id;
+	struct fst_handle	 dir;
+	char			*path;		/* dir path (hint) or old path */
+	char			*name;		/* entry name, consumer, reason */
+	char			*path2;		/* new path for OP_DIR_MOVE */
+	uint32_t		 mask;
+	int64_t			 value;
+	int			 result;
+	store_done_cb		 done;
+	void			*arg;
+};
+int	 store_open(const char *, char *, size_t);
+int	 store_start(void);
+void	 store_stop(void);
+struct store_op *store_op_new(enum store_op_type);
+void	 store_op_free(struct store_op *);
+uint64_t store_submit(struct store_op *);
+uint64_t store_committed(void);
+int	 store_event_fd(void);
+int64_t	 store_max_snapshot(void);
+int	 store_fs_attach(struct fst_fs *, int64_t *, char *, size_t);
+int	 store_meta_get(const char *, char *, size_t);
+const char *store_last_error(void);
+int64_t	 store_db_size(void);
+
+/* schema.c */
+struct sqlite3;
+int	 schema_check_or_create(struct sqlite3 *, int *, char *, size_t);
+
+/* notify.c */
+int	 notify_init(char *, size_t);
+int	 notify_mark(struct fst_fs *, char *, size_t);
+void	 notify_start(void);
+void	 notify_drain(void);
+void	 notify_fini(void);
+void	 notify_checkpoint_tick(void);
+
+/* perm.c */
+int	 perm_init(char *, size_t);
+int	 perm_mark(struct fst_fs *, char *, size_t);
+int	 perm_start(void);
+void	 perm_new_snapshot(int64_t);
+void	 perm_stop(void);
+uint64_t perm_pending(void);
+int	 perm_fd(void);
+
+/* openscan.c */
+typedef void (*openscan_cb)(struct fst_fs *, const char *, void *);
+int	 openscan_writers(openscan_cb, void *);
+
+/* reconcile.c */
+int	 reconcile_start(void);
+void	 reconcile_stop(void);
+void	 reconcile_progress(uint64_t *, uint64_t *, double *, double *);
+int	 reconcile_wait_add(void (*)(void *), void *);
+
+/* control.c */
+int	 control_init(const char *, char *, size_t);
+void	 control_fini(void);
+
+/* daemon.c */
+void	 daemon_snapshot(void (*)(int64_t, int, void *), void *);
+void	 daemon_barrier(int64_t, void (*)(int, void *), void *);
+void	 daemon_set_degraded(const char *);
+void	 daemon_clear_degraded(void);
+void	 daemon_record_gap(struct fst_fs *, const char *);
+void	 daemon_status(struct sbuf *);
+void	 daemon_sd_notify(const char *);
+int	 daemon_drop_caps(void);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * notify.c -- the notification group: reading what changed.
+ *
+ * One fanotify group in notification class with FAN_REPORT_DFID_NAME_TARGET
+ * and a filesystem mark per tracked filesystem.  Every create, delete, move
+ * (both sides), modify, attrib and close-after-write, on files and on
+ * directories, arrives as (directory handle, entry name); the kernel queues
+ * it inside the system call that caused it, so after a read returns EAGAIN
+ * every change whose system call has returned is in our hands (the query
+ * barrier of notify_drain()).
+ *
+ * The queue is unlimited: it never overflows silently.  Should it overflow
+ * anyway (--bounded-queue, for tests), FAN_Q_OVERFLOW records a gap on every
+ * filesystem, so no query pretends to be complete across it.
+ *
+ * Reading as fast as events arrive yields about one event per read() and
+ * costs the workload CPU.  After a read that emptied the queue we stop
+ * polling for merge-delay milliseconds: the kernel merges a file's CREATE,
+ * MODIFY and CLOSE_WRITE meanwhile (prototype-measurements.md: 454k -> 90k
+ * events for one untar).  Barriers drain at once regardless.
+ *
+ * Our own activity: the writer's database files would feed back forever.
+ * The state directory gets an ignore mark, and any event whose pid is ours
+ * is dropped (fanotify never merges events of different pids).
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "fstrack.h"
+#include "log.h"
+
+#define NOTIFY_MASK (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | \
+	FAN_RENAME | FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE | FAN_ONDIR)
+
+static int		 notify_fd = -1;
+static uv_poll_t	 notify_poll;
+static uv_timer_t	 notify_timer;
+static int		 notify_polling;
+static uint64_t		 notify_events_at_checkpoint;
+static int64_t		 notify_last_checkpoint;
+static uint64_t		 notify_buf[32768];	/* 256 KiB, aligned */
+
+/* Create the notification group.  Needs CAP_SYS_ADMIN. */
+int
+notify_init(char *err, size_t errlen)
+{
+	unsigned	flags;
+
+	flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK |
+	    FAN_REPORT_DFID_NAME_TARGET;
+	if (!fstd.cfg.bounded_queue)
+		flags |= FAN_UNLIMITED_QUEUE;
+	notify_fd = fanotify_init(flags, O_RDONLY | O_CLOEXEC | O_LARGEFILE);
+	if (notify_fd == -1) {
+		snprintf(err, errlen, "fanotify_init: %s%s", strerror(errno),
+		    errno == EPERM ? " (fstrackd must run as root)" :
+		    errno == ENOSYS ? " (kernel built without fanotify)" :
+		    errno == EINVAL ? " (kernel older than 5.17: no "
+		    "FAN_REPORT_TARGET_FID)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+/* Mark a whole filesystem, and ignore our state directory on it. */
+int
+notify_mark(struct fst_fs *fs, char *err, size_t errlen)
+{
+	if (fanotify_mark(notify_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+	    NOTIFY_MASK, AT_FDCWD, fs->mountpoint) == -1) {
+		snprintf(err, errlen, "cannot mark '%s' (%s): %s%s",
+		    fs->mountpoint, fs->fstype, strerror(errno),
+		    errno == EXDEV ? " (a btrfs subvolume: track the top-level "
+		    "subvolume's mount instead)" :
+		    errno == ENODEV || errno == EOPNOTSUPP ? " (this "
+		    "filesystem does not report file handles)" : "");
+		return -1;
+	}
+	{
+		struct stat	st;
+
+		if (stat(fstd.cfg.state_dir, &st) == 0 && st.st_dev == fs->dev &&
+		    fanotify_mark(notify_fd, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV,
+		    NOTIFY_MASK | FAN_EVENT_ON_CHILD, AT_FDCWD,
+		    fstd.cfg.state_dir) == -1)
+			log_warn("cannot ignore state directory '%s' (events "
+			    "from it are dropped by pid instead)",
+			    fstd.cfg.state_dir);
+	}
+	return 0;
+}
+
+/* Record one decoded event. */
+static void
+notify_handle(struct fst_event *ev)
+{
+	struct fst_fs	*fs;
+	uint32_t	 kinds;
+
+	atomic_fetch_add(&fstd.st.events_read, 1);
+	if (ev->mask & FAN_Q_OVERFLOW) {
+		atomic_fetch_add(&fstd.st.overflows, 1);
+		log_warnx("fanotify event queue overflowed: events were lost; "
+		    "recording a gap on every filesystem");
+		daemon_record_gap(NULL, "event queue overflowed");
+		return;
+	}
+	if (ev->pid == fstd.pid) {
+		atomic_fetch_add(&fstd.st.self_events, 1);
+		return;
+	}
+	if ((fs = fsinfo_by_fsid(&ev->fsid)) == NULL) {
+		log_debug("event for an unknown fsid, mask %llx",
+		    (unsigned long long)ev->mask);
+		return;
+	}
+	kinds = event_mask_to_kinds(ev->mask);
+	if (ev->mask & FAN_RENAME) {
+		if (ev->has_rename != 3)
+			return;
+		if (ev->mask & FAN_ONDIR)
+			dircache_rename(fs, &ev->old_dir, ev->old_name,
+			    &ev->new_dir, ev->new_name);
+		dircache_record(fs, &ev->old_dir, ev->old_name,
+		    FST_M_MOVED_FROM | (kinds & FST_M_ISDIR));
+		dircache_record(fs, &ev->new_dir, ev->new_name,
+		    FST_M_MOVED_TO | (kinds & FST_M_ISDIR));
+		return;
+	}
+	if (!ev->has_dir)
+		return;
+	dircache_record(fs, &ev->dir, ev->name != NULL ? ev->name : ".",
+	    kinds);
+	if ((ev->mask & FAN_DELETE) && (ev->mask & FAN_ONDIR) &&
+	    ev->has_child && !(ev->mask & FAN_CREATE))
+		dircache_gone(fs, &ev->child);
+}
+
+/*
+ * Read from the group once.  Returns the number of bytes read, 0 when the
+ * queue was empty, -1 on error.
+ */
+static ssize_t
+notify_read_once(void)
+{
+	struct fst_event	ev;
+	ssize_t			n;
+	size_t			off = 0;
+	int			r;
+
+	n = read(notify_fd, notify_buf, sizeof notify_buf);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		log_warn("read fanotify");
+		return -1;
+	}
+	while ((r = event_next(notify_buf, n, &off, &ev)) == 1) {
+		if (ev.fd >= 0)
+			close(ev.fd);
+		notify_handle(&ev);
+	}
+	if (r == -1) {
+		log_warnx("malformed fanotify record at offset %zu of %zd; "
+		    "recording a gap", off, n);
+		daemon_record_gap(NULL, "malformed event record");
+	}
+	return n;
+}
+
+/* Read until the queue is empty: every completed change is now recorded. */
+void
+notify_drain(void)
+{
+	int	i;
+
+	for (i = 0; i < 100000; i++)
+		if (notify_read_once() <= 0)
+			return;
+}
+
+static void notify_poll_cb(uv_poll_t *, int, int);
+
+/* The merge delay is over: poll again. */
+static void
+notify_timer_cb(uv_timer_t *t)
+{
+	if (!notify_polling && notify_fd != -1) {
+		uv_poll_start(&notify_poll, UV_READABLE, notify_poll_cb);
+		notify_polling = 1;
+	}
+}
+
+/* The group is readable: read, and let the queue fill up a little. */
+static void
+notify_poll_cb(uv_poll_t *p, int status, int events)
+{
+	ssize_t	n;
+
+	n = notify_read_once();
+	if (n >= 0 && (size_t)n < sizeof notify_buf / 2 &&
+	    fstd.cfg.merge_delay_ms > 0) {
+		uv_poll_stop(&notify_poll);
+		notify_polling = 0;
+		uv_timer_start(&notify_timer, notify_timer_cb,
+		    fstd.cfg.merge_delay_ms, 0);
+	}
+}
+
+/* Start reading events in the loop. */
+void
+notify_start(void)
+{
+	uv_poll_init(fstd.loop, &notify_poll, notify_fd);
+	uv_timer_init(fstd.loop, &notify_timer);
+	uv_poll_start(&notify_poll, UV_READABLE, notify_poll_cb);
+	notify_polling = 1;
+}
+
+/*
+ * Advance the checkpoints: T is read before draining, so every change whose
+ * event was queued before T is in the writer queue ahead of the checkpoint
+ * record, and commits no later than it (store.c invariant 2).
+ */
+void
+notify_checkpoint_tick(void)
+{
+	struct store_op	*op;
+	int64_t		 t = now_coarse_ns();
+	uint64_t	 seen;
+	int		 i;
+
+	notify_drain();
+	seen = atomic_load(&fstd.st.events_read);
+	if (seen == notify_events_at_checkpoint &&
+	    t - notify_last_checkpoint < 30LL * 1000000000)
+		return;
+	notify_events_at_checkpoint = seen;
+	notify_last_checkpoint = t;
+	for (i = 0; i < fstd.nfs; i++) {
+		if (fstd.fs[i].state != FS_TRACKED)
+			continue;
+		op = store_op_new(OP_CHECKPOINT);
+		op->fs_id = fstd.fs[i].id;
+		op->value = t;
+		store_submit(op);
+		fstd.fs[i].checkpoint_ns = t;
+	}
+}
+
+/* Close the group. */
+void
+notify_fini(void)
+{
+	if (notify_fd == -1)
+		return;
+	notify_drain();
+	if (notify_polling)
+		uv_poll_stop(&notify_poll);
+	uv_close((uv_handle_t *)&notify_poll, NULL);
+	uv_close((uv_handle_t *)&notify_timer, NULL);
+	close(notify_fd);
+	notify_fd = -1;
+}

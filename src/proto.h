@@ -1,0 +1,50 @@
+/*
+ * proto.h -- the control protocol between fstrack and fstrackd.
+ *
+ * One request per connection on a UNIX stream socket: a single line of at
+ * most PROTO_MAX_LINE bytes, words separated by single spaces.  The answer is
+ * zero or more data lines "key<TAB>value" followed by exactly one final line,
+ * "OK" or "ERR <code> <message>", where code is the exit status the client
+ * returns.  Newline, TAB and backslash inside a value are escaped as \n, \t
+ * and \\, so a value is always one line.  See doc/CONTRACT.md.
+ */
+#ifndef FSTRACK_PROTO_H
+#define FSTRACK_PROTO_H
+
+#include <stddef.h>
+
+#define PROTO_MAX_LINE	4096
+#define PROTO_MAX_ARGS	8
+
+/* Exit statuses of fstrack, also the codes of ERR replies. */
+#define FST_EXIT_OK		0
+#define FST_EXIT_ERROR		1
+#define FST_EXIT_USAGE		2
+#define FST_EXIT_NOSNAPSHOT	3
+#define FST_EXIT_GAP		4
+#define FST_EXIT_BUSY		5
+#define FST_EXIT_PERM		13
+
+/* A growable byte buffer. */
+struct sbuf {
+	char	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+
+void	 sbuf_init(struct sbuf *);
+void	 sbuf_free(struct sbuf *);
+void	 sbuf_add(struct sbuf *, const void *, size_t);
+void	 sbuf_addstr(struct sbuf *, const char *);
+void	 sbuf_printf(struct sbuf *, const char *, ...)
+	     __attribute__((format(printf, 2, 3)));
+void	 sbuf_add_escaped(struct sbuf *, const char *);
+void	 sbuf_add_json_string(struct sbuf *, const char *);
+void	 sbuf_reset(struct sbuf *);
+
+int	 proto_split(char *, char **, int);
+void	 proto_unescape(char *);
+int	 proto_valid_name(const char *);
+int	 proto_parse_u64(const char *, unsigned long long *);
+
+#endif

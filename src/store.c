@@ -1,0 +1,872 @@
+/*
+ * store.c -- the database: the single writer thread and its group commits.
+ *
+ * ON-DISK FORMAT.  One SQLite database, STATE_DIR/fstrack.db, in WAL mode
+ * (schema in schema.c, documented in fstrack-db(5)).  The unit of history is
+ * a row of changes: (snapshot, dir_id, name, mask) says "entry NAME of
+ * directory DIR_ID changed during SNAPSHOT in the ways MASK".  Directories
+ * are identified by file handle, which survives renames; dirs.path is the
+ * last known path, kept current by rename events and refreshed from the
+ * handle before every query (OP_BARRIER), and dirs.gone marks a directory
+ * whose handle no longer opens.  snapshots holds one row per change period;
+ * filesystems.checkpoint_ns the durable checkpoint of each filesystem;
+ * gaps the periods whose history is known to be incomplete.
+ *
+ * INVARIANTS.
+ *  1. Only this thread writes.  Readers (the client, sqlite3) use their own
+ *     connections; WAL means they never block it nor it them.
+ *  2. Operations are applied in the order they were submitted, each batch in
+ *     one transaction.  A crash keeps a prefix of the batches: everything up
+ *     to some commit, nothing after it.  So a checkpoint row (OP_CHECKPOINT,
+ *     submitted after the records it covers) is never durable without them.
+ *  3. A batch containing a durable operation (a held opener, a snapshot,
+ *     SIGTERM's final flush) commits with synchronous=FULL, which syncs the
+ *     WAL and thereby every earlier batch too; other batches use NORMAL.
+ *  4. committed_seq only moves forward, after COMMIT returned SQLITE_OK.
+ *     Held openers are released only for sequence numbers at or below it.
+ *  5. A failed commit is rolled back and retried with the same operations
+ *     (plus any that arrived meanwhile) until it succeeds: a full disk or a
+ *     locked database delays records, it never drops them.  While it fails
+ *     the daemon is degraded; the stall guard in perm.c keeps openers moving
+ *     and the unchanged checkpoint makes the next start-up rescan cover it.
+ *
+ * GROUP COMMIT.  The writer takes everything queued when it wakes, so the
+ * operations that arrive during one fsync share the next one: one slow
+ * commit delays everyone by at most one commit, it never serialises them.
+ */
+#include "config.h"
+
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "fstrack.h"
+#include "log.h"
+
+static sqlite3			*store_db;
+static pthread_t		 store_thread;
+static int			 store_running;
+static pthread_mutex_t		 store_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t		 store_cond = PTHREAD_COND_INITIALIZER;
+static struct store_op		*store_qhead;
+static struct store_op		**store_qtail = &store_qhead;
+static struct store_op		*store_done_head;
+static uint64_t			 store_next_seq = 1;
+static _Atomic uint64_t		 store_committed_seq;
+static int			 store_stopping;
+static int			 store_evfd = -1;
+static uv_async_t		 store_async;
+static char			 store_errbuf[256];
+static pthread_mutex_t		 store_err_lock = PTHREAD_MUTEX_INITIALIZER;
+
+enum {
+	ST_DIR_FIND,
+	ST_DIR_INSERT,
+	ST_CHANGE,
+	ST_DIR_MOVE,
+	ST_DIR_GONE,
+	ST_SNAPSHOT,
+	ST_GAP,
+	ST_CHECKPOINT,
+	ST_FS_STATE,
+	ST_CONSUMER_SET,
+	ST_CONSUMER_DELETE,
+	ST_COUNT
+};
+static const char *store_sql[ST_COUNT] = {
+	"SELECT id FROM dirs WHERE fs_id = ? AND handle = ?",
+	"INSERT INTO dirs(fs_id, handle, path) VALUES (?, ?, ?)",
+	"INSERT INTO changes(snapshot, dir_id, name, mask) VALUES (?, ?, ?, ?) "
+	    "ON CONFLICT(snapshot, dir_id, name) DO UPDATE "
+	    "SET mask = mask | excluded.mask",
+	"UPDATE dirs SET path = ?3 || substr(path, length(?2) + 1), gone = 0 "
+	    "WHERE fs_id = ?1 AND (path = ?2 OR "
+	    "substr(path, 1, length(?2) + 1) = ?2 || '/')",
+	"UPDATE dirs SET gone = 1 WHERE fs_id = ? AND handle = ?",
+	"INSERT OR IGNORE INTO snapshots(id, started_at, started_ns) "
+	    "VALUES (?, ?, ?)",
+	"INSERT INTO gaps(fs_id, snapshot, at, reason) VALUES (?, ?, ?, ?)",
+	"UPDATE filesystems SET checkpoint_ns = ? WHERE id = ? AND "
+	    "(checkpoint_ns IS NULL OR checkpoint_ns < ?1)",
+	"UPDATE filesystems SET state = ? WHERE id = ?",
+	"INSERT INTO consumers(name, cursor, last_success, created_at) "
+	    "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE "
+	    "SET cursor = excluded.cursor, last_success = excluded.last_success",
+	"DELETE FROM consumers WHERE name = ?",
+};
+static sqlite3_stmt *store_st[ST_COUNT];
+
+/* Remember the last database error for status. */
+static void
+store_set_error(const char *what)
+{
+	pthread_mutex_lock(&store_err_lock);
+	snprintf(store_errbuf, sizeof store_errbuf, "%s: %s", what,
+	    sqlite3_errmsg(store_db));
+	pthread_mutex_unlock(&store_err_lock);
+}
+
+/* The last database error (for status), or "". */
+const char *
+store_last_error(void)
+{
+	return store_errbuf;
+}
+
+/* Run a statement that returns no rows. */
+static int
+store_exec(const char *sql)
+{
+	char	*msg = NULL;
+
+	if (sqlite3_exec(store_db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_warnx("database: %s: %s", sql, msg != NULL ? msg : "?");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Size of the database file plus its WAL, in bytes. */
+int64_t
+store_db_size(void)
+{
+	struct stat	st;
+	char		wal[PATH_MAX];
+	int64_t		n = 0;
+
+	if (fstd.db_path == NULL)
+		return 0;
+	if (stat(fstd.db_path, &st) == 0)
+		n += st.st_size;
+	snprintf(wal, sizeof wal, "%s-wal", fstd.db_path);
+	if (stat(wal, &st) == 0)
+		n += st.st_size;
+	return n;
+}
+
+/*
+ * Open (or create) the database at path, check it is ours and current, and
+ * prepare the statements.  Runs in the main thread before any other thread
+ * exists.  On refusal err says why; the file is left as it was.
+ */
+int
+store_open(const char *path, char *err, size_t errlen)
+{
+	int	created, i, flags;
+	mode_t	old;
+
+	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX;
+	old = umask(077);
+	i = sqlite3_open_v2(path, &store_db, flags, NULL);
+	umask(old);
+	if (i != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, store_db != NULL ?
+		    sqlite3_errmsg(store_db) : "out of memory");
+		return -1;
+	}
+	sqlite3_extended_result_codes(store_db, 1);
+	sqlite3_busy_timeout(store_db, 2000);
+	if (schema_check_or_create(store_db, &created, err, errlen) != 0)
+		return -1;
+	if (chmod(path, 0600) == -1) {
+		snprintf(err, errlen, "chmod '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (store_exec("PRAGMA journal_mode = WAL") != 0 ||
+	    store_exec("PRAGMA synchronous = FULL") != 0 ||
+	    store_exec("PRAGMA foreign_keys = OFF") != 0) {
+		snprintf(err, errlen, "cannot set WAL mode: %s",
+		    sqlite3_errmsg(store_db));
+		return -1;
+	}
+	for (i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(store_db, store_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &store_st[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "prepare: %s",
+			    sqlite3_errmsg(store_db));
+			return -1;
+		}
+	}
+	if (created) {
+		char	sql[256];
+		unsigned char rnd[16];
+		int	fd;
+
+		fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+		if (fd == -1 || read(fd, rnd, sizeof rnd) != sizeof rnd)
+			memset(rnd, 0, sizeof rnd);
+		if (fd != -1)
+			close(fd);
+		for (i = 0; i < 16; i++)
+			snprintf(fstd.journal_id + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(sql, sizeof sql, "INSERT INTO meta VALUES "
+		    "('journal_id', '%s'), ('created_at', '%lld')",
+		    fstd.journal_id, (long long)time(NULL));
+		if (store_exec(sql) != 0) {
+			snprintf(err, errlen, "cannot initialise database");
+			return -1;
+		}
+		log_info("created database '%s'", path);
+	} else if (store_meta_get("journal_id", fstd.journal_id,
+	    sizeof fstd.journal_id) != 0)
+		fstd.journal_id[0] = '\0';
+	return 0;
+}
+
+/* Read a meta value; -1 if absent. */
+int
+store_meta_get(const char *key, char *out, size_t outlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc = -1;
+
+	if (sqlite3_prepare_v2(store_db, "SELECT value FROM meta WHERE key = ?",
+	    -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+		snprintf(out, outlen, "%s", sqlite3_column_text(st, 0));
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The highest snapshot id, 0 if there is none.  Main thread, at start-up. */
+int64_t
+store_max_snapshot(void)
+{
+	sqlite3_stmt	*st;
+	int64_t		 v = 0;
+
+	if (sqlite3_prepare_v2(store_db, "SELECT coalesce(max(id), 0) FROM "
+	    "snapshots", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * Find the filesystem's row by identity (UUID, else fsid) or create it, and
+ * load its checkpoint.  *gap_reason is set (non-empty) when history for this
+ * filesystem cannot be continued: first tracked now while snapshots already
+ * exist, or another filesystem was tracked at this mount point before.
+ * Main thread, at start-up.
+ */
+int
+store_fs_attach(struct fst_fs *fs, int64_t *snapshot, char *gap_reason,
+    size_t gaplen)
+{
+	sqlite3_stmt	*st;
+	int		 rc, found = 0;
+	const char	*sql;
+
+	gap_reason[0] = '\0';
+	if (fs->uuid[0] != '\0')
+		sql = "SELECT id, checkpoint_ns FROM filesystems WHERE uuid = ?1 "
+		    "AND fstype = ?3 ORDER BY id DESC LIMIT 1";
+	else
+		sql = "SELECT id, checkpoint_ns FROM filesystems WHERE uuid = '' "
+		    "AND fsid = ?2 AND fstype = ?3 ORDER BY id DESC LIMIT 1";
+	if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, fs->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, fs->fsid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, fs->fstype, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		found = 1;
+		fs->id = sqlite3_column_int64(st, 0);
+		fs->checkpoint_ns = sqlite3_column_type(st, 1) == SQLITE_NULL ?
+		    0 : sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	if (found) {
+		if (sqlite3_prepare_v2(store_db, "UPDATE filesystems SET "
+		    "mountpoint = ?, fsid = ?, state = 'tracked' WHERE id = ?",
+		    -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_text(st, 1, fs->mountpoint, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, fs->fsid, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, fs->id);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			goto fail;
+		if (fs->checkpoint_ns == 0)
+			snprintf(gap_reason, gaplen, "no checkpoint was ever "
+			    "written for this filesystem");
+		return 0;
+	}
+
+	/* A filesystem we have not seen: is another one known here? */
+	if (*snapshot > 0) {
+		if (sqlite3_prepare_v2(store_db, "SELECT count(*) FROM "
+		    "filesystems WHERE mountpoint = ? AND state != 'replaced'",
+		    -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_text(st, 1, fs->mountpoint, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0))
+			snprintf(gap_reason, gaplen, "a different filesystem "
+			    "is now mounted at %s", fs->mountpoint);
+		else
+			snprintf(gap_reason, gaplen, "filesystem first "
+			    "tracked now");
+		sqlite3_finalize(st);
+		if (sqlite3_prepare_v2(store_db, "UPDATE filesystems SET state "
+		    "= 'replaced' WHERE mountpoint = ?", -1, &st, NULL) !=
+		    SQLITE_OK)
+			goto fail;
+		sqlite3_bind_text(st, 1, fs->mountpoint, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (sqlite3_prepare_v2(store_db, "INSERT INTO filesystems(mountpoint, "
+	    "fstype, fsid, uuid, added_at, added_snapshot) VALUES "
+	    "(?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, fs->mountpoint, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, fs->fstype, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, fs->fsid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, fs->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, time(NULL));
+	sqlite3_bind_int64(st, 6, *snapshot);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	fs->id = sqlite3_last_insert_rowid(store_db);
+	fs->checkpoint_ns = 0;
+	fs->is_new = 1;
+	return 0;
+fail:
+	log_warnx("database: %s", sqlite3_errmsg(store_db));
+	return -1;
+}
+
+/* Allocate a zeroed operation. */
+struct store_op *
+store_op_new(enum store_op_type type)
+{
+	struct store_op	*op;
+
+	if ((op = calloc(1, sizeof *op)) == NULL)
+		fatal("out of memory");
+	op->type = type;
+	return op;
+}
+
+/* Free an operation and its strings; NULL is fine. */
+void
+store_op_free(struct store_op *op)
+{
+	if (op == NULL)
+		return;
+	free(op->path);
+	free(op->name);
+	free(op->path2);
+	free(op);
+}
+
+/*
+ * Queue an operation for the writer; it is owned by the store from now on.
+ * Returns its sequence number: once store_committed() reaches it, the
+ * operation is in the database (durably if op->durable).  Any thread.
+ */
+uint64_t
+store_submit(struct store_op *op)
+{
+	uint64_t	seq;
+
+	op->next = NULL;
+	pthread_mutex_lock(&store_lock);
+	seq = op->seq = store_next_seq++;
+	*store_qtail = op;
+	store_qtail = &op->next;
+	atomic_fetch_add(&fstd.st.queue_depth, 1);
+	pthread_cond_signal(&store_cond);
+	pthread_mutex_unlock(&store_lock);
+	return seq;
+}
+
+/* The highest sequence number known to be committed. */
+uint64_t
+store_committed(void)
+{
+	return atomic_load(&store_committed_seq);
+}
+
+/* An eventfd that becomes readable after every commit (for perm.c). */
+int
+store_event_fd(void)
+{
+	return store_evfd;
+}
+
+/* Look up or create the dirs row of a handle; 0 if it cannot be made. */
+static int64_t
+store_dir_id(int64_t fs_id, const struct fst_handle *h, const char *hint)
+{
+	sqlite3_stmt	*st;
+	unsigned char	 blob[4 + FST_HANDLE_MAX];
+	size_t		 bloblen;
+	int64_t		 id = 0;
+	char		 path[PATH_MAX];
+	int		 i;
+
+	handle_to_blob(h, blob, &bloblen);
+	st = store_st[ST_DIR_FIND];
+	sqlite3_bind_int64(st, 1, fs_id);
+	sqlite3_bind_blob(st, 2, blob, bloblen, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (id != 0)
+		return id;
+	if (hint == NULL) {
+		hint = "?";
+		for (i = 0; i < fstd.nfs; i++) {
+			if (fstd.fs[i].id == fs_id &&
+			    handle_path(fstd.fs[i].mount_fd, h, path,
+			    sizeof path) == 0) {
+				hint = path;
+				break;
+			}
+		}
+	}
+	st = store_st[ST_DIR_INSERT];
+	sqlite3_bind_int64(st, 1, fs_id);
+	sqlite3_bind_blob(st, 2, blob, bloblen, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, hint, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		id = sqlite3_last_insert_rowid(store_db);
+	sqlite3_reset(st);
+	return id;
+}
+
+/* Step a prepared statement to completion and reset it. */
+static int
+store_step(int which)
+{
+	int	rc = sqlite3_step(store_st[which]);
+
+	sqlite3_reset(store_st[which]);
+	sqlite3_clear_bindings(store_st[which]);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/*
+ * Refresh dirs.path from the handles of every directory changed since
+ * snapshot since: the path a query prints is where the directory is now,
+ * whatever renames happened and in whatever order their events came.
+ */
+static int
+store_refresh_paths(int64_t since)
+{
+	sqlite3_stmt		*st, *up, *gone;
+	struct fst_handle	 h;
+	char			 path[PATH_MAX];
+	int64_t			 fs_id, id;
+	const char		*old;
+	int			 i, rc = 0, mfd;
+
+	if (sqlite3_prepare_v2(store_db, "SELECT DISTINCT d.id, d.fs_id, "
+	    "d.handle, d.path FROM changes c JOIN dirs d ON d.id = c.dir_id "
+	    "WHERE c.snapshot >= ? AND d.gone = 0", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(store_db, "UPDATE dirs SET path = ? WHERE id = ?",
+	    -1, &up, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(store_db, "UPDATE dirs SET gone = 1 WHERE id = ?",
+	    -1, &gone, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		sqlite3_finalize(up);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, since);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		fs_id = sqlite3_column_int64(st, 1);
+		if (handle_from_blob(&h, sqlite3_column_blob(st, 2),
+		    sqlite3_column_bytes(st, 2)) != 0)
+			continue;
+		old = (const char *)sqlite3_column_text(st, 3);
+		mfd = -1;
+		for (i = 0; i < fstd.nfs; i++)
+			if (fstd.fs[i].id == fs_id &&
+			    fstd.fs[i].state == FS_TRACKED)
+				mfd = fstd.fs[i].mount_fd;
+		if (mfd == -1)
+			continue;
+		if (handle_path(mfd, &h, path, sizeof path) == 0) {
+			if (old == NULL || strcmp(old, path) != 0) {
+				sqlite3_bind_text(up, 1, path, -1,
+				    SQLITE_TRANSIENT);
+				sqlite3_bind_int64(up, 2, id);
+				if (sqlite3_step(up) != SQLITE_DONE)
+					rc = -1;
+				sqlite3_reset(up);
+			}
+		} else if (errno == ESTALE || errno == ENOENT) {
+			sqlite3_bind_int64(gone, 1, id);
+			if (sqlite3_step(gone) != SQLITE_DONE)
+				rc = -1;
+			sqlite3_reset(gone);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	sqlite3_finalize(gone);
+	return rc;
+}
+
+/*
+ * Drop history no consumer needs.  before == 0 applies the retention policy
+ * of the configuration; otherwise everything below snapshot before goes.
+ * Active consumers (successful within consumer-idle-days) pin their cursor.
+ */
+static int
+store_prune(int64_t before, int64_t *pruned_to)
+{
+	sqlite3_stmt	*st;
+	int64_t		 cur = atomic_load(&fstd.cur_snapshot), keep, pin = 0;
+	int64_t		 now = time(NULL), oldest = 0;
+	char		 sql[512];
+
+	*pruned_to = 0;
+	if (before == 0) {
+		keep = cur - fstd.cfg.retention_snapshots + 1;
+		if (fstd.cfg.retention_days > 0) {
+			snprintf(sql, sizeof sql, "SELECT coalesce(min(id), 0) "
+			    "FROM snapshots WHERE started_at >= %lld",
+			    (long long)(now - fstd.cfg.retention_days * 86400));
+			if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) ==
+			    SQLITE_OK) {
+				if (sqlite3_step(st) == SQLITE_ROW &&
+				    sqlite3_column_int64(st, 0) > keep)
+					keep = sqlite3_column_int64(st, 0);
+				sqlite3_finalize(st);
+			}
+		}
+	} else
+		keep = before;
+	if (keep > cur)
+		keep = cur;
+	snprintf(sql, sizeof sql, "SELECT min(cursor) FROM consumers WHERE "
+	    "coalesce(last_success, created_at) >= %lld",
+	    (long long)(now - fstd.cfg.consumer_idle_days * 86400));
+	if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		pin = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (pin > 0 && pin < keep)
+		keep = pin;
+	if (sqlite3_prepare_v2(store_db, "SELECT coalesce(min(id), 0) FROM "
+	    "snapshots", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		oldest = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (keep <= oldest)
+		return 0;
+	snprintf(sql, sizeof sql,
+	    "DELETE FROM changes WHERE snapshot < %lld;"
+	    "DELETE FROM gaps WHERE snapshot < %lld;"
+	    "DELETE FROM snapshots WHERE id < %lld;"
+	    "DELETE FROM dirs WHERE NOT EXISTS (SELECT 1 FROM changes "
+	    "WHERE changes.dir_id = dirs.id);"
+	    "INSERT INTO meta VALUES ('oldest_snapshot', '%lld') "
+	    "ON CONFLICT(key) DO UPDATE SET value = excluded.value;",
+	    (long long)keep, (long long)keep, (long long)keep, (long long)keep);
+	if (store_exec(sql) != 0)
+		return -1;
+	*pruned_to = keep;
+	return 0;
+}
+
+/* Apply one operation inside the open transaction. */
+static int
+store_apply(struct store_op *op)
+{
+	sqlite3_stmt	*st;
+	unsigned char	 blob[4 + FST_HANDLE_MAX];
+	size_t		 bloblen;
+	int64_t		 id;
+
+	switch (op->type) {
+	case OP_CHANGE:
+		if ((id = store_dir_id(op->fs_id, &op->dir, op->path)) == 0)
+			return -1;
+		st = store_st[ST_CHANGE];
+		sqlite3_bind_int64(st, 1, op->snapshot);
+		sqlite3_bind_int64(st, 2, id);
+		sqlite3_bind_text(st, 3, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, op->mask);
+		return store_step(ST_CHANGE);
+	case OP_DIR_MOVE:
+		st = store_st[ST_DIR_MOVE];
+		sqlite3_bind_int64(st, 1, op->fs_id);
+		sqlite3_bind_text(st, 2, op->path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, op->path2, -1, SQLITE_STATIC);
+		return store_step(ST_DIR_MOVE);
+	case OP_DIR_GONE:
+		handle_to_blob(&op->dir, blob, &bloblen);
+		st = store_st[ST_DIR_GONE];
+		sqlite3_bind_int64(st, 1, op->fs_id);
+		sqlite3_bind_blob(st, 2, blob, bloblen, SQLITE_TRANSIENT);
+		return store_step(ST_DIR_GONE);
+	case OP_SNAPSHOT:
+		st = store_st[ST_SNAPSHOT];
+		sqlite3_bind_int64(st, 1, op->snapshot);
+		sqlite3_bind_int64(st, 2, op->value / 1000000000);
+		sqlite3_bind_int64(st, 3, op->value);
+		return store_step(ST_SNAPSHOT);
+	case OP_GAP:
+		st = store_st[ST_GAP];
+		if (op->fs_id != 0)
+			sqlite3_bind_int64(st, 1, op->fs_id);
+		else
+			sqlite3_bind_null(st, 1);
+		sqlite3_bind_int64(st, 2, op->snapshot);
+		sqlite3_bind_int64(st, 3, op->value / 1000000000);
+		sqlite3_bind_text(st, 4, op->name, -1, SQLITE_STATIC);
+		return store_step(ST_GAP);
+	case OP_CHECKPOINT:
+		st = store_st[ST_CHECKPOINT];
+		sqlite3_bind_int64(st, 1, op->value);
+		sqlite3_bind_int64(st, 2, op->fs_id);
+		return store_step(ST_CHECKPOINT);
+	case OP_FS_STATE:
+		st = store_st[ST_FS_STATE];
+		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, op->fs_id);
+		return store_step(ST_FS_STATE);
+	case OP_CONSUMER_SET:
+		st = store_st[ST_CONSUMER_SET];
+		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, op->value);
+		sqlite3_bind_int64(st, 3, time(NULL));
+		return store_step(ST_CONSUMER_SET);
+	case OP_CONSUMER_DELETE:
+		st = store_st[ST_CONSUMER_DELETE];
+		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+		if (store_step(ST_CONSUMER_DELETE) != 0)
+			return -1;
+		op->result = sqlite3_changes(store_db);
+		return 0;
+	case OP_PRUNE:
+		return store_prune(op->value, &op->value);
+	case OP_BARRIER:
+		return store_refresh_paths(op->snapshot);
+	}
+	return -1;
+}
+
+/* Apply a batch in one transaction; 0 on COMMIT, -1 after ROLLBACK. */
+static int
+store_commit_batch(struct store_op *batch, int durable)
+{
+	struct store_op	*op;
+	static int	 last_sync = -1;
+
+	if (last_sync != durable) {
+		if (store_exec(durable ? "PRAGMA synchronous = FULL" :
+		    "PRAGMA synchronous = NORMAL") != 0)
+			return -1;
+		last_sync = durable;
+	}
+	if (sqlite3_exec(store_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		store_set_error("begin");
+		return -1;
+	}
+	for (op = batch; op != NULL; op = op->next) {
+		if (store_apply(op) != 0) {
+			store_set_error("write");
+			sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	if (sqlite3_exec(store_db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		store_set_error("commit");
+		sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* The writer thread: take everything queued, commit it, repeat. */
+static void *
+store_main(void *arg)
+{
+	struct store_op	*batch, *op, *next, **tail;
+	uint64_t	 last, one = 1;
+	int		 durable, n, backoff = 0, failing = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&store_lock);
+		while (store_qhead == NULL && !store_stopping)
+			pthread_cond_wait(&store_cond, &store_lock);
+		if (store_qhead == NULL && store_stopping) {
+			pthread_mutex_unlock(&store_lock);
+			break;
+		}
+		batch = store_qhead;
+		store_qhead = NULL;
+		store_qtail = &store_qhead;
+		pthread_mutex_unlock(&store_lock);
+
+		for (;;) {
+			durable = 0;
+			n = 0;
+			last = 0;
+			tail = &batch;
+			for (op = batch; op != NULL; op = op->next) {
+				durable |= op->durable;
+				last = op->seq;
+				n++;
+				tail = &op->next;
+			}
+			if (store_commit_batch(batch, durable) == 0)
+				break;
+			atomic_fetch_add(&fstd.st.commit_failures, 1);
+			if (!failing)
+				log_warnx("database commit failed (%s); "
+				    "keeping %d records in memory and retrying",
+				    store_last_error(), n);
+			failing = 1;
+			daemon_set_degraded(store_last_error());
+			backoff = backoff == 0 ? 50 : backoff * 2;
+			if (backoff > 1000)
+				backoff = 1000;
+			usleep(backoff * 1000);
+			/* Whatever arrived meanwhile joins the retry, in order. */
+			pthread_mutex_lock(&store_lock);
+			*tail = store_qhead;
+			store_qhead = NULL;
+			store_qtail = &store_qhead;
+			if (store_stopping && store_qhead == NULL &&
+			    atomic_load(&fstd.st.commit_failures) > 20) {
+				pthread_mutex_unlock(&store_lock);
+				goto giveup;
+			}
+			pthread_mutex_unlock(&store_lock);
+		}
+		if (failing) {
+			log_warnx("database commits work again");
+			daemon_clear_degraded();
+			failing = 0;
+			backoff = 0;
+		}
+		atomic_fetch_add(&fstd.st.commits, 1);
+		if (durable)
+			atomic_fetch_add(&fstd.st.durable_commits, 1);
+		atomic_fetch_sub(&fstd.st.queue_depth, n);
+		atomic_store(&store_committed_seq, last);
+		if (store_evfd != -1 && write(store_evfd, &one, sizeof one) < 0) {
+			/* counter saturation is harmless */
+		}
+
+		pthread_mutex_lock(&store_lock);
+		for (op = batch; op != NULL; op = next) {
+			next = op->next;
+			if (op->done != NULL) {
+				op->next = store_done_head;
+				store_done_head = op;
+			} else
+				store_op_free(op);
+		}
+		pthread_mutex_unlock(&store_lock);
+		uv_async_send(&store_async);
+	}
+	return NULL;
+giveup:
+	log_warnx("database still failing at shutdown; %d records not "
+	    "written: the next start-up reconcile covers them", n);
+	for (op = batch; op != NULL; op = next) {
+		next = op->next;
+		store_op_free(op);
+	}
+	return NULL;
+}
+
+/* Main thread: run the completion callbacks of committed operations. */
+static void
+store_async_cb(uv_async_t *a)
+{
+	struct store_op	*list, *op, *next, *rev = NULL;
+
+	pthread_mutex_lock(&store_lock);
+	list = store_done_head;
+	store_done_head = NULL;
+	pthread_mutex_unlock(&store_lock);
+	for (op = list; op != NULL; op = next) {	/* restore order */
+		next = op->next;
+		op->next = rev;
+		rev = op;
+	}
+	for (op = rev; op != NULL; op = next) {
+		next = op->next;
+		op->done(op, 0, op->arg);
+		store_op_free(op);
+	}
+}
+
+/* Start the writer thread. */
+int
+store_start(void)
+{
+	if ((store_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
+		return -1;
+	if (uv_async_init(fstd.loop, &store_async, store_async_cb) != 0)
+		return -1;
+	if (pthread_create(&store_thread, NULL, store_main, NULL) != 0)
+		return -1;
+	store_running = 1;
+	return 0;
+}
+
+/* Commit everything queued, stop the writer, close the database. */
+void
+store_stop(void)
+{
+	int	i;
+
+	if (store_running) {
+		pthread_mutex_lock(&store_lock);
+		store_stopping = 1;
+		pthread_cond_signal(&store_cond);
+		pthread_mutex_unlock(&store_lock);
+		pthread_join(store_thread, NULL);
+		store_running = 0;
+		store_async_cb(&store_async);
+		uv_close((uv_handle_t *)&store_async, NULL);
+	}
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(store_st[i]);
+	if (store_db != NULL) {
+		sqlite3_exec(store_db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
+		    NULL, NULL);
+		sqlite3_close(store_db);
+		store_db = NULL;
+	}
+}
