@@ -343,6 +343,7 @@ dircache_rename(struct fst_fs *fs, const struct fst_handle *olddir,
 	    (op->path2 = strdup(to)) == NULL)
 		fatal("out of memory");
 	store_submit(op);
+	reconcile_note_move(fs, to);
 }
 
 /* A directory was removed: mark its row gone (it keeps its last path). */

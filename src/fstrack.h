@@ -269,6 +269,7 @@ int	 reconcile_start(void);
 void	 reconcile_stop(void);
 void	 reconcile_progress(uint64_t *, uint64_t *, double *, double *);
 int	 reconcile_wait_add(void (*)(void *), void *);
+void	 reconcile_note_move(struct fst_fs *, const char *);
 
 /* control.c */
 int	 control_init(const char *, char *, size_t);

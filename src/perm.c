@@ -1,10 +1,598 @@
-/* perm.c -- placeholder, replaced below */
+/*
+ * perm.c -- holding writers until their directory is durably recorded.
+ *
+ * THE GUARANTEE (durability strict).  Before open() for writing returns on a
+ * tracked filesystem, the directory that holds the file (its handle) and the
+ * entry name are committed with fsync to the database in the current
+ * snapshot.  So if the machine dies at any point after a process could have
+ * written, the record of where it wrote is already on disk.
+ *
+ * HOW.  A second fanotify group (FAN_CLASS_CONTENT, fd mode, unlimited
+ * queue) marks each tracked filesystem for FAN_OPEN_PERM.  The kernel
+ * stops the opener until we answer.  This thread:
+ *  1. allows our own process, directories, and non-regular files at once;
+ *  2. tells a write-open from a read-open with the lease probe: a read lease
+ *     (F_SETLEASE F_RDLCK) on the event fd fails with EAGAIN exactly when
+ *     the file is open for writing by anyone, this opener included, since
+ *     the kernel takes write access before FAN_OPEN_PERM
+ *     (kernel-facts.md).  Read-opens are allowed at once and record nothing;
+ *     anything the probe cannot classify counts as a write;
+ *  3. for a write-open, finds the directory (readlink of the event fd, then
+ *     name_to_handle_at of its parent, checked against the file's inode)
+ *     and, unless that directory is already durable in this snapshot, queues
+ *     a durable record for the writer and parks the opener;
+ *  4. when the writer's commit sequence passes the record, answers
+ *     FAN_ALLOW for every opener parked on it (one fsync releases all that
+ *     arrived meanwhile: group commit), and adds an ignore mark on the
+ *     directory so its children's opens stop reaching us for the rest of
+ *     the snapshot.  A new snapshot flushes the ignore marks.
+ *
+ * WHAT THE KERNEL LETS THROUGH UNHELD, AND WHAT COVERS IT.
+ *  - create, unlink, rename, link, symlink, mkdir, rmdir, chmod, chown,
+ *    utimes, xattrs: there is no permission event for them.  The
+ *    notification group records them asynchronously (notify.c); after a
+ *    crash the start-up reconcile finds them by ctime >= checkpoint - margin
+ *    (reconcile.c), because the checkpoint never passes an unrecorded event.
+ *  - O_RDONLY|O_TRUNC truncates after the permission event and probes as a
+ *    read: same cover as above (the truncate sets ctime and queues MODIFY).
+ *  - fds opened before the daemon started, or before the current snapshot
+ *    began, and shared writable mappings (stores through them make no event
+ *    at all): openscan.c records every such file at start-up and at every
+ *    snapshot switch, so they stay reported while they can still change.
+ *  - io_uring opens go through the same open path and are held like any
+ *    other; io_uring writes to an fd opened earlier are the case above.
+ *  - a stall (below): openers are allowed before their record is durable.
+ *
+ * STALL GUARD.  If a durable commit does not finish within stall-timeout
+ * (disk stalled or full, database locked), parked openers are allowed,
+ * the daemon reports itself degraded, and the records stay queued.  The
+ * checkpoint cannot advance past them (store.c invariant 2), so if the
+ * machine dies before they commit, the next start-up rescans from before
+ * the stall.  During a stall the guarantee weakens to "reported after the
+ * next start-up reconcile", never to "missed".
+ *
+ * SAFETY.  This thread never waits on SQLite, never opens a file on a
+ * tracked filesystem (O_PATH opens and name_to_handle_at generate no
+ * permission events), and answers every event it reads: on every error
+ * path, on stop, and if the daemon dies the kernel allows everything
+ * pending when the group fd closes (fanotify fails open).  FAN_CLOEXEC
+ * keeps the group out of programs we might exec; the daemon forks only
+ * before the group exists.
+ */
 #include "config.h"
+
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compat.h"
 #include "fstrack.h"
-int perm_init(char *e, size_t l) { return 0; }
-int perm_mark(struct fst_fs *fs, char *e, size_t l) { return 0; }
-int perm_start(void) { return 0; }
-void perm_new_snapshot(int64_t s) { }
-void perm_stop(void) { }
-uint64_t perm_pending(void) { return 0; }
-int perm_fd(void) { return -1; }
+#include "log.h"
+
+#define PERM_RECENT_MS	2000	/* write-opens carried into a new snapshot */
+
+struct perm_dir {
+	struct perm_dir		*hnext;
+	struct fst_fs		*fs;
+	struct fst_handle	 h;
+	uint64_t		 hash;
+	uint64_t		 gen;
+	uint64_t		 seq;		/* record queued with this seq */
+	int			 durable;	/* committed in generation gen */
+	int64_t			 last_write_ms;
+	char			*path;
+	char			*name;		/* last name write-opened */
+};
+
+struct perm_wait {
+	int			 fd;
+	uint64_t		 seq;
+	int64_t			 deadline_ms;
+	struct perm_dir		*dir;
+};
+
+static int		 perm_fan = -1;
+static int		 perm_wake = -1;
+static pthread_t	 perm_thread;
+static int		 perm_running;
+static _Atomic int	 perm_stopping;
+static pthread_mutex_t	 perm_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t		 perm_gen = 1;
+static int64_t		 perm_snapshot;
+static struct perm_dir	**perm_dirs;
+static size_t		 perm_dirs_size = 16384, perm_ndirs;
+static struct perm_wait	*perm_waits;
+static size_t		 perm_nwaits, perm_waits_cap;
+static _Atomic uint64_t	 perm_npending;
+static int		 perm_stalling;
+
+/* Monotonic milliseconds. */
+static int64_t
+perm_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Create the permission group.  Needs CAP_SYS_ADMIN. */
+int
+perm_init(char *err, size_t errlen)
+{
+	perm_fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC |
+	    FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, O_RDONLY | O_CLOEXEC |
+	    O_LARGEFILE);
+	if (perm_fan == -1) {
+		snprintf(err, errlen, "fanotify_init (permission events): %s%s",
+		    strerror(errno), errno == EINVAL ? " (kernel built "
+		    "without CONFIG_FANOTIFY_ACCESS_PERMISSIONS)" : "");
+		return -1;
+	}
+	if ((perm_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	if ((perm_dirs = calloc(perm_dirs_size, sizeof *perm_dirs)) == NULL)
+		fatal("out of memory");
+	perm_snapshot = atomic_load(&fstd.cur_snapshot);
+	return 0;
+}
+
+/* The fd of the permission group (-1 when not in strict mode). */
+int
+perm_fd(void)
+{
+	return perm_fan;
+}
+
+/* Number of openers waiting for a commit. */
+uint64_t
+perm_pending(void)
+{
+	return atomic_load(&perm_npending);
+}
+
+/* Keep our own state directory out of the permission path. */
+static void
+perm_ignore_state_dir(void)
+{
+	if (fanotify_mark(perm_fan, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV,
+	    FAN_OPEN_PERM | FAN_EVENT_ON_CHILD | FAN_ONDIR, AT_FDCWD,
+	    fstd.cfg.state_dir) == -1 && errno != ENOENT)
+		log_debug("ignore mark on state directory: %s", strerror(errno));
+}
+
+/* Mark a filesystem for FAN_OPEN_PERM. */
+int
+perm_mark(struct fst_fs *fs, char *err, size_t errlen)
+{
+	if (fanotify_mark(perm_fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+	    FAN_OPEN_PERM, AT_FDCWD, fs->mountpoint) == -1) {
+		snprintf(err, errlen, "cannot add permission mark on '%s': %s",
+		    fs->mountpoint, strerror(errno));
+		return -1;
+	}
+	perm_ignore_state_dir();
+	return 0;
+}
+
+/* Answer one permission event and close its fd. */
+static void
+perm_answer(int fd)
+{
+	struct fanotify_response	r;
+
+	r.fd = fd;
+	r.response = FAN_ALLOW;
+	if (write(perm_fan, &r, sizeof r) != sizeof r && errno != ENOENT)
+		log_warn("fanotify response");
+	close(fd);
+}
+
+/* FNV-1a hash of a directory key. */
+static uint64_t
+perm_hash(const struct fst_fs *fs, const struct fst_handle *h)
+{
+	uint64_t		 x = 0xcbf29ce484222325ULL;
+	const unsigned char	*p = h->bytes;
+	uint32_t		 i;
+
+	x = (x ^ (uintptr_t)fs) * 0x100000001b3ULL;
+	x = (x ^ (uint32_t)h->type) * 0x100000001b3ULL;
+	for (i = 0; i < h->len; i++)
+		x = (x ^ p[i]) * 0x100000001b3ULL;
+	return x;
+}
+
+/* Find or add a directory in the table. */
+static struct perm_dir *
+perm_dir_get(struct fst_fs *fs, const struct fst_handle *h)
+{
+	uint64_t	 x = perm_hash(fs, h);
+	struct perm_dir	*d;
+
+	for (d = perm_dirs[x % perm_dirs_size]; d != NULL; d = d->hnext)
+		if (d->hash == x && d->fs == fs && handle_equal(&d->h, h))
+			return d;
+	if ((d = calloc(1, sizeof *d)) == NULL)
+		fatal("out of memory");
+	d->fs = fs;
+	d->h = *h;
+	d->hash = x;
+	d->hnext = perm_dirs[x % perm_dirs_size];
+	perm_dirs[x % perm_dirs_size] = d;
+	perm_ndirs++;
+	return d;
+}
+
+/* Drop directories not used in this generation (table kept bounded). */
+static void
+perm_dirs_trim(void)
+{
+	struct perm_dir	**pp, *d;
+	size_t		  i;
+	int64_t		  now = perm_now_ms();
+
+	for (i = 0; i < perm_dirs_size; i++) {
+		for (pp = &perm_dirs[i]; (d = *pp) != NULL; ) {
+			if (d->seq != 0 && !d->durable) {	/* in flight */
+				pp = &d->hnext;
+				continue;
+			}
+			if (now - d->last_write_ms < PERM_RECENT_MS) {
+				pp = &d->hnext;
+				continue;
+			}
+			*pp = d->hnext;
+			free(d->path);
+			free(d->name);
+			free(d);
+			perm_ndirs--;
+		}
+	}
+}
+
+/* Queue a durable record of (d, name) in the current snapshot. */
+static void
+perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
+{
+	struct store_op	*op = store_op_new(OP_CHANGE);
+
+	op->snapshot = perm_snapshot;
+	op->fs_id = d->fs->id;
+	op->dir = d->h;
+	op->path = d->path != NULL ? strdup(d->path) : NULL;
+	op->name = strdup(name);
+	op->mask = kinds;
+	op->durable = 1;
+	d->seq = store_submit(op);
+	d->durable = 0;
+	d->gen = perm_gen;
+}
+
+/*
+ * Find the directory holding the file open as fd, and the entry's name.
+ * The path from /proc can race with a rename; the result is accepted only
+ * when the name in that directory is the same inode.
+ */
+static int
+perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
+    char *dir, size_t dirlen, const char **name)
+{
+	char		 proc[64], *slash;
+	struct stat	 st2;
+	ssize_t		 n;
+	int		 tries, same;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	for (tries = 0; tries < 3; tries++) {
+		n = readlink(proc, dir, dirlen - 1);
+		if (n <= 0 || (size_t)n >= dirlen - 1 || dir[0] != '/')
+			return -1;
+		dir[n] = '\0';
+		if (n > 10 && strcmp(dir + n - 10, " (deleted)") == 0)
+			return -1;	/* unlinked: no directory changes */
+		same = lstat(dir, &st2) == 0 && st2.st_ino == st->st_ino &&
+		    st2.st_dev == st->st_dev;
+		slash = strrchr(dir, '/');
+		*slash = '\0';
+		*name = slash + 1;
+		if (handle_of_fd(AT_FDCWD, dir[0] != '\0' ? dir : "/", 0,
+		    dh) != 0)
+			continue;
+		if (same)
+			return 0;
+	}
+	/* Raced with renames three times: use the last answer anyway. */
+	return handle_of_fd(AT_FDCWD, dir[0] != '\0' ? dir : "/", 0, dh);
+}
+
+/* Park an opener until seq commits. */
+static void
+perm_park(int fd, struct perm_dir *d)
+{
+	if (perm_nwaits == perm_waits_cap) {
+		perm_waits_cap = perm_waits_cap ? perm_waits_cap * 2 : 64;
+		perm_waits = realloc(perm_waits, perm_waits_cap *
+		    sizeof *perm_waits);
+		if (perm_waits == NULL)
+			fatal("out of memory");
+	}
+	perm_waits[perm_nwaits].fd = fd;
+	perm_waits[perm_nwaits].seq = d->seq;
+	perm_waits[perm_nwaits].deadline_ms = perm_now_ms() +
+	    fstd.cfg.stall_timeout_ms;
+	perm_waits[perm_nwaits].dir = d;
+	perm_nwaits++;
+	atomic_store(&perm_npending, perm_nwaits);
+	atomic_fetch_add(&fstd.st.perm_held, 1);
+}
+
+/* Add the ignore mark that silences d's children for this snapshot. */
+static void
+perm_ignore_dir(struct perm_dir *d)
+{
+	struct {
+		struct file_handle	fh;
+		unsigned char		buf[FST_HANDLE_MAX];
+	} u;
+	int	dfd;
+
+	u.fh.handle_bytes = d->h.len;
+	u.fh.handle_type = d->h.type;
+	memcpy(u.fh.f_handle, d->h.bytes, d->h.len);
+	dfd = open_by_handle_at(d->fs->mount_fd, &u.fh, O_PATH | O_CLOEXEC);
+	if (dfd == -1)
+		return;
+	if (fanotify_mark(perm_fan, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV,
+	    FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, dfd, ".") == -1)
+		log_debug("ignore mark: %s", strerror(errno));
+	close(dfd);
+}
+
+/* Classify one permission event; answer it now or park it. */
+static void
+perm_handle(int fd, pid_t pid)
+{
+	struct stat		 st;
+	struct fst_fs		*fs;
+	struct fst_handle	 dh;
+	struct perm_dir		*d;
+	char			 dir[PATH_MAX];
+	const char		*name;
+
+	atomic_fetch_add(&fstd.st.perm_events, 1);
+	if (pid == fstd.pid || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		perm_answer(fd);
+		return;
+	}
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+		fcntl(fd, F_SETLEASE, F_UNLCK);		/* a read-open */
+		perm_answer(fd);
+		return;
+	}
+	/* EAGAIN: open for writing; anything else: cannot tell, so hold. */
+	if ((fs = fsinfo_by_dev(st.st_dev)) == NULL ||
+	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name) != 0) {
+		perm_answer(fd);
+		return;
+	}
+	d = perm_dir_get(fs, &dh);
+	d->last_write_ms = perm_now_ms();
+	free(d->name);
+	d->name = strdup(name);
+	if (d->path == NULL || strcmp(d->path, dir[0] ? dir : "/") != 0) {
+		free(d->path);
+		d->path = strdup(dir[0] ? dir : "/");
+	}
+	if (d->gen == perm_gen && d->durable) {
+		perm_answer(fd);	/* raced with its ignore mark */
+		return;
+	}
+	if (d->gen != perm_gen || d->seq == 0)
+		perm_submit(d, name, FST_M_OPENED_WRITE);
+	perm_park(fd, d);
+}
+
+/* Release every opener whose record is committed; apply the stall guard. */
+static void
+perm_release(void)
+{
+	uint64_t	committed = store_committed();
+	int64_t		now = perm_now_ms();
+	size_t		i, j;
+	int		stalled = 0;
+
+	for (i = j = 0; i < perm_nwaits; i++) {
+		struct perm_wait *w = &perm_waits[i];
+
+		if (w->seq <= committed) {
+			if (!w->dir->durable && w->dir->gen == perm_gen) {
+				w->dir->durable = 1;
+				perm_ignore_dir(w->dir);
+			}
+			perm_answer(w->fd);
+		} else if (now >= w->deadline_ms) {
+			perm_answer(w->fd);
+			atomic_fetch_add(&fstd.st.perm_stalled, 1);
+			stalled = 1;
+		} else
+			perm_waits[j++] = *w;
+	}
+	perm_nwaits = j;
+	atomic_store(&perm_npending, perm_nwaits);
+	if (stalled && !perm_stalling) {
+		log_warnx("durable commit stalled for more than %d ms (%s): "
+		    "allowing writers before their directory is recorded; "
+		    "the next start-up reconciles from before the stall",
+		    fstd.cfg.stall_timeout_ms, store_last_error()[0] ?
+		    store_last_error() : "disk slow");
+		daemon_set_degraded("durable commit stalled: writers allowed "
+		    "unrecorded");
+		perm_stalling = 1;
+	} else if (!stalled && perm_stalling && perm_nwaits == 0) {
+		perm_stalling = 0;
+		log_warnx("durable commits keep up again");
+		daemon_clear_degraded();
+	}
+}
+
+/* Read and handle every queued permission event. */
+static void
+perm_read(void)
+{
+	char					 buf[8192]
+	    __attribute__((aligned(8)));
+	struct fanotify_event_metadata		*md;
+	ssize_t					 n;
+
+	for (;;) {
+		n = read(perm_fan, buf, sizeof buf);
+		if (n <= 0)
+			return;
+		for (md = (struct fanotify_event_metadata *)buf;
+		    FAN_EVENT_OK(md, n); md = FAN_EVENT_NEXT(md, n)) {
+			if (md->vers != FANOTIFY_METADATA_VERSION) {
+				if (md->fd >= 0)
+					perm_answer(md->fd);
+				continue;
+			}
+			if (md->fd < 0)
+				continue;	/* overflow: cannot happen unlimited */
+			if (md->mask & FAN_OPEN_PERM)
+				perm_handle(md->fd, md->pid);
+			else
+				perm_answer(md->fd);
+		}
+	}
+}
+
+/* The permission thread. */
+static void *
+perm_main(void *arg)
+{
+	struct pollfd	pfd[3];
+	uint64_t	v;
+	int		timeout;
+	int64_t		next;
+	size_t		i;
+
+	for (;;) {
+		timeout = 1000;
+		if (perm_nwaits > 0) {
+			next = perm_waits[0].deadline_ms;
+			for (i = 1; i < perm_nwaits; i++)
+				if (perm_waits[i].deadline_ms < next)
+					next = perm_waits[i].deadline_ms;
+			next -= perm_now_ms();
+			timeout = next < 0 ? 0 : next < 1000 ? (int)next + 1 :
+			    1000;
+		}
+		pfd[0].fd = perm_fan;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = store_event_fd();
+		pfd[1].events = POLLIN;
+		pfd[2].fd = perm_wake;
+		pfd[2].events = POLLIN;
+		if (poll(pfd, 3, timeout) == -1 && errno != EINTR)
+			log_warn("poll");
+		if (pfd[1].revents & POLLIN)
+			(void)!read(store_event_fd(), &v, sizeof v);
+		if (pfd[2].revents & POLLIN)
+			(void)!read(perm_wake, &v, sizeof v);
+		pthread_mutex_lock(&perm_lock);
+		perm_release();
+		if (pfd[0].revents & POLLIN)
+			perm_read();
+		if (perm_ndirs > 100000)
+			perm_dirs_trim();
+		pthread_mutex_unlock(&perm_lock);
+		if (atomic_load(&perm_stopping))
+			break;
+	}
+	/* Answer everything: parked openers and whatever is still queued. */
+	pthread_mutex_lock(&perm_lock);
+	for (i = 0; i < perm_nwaits; i++)
+		perm_answer(perm_waits[i].fd);
+	perm_nwaits = 0;
+	atomic_store(&perm_npending, 0);
+	pthread_mutex_unlock(&perm_lock);
+	return NULL;
+}
+
+/* Start the permission thread. */
+int
+perm_start(void)
+{
+	if (perm_fan == -1)
+		return 0;
+	if (pthread_create(&perm_thread, NULL, perm_main, NULL) != 0)
+		return -1;
+	perm_running = 1;
+	return 0;
+}
+
+/*
+ * A new snapshot: from now on write-opens are held for snapshot id.  Called
+ * by the main thread before it switches its own snapshot.  Holding
+ * perm_lock means no event is half-classified under the old generation.
+ * Directories write-opened in the last PERM_RECENT_MS are recorded in the
+ * new snapshot too: their openers may be between our answer and the end of
+ * open(), invisible to openscan's walk of /proc.
+ */
+void
+perm_new_snapshot(int64_t id)
+{
+	struct perm_dir	*d;
+	size_t		 i;
+	int64_t		 now;
+	uint64_t	 one = 1;
+
+	if (perm_fan == -1)
+		return;
+	pthread_mutex_lock(&perm_lock);
+	now = perm_now_ms();
+	perm_gen++;
+	perm_snapshot = id;
+	if (fanotify_mark(perm_fan, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) == -1)
+		log_warn("flush ignore marks");
+	perm_ignore_state_dir();
+	for (i = 0; i < perm_dirs_size; i++)
+		for (d = perm_dirs[i]; d != NULL; d = d->hnext)
+			if (now - d->last_write_ms < PERM_RECENT_MS &&
+			    d->name != NULL)
+				perm_submit(d, d->name,
+				    FST_M_OPENED_WRITE | FST_M_OPEN_AT_SNAPSHOT);
+	/* Parked openers now wait for the record in the new snapshot. */
+	for (i = 0; i < perm_nwaits; i++)
+		if (perm_waits[i].dir->gen == perm_gen)
+			perm_waits[i].seq = perm_waits[i].dir->seq;
+	pthread_mutex_unlock(&perm_lock);
+	(void)!write(perm_wake, &one, sizeof one);
+}
+
+/* Stop: answer every event, then close the group. */
+void
+perm_stop(void)
+{
+	uint64_t	one = 1;
+
+	if (!perm_running)
+		return;
+	atomic_store(&perm_stopping, 1);
+	(void)!write(perm_wake, &one, sizeof one);
+	pthread_join(perm_thread, NULL);
+	perm_running = 0;
+	close(perm_fan);	/* the kernel allows anything still pending */
+	perm_fan = -1;
+}
