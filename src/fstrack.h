@@ -271,6 +271,22 @@ void	 reconcile_progress(uint64_t *, uint64_t *, double *, double *);
 int	 reconcile_wait_add(void (*)(void *), void *);
 void	 reconcile_note_move(struct fst_fs *, const char *);
 
+/* links.c */
+void	 links_add(struct fst_fs *, const struct fst_handle *,
+	     const struct fst_handle *, const char *);
+void	 links_remove(struct fst_fs *, const struct fst_handle *,
+	     const struct fst_handle *, const char *);
+int	 links_known(struct fst_fs *, const struct fst_handle *);
+int	 links_foreach(struct fst_fs *, const struct fst_handle *,
+	     void (*)(struct fst_fs *, const struct fst_handle *, const char *,
+	     void *), void *);
+void	 links_search(struct fst_fs *, uint64_t);
+int	 links_search_begin(void);
+int	 links_search_queued(void);
+int	 links_searching(struct fst_fs *, uint64_t);
+size_t	 links_count(void);
+void	 reconcile_search_start(void);
+
 /* control.c */
 int	 control_init(const char *, char *, size_t);
 void	 control_fini(void);

@@ -99,6 +99,78 @@ notify_mark(struct fst_fs *fs, char *err, size_t errlen)
 	return 0;
 }
 
+/* Record a change on another name of a hard-linked file. */
+static void
+notify_other_name(struct fst_fs *fs, const struct fst_handle *dir,
+    const char *name, void *arg)
+{
+	dircache_record(fs, dir, name, *(uint32_t *)arg);
+}
+
+/* The inode's handle, opened O_PATH (no events), and its stat. */
+static int
+notify_stat_handle(struct fst_fs *fs, const struct fst_handle *h,
+    struct stat *st)
+{
+	struct {
+		struct file_handle	fh;
+		unsigned char		buf[FST_HANDLE_MAX];
+	} u;
+	int	fd, rc;
+
+	u.fh.handle_bytes = h->len;
+	u.fh.handle_type = h->type;
+	memcpy(u.fh.f_handle, h->bytes, h->len);
+	if ((fd = open_by_handle_at(fs->mount_fd, &u.fh, O_PATH |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	rc = fstat(fd, st);
+	close(fd);
+	return rc;
+}
+
+/*
+ * A file's link count changed (link, unlink, rename over it): the kernel
+ * reports it by handle only.  Every other name of it now shows a new
+ * ctime and link count: record them, or search for them (links.c).
+ */
+static void
+notify_link_count(struct fst_fs *fs, const struct fst_handle *h)
+{
+	struct stat	st;
+	uint32_t	kinds = FST_M_ATTRIB;
+
+	if (links_foreach(fs, h, notify_other_name, &kinds) > 0)
+		return;
+	if (notify_stat_handle(fs, h, &st) == -1 || S_ISDIR(st.st_mode) ||
+	    st.st_nlink == 0)
+		return;
+	links_search(fs, st.st_ino);
+	reconcile_search_start();
+}
+
+/* Keep the names of hard-linked files current, and report the others. */
+static void
+notify_links(struct fst_fs *fs, struct fst_event *ev, uint32_t kinds)
+{
+	struct stat	st;
+	uint32_t	other;
+
+	if (kinds & (FST_M_DELETED | FST_M_MOVED_FROM))
+		links_remove(fs, &ev->child, &ev->dir, ev->name);
+	if (kinds & (FST_M_CREATED | FST_M_MOVED_TO)) {
+		if (links_known(fs, &ev->child))
+			links_add(fs, &ev->child, &ev->dir, ev->name);
+		else if (atomic_load(&fstd.reconciling) &&
+		    notify_stat_handle(fs, &ev->child, &st) == 0 &&
+		    st.st_nlink > 1 && links_searching(fs, st.st_ino))
+			links_add(fs, &ev->child, &ev->dir, ev->name);
+	}
+	other = kinds & (FST_M_MODIFIED | FST_M_ATTRIB | FST_M_CLOSED_WRITE);
+	if (other != 0)
+		links_foreach(fs, &ev->child, notify_other_name, &other);
+}
+
 /* Record one decoded event. */
 static void
 notify_handle(struct fst_event *ev)
@@ -136,10 +208,15 @@ notify_handle(struct fst_event *ev)
 		    FST_M_MOVED_TO | (kinds & FST_M_ISDIR));
 		return;
 	}
-	if (!ev->has_dir)
+	if (!ev->has_dir) {
+		if (ev->has_child)
+			notify_link_count(fs, &ev->child);
 		return;
+	}
 	dircache_record(fs, &ev->dir, ev->name != NULL ? ev->name : ".",
 	    kinds);
+	if (ev->has_child && !(ev->mask & FAN_ONDIR) && ev->name != NULL)
+		notify_links(fs, ev, kinds);
 	if ((ev->mask & FAN_DELETE) && (ev->mask & FAN_ONDIR) &&
 	    ev->has_child && !(ev->mask & FAN_CREATE))
 		dircache_gone(fs, &ev->child);

@@ -78,7 +78,7 @@
 #include "fstrack.h"
 #include "log.h"
 
-#define PERM_RECENT_MS	2000	/* write-opens carried into a new snapshot */
+#define PERM_RECENT_MS	500	/* write-opens carried into a new snapshot */
 
 struct perm_dir {
 	struct perm_dir		*hnext;

@@ -236,19 +236,26 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 		}
 		if (have) {
 			if (flags & Q_JSON) {
-				const char *slash = strrchr(prev.data, '/');
+				char *slash = strrchr(prev.data, '/');
 
 				sbuf_addstr(&out, first ? "{\"path\":" :
 				    ",{\"path\":");
 				sbuf_add_json_string(&out, prev.data);
+				sbuf_addstr(&out, ",\"dir\":");
+				if (slash != NULL && slash != prev.data) {
+					*slash = '\0';
+					sbuf_add_json_string(&out, prev.data);
+					*slash = '/';
+				} else
+					sbuf_add_json_string(&out, "/");
 				sbuf_addstr(&out, ",\"name\":");
 				sbuf_add_json_string(&out, slash ? slash + 1 :
 				    prev.data);
 				sbuf_addstr(&out, ",\"kinds\":[");
 				query_put_kinds(&out, mask, 1);
-				sbuf_printf(&out, "],\"dir\":%s,\"gone\":%s}",
-				    mask & 0x200 ? "true" : "false",
-				    gone ? "true" : "false");
+				sbuf_printf(&out, "],\"is_dir\":%s,"
+				    "\"gone\":%s}", mask & 0x200 ? "true" :
+				    "false", gone ? "true" : "false");
 			} else {
 				size_t before = out.len;
 

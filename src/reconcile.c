@@ -64,6 +64,11 @@
 
 #define RECONCILE_THREADS	4
 
+enum rc_mode {
+	RC_FULL,	/* record ctime >= threshold, learn hard links */
+	RC_SEARCH	/* find the names of the inodes links.c searches for */
+};
+
 struct rc_item {
 	struct rc_item	*next;
 	struct fst_fs	*fs;
@@ -91,6 +96,7 @@ static struct rc_waiter	*rc_waiters;
 static int64_t		 rc_started_ns, rc_done_ns;
 static uint64_t		 rc_total;
 static int64_t		 rc_threshold[64];
+static enum rc_mode	 rc_mode;
 
 /* Queue a directory for the walkers.  Caller holds rc_lock. */
 static void
@@ -134,6 +140,34 @@ rc_ns(const struct statx_timestamp *t)
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 }
 
+/* Queue a subdirectory of it->path. */
+static void
+rc_push_child(struct rc_item *it, const char *name)
+{
+	char	child[PATH_MAX];
+
+	if (snprintf(child, sizeof child, "%s/%s", strcmp(it->path, "/") ?
+	    it->path : "", name) >= (int)sizeof child)
+		return;
+	pthread_mutex_lock(&rc_lock);
+	rc_push(it->fs, it->threshold, child);
+	pthread_mutex_unlock(&rc_lock);
+}
+
+/* A name of a file with several: remember it (and record it, searching). */
+static void
+rc_link(struct rc_item *it, int fd, const struct fst_handle *dh,
+    const char *name)
+{
+	struct fst_handle	fh;
+
+	if (handle_of_fd(fd, name, 0, &fh) != 0)
+		return;
+	links_add(it->fs, &fh, dh, name);
+	if (rc_mode == RC_SEARCH)
+		rc_record(it->fs, dh, it->path, name, FST_M_ATTRIB);
+}
+
 /* Read one directory: record what is new, queue its subdirectories. */
 static void
 rc_scan(struct rc_item *it)
@@ -142,9 +176,10 @@ rc_scan(struct rc_item *it)
 	struct statx		 stx;
 	struct dirent		*de;
 	DIR			*d;
-	char			 child[PATH_MAX];
 	int			 fd, isdir;
 	uint64_t		 n = 0;
+	unsigned		 mask = STATX_CTIME | STATX_TYPE | STATX_NLINK |
+				    STATX_INO;
 
 	fd = open(it->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
@@ -155,7 +190,7 @@ rc_scan(struct rc_item *it)
 		close(fd);
 		return;		/* another mount on top, or gone */
 	}
-	if (rc_ns(&stx.stx_ctime) >= it->threshold)
+	if (rc_mode == RC_FULL && rc_ns(&stx.stx_ctime) >= it->threshold)
 		rc_record(it->fs, &dh, it->path, ".", FST_M_ISDIR);
 	if ((d = fdopendir(fd)) == NULL) {
 		close(fd);
@@ -166,21 +201,32 @@ rc_scan(struct rc_item *it)
 		    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
 			continue;
 		n++;
+		if (rc_mode == RC_SEARCH) {
+			if (de->d_type == DT_DIR) {
+				rc_push_child(it, de->d_name);
+				continue;
+			}
+			if (de->d_type != DT_UNKNOWN &&
+			    !links_searching(it->fs, de->d_ino))
+				continue;
+		}
 		if (statx(fd, de->d_name, AT_SYMLINK_NOFOLLOW |
-		    AT_STATX_DONT_SYNC, STATX_CTIME | STATX_TYPE, &stx) == -1)
+		    AT_STATX_DONT_SYNC, mask, &stx) == -1)
 			continue;
 		isdir = S_ISDIR(stx.stx_mode);
-		if (rc_ns(&stx.stx_ctime) >= it->threshold)
-			rc_record(it->fs, &dh, it->path, de->d_name,
-			    isdir ? FST_M_ISDIR : 0);
-		if (!isdir)
+		if (isdir) {
+			if (rc_mode == RC_FULL &&
+			    rc_ns(&stx.stx_ctime) >= it->threshold)
+				rc_record(it->fs, &dh, it->path, de->d_name,
+				    FST_M_ISDIR);
+			rc_push_child(it, de->d_name);
 			continue;
-		if (snprintf(child, sizeof child, "%s/%s", strcmp(it->path,
-		    "/") ? it->path : "", de->d_name) >= (int)sizeof child)
-			continue;
-		pthread_mutex_lock(&rc_lock);
-		rc_push(it->fs, it->threshold, child);
-		pthread_mutex_unlock(&rc_lock);
+		}
+		if (rc_mode == RC_FULL && rc_ns(&stx.stx_ctime) >= it->threshold)
+			rc_record(it->fs, &dh, it->path, de->d_name, 0);
+		if (stx.stx_nlink > 1 && (rc_mode == RC_FULL ||
+		    links_searching(it->fs, stx.stx_ino)))
+			rc_link(it, fd, &dh, de->d_name);
 	}
 	closedir(d);
 	atomic_fetch_add(&fstd.st.reconcile_scanned, n);
@@ -246,6 +292,39 @@ rc_requeued(void)
 	return again && !atomic_load(&rc_stop);
 }
 
+static void	rc_async_cb(uv_async_t *);
+
+/* Start a pass looking for the names links.c queued; 0 if none. */
+static int
+rc_search_pass(void)
+{
+	int	i;
+
+	if (links_search_begin() == 0)
+		return 0;
+	rc_mode = RC_SEARCH;
+	pthread_mutex_lock(&rc_lock);
+	for (i = 0; i < fstd.nfs && i < 64; i++)
+		if (fstd.fs[i].state == FS_TRACKED)
+			rc_push(&fstd.fs[i], INT64_MAX, fstd.fs[i].mountpoint);
+	pthread_mutex_unlock(&rc_lock);
+	atomic_store(&fstd.reconciling, 1);
+	rc_spawn();
+	return 1;
+}
+
+/*
+ * A hard-linked file's other names are wanted: search now, or after the
+ * pass that is running.  Main thread.
+ */
+void
+reconcile_search_start(void)
+{
+	if (atomic_load(&fstd.reconciling) || atomic_load(&rc_stop))
+		return;		/* rc_committed starts it */
+	rc_search_pass();
+}
+
 /* Every record of the pass is committed: the history is whole again. */
 static void
 rc_committed(struct store_op *op, int err, void *arg)
@@ -256,6 +335,8 @@ rc_committed(struct store_op *op, int err, void *arg)
 		rc_spawn();
 		return;
 	}
+	if (rc_search_pass())
+		return;
 
 	rc_done_ns = now_ns();
 	atomic_store(&fstd.reconciling, 0);
@@ -329,9 +410,10 @@ reconcile_start(void)
 	for (i = 0; i < fstd.nfs && i < 64; i++) {
 		struct fst_fs *fs = &fstd.fs[i];
 
-		if (fs->is_new)
-			continue;	/* no history to continue */
-		if (fs->checkpoint_ns == 0) {
+		if (fs->is_new) {
+			/* No history to continue: only learn hard links. */
+			rc_threshold[i] = INT64_MAX;
+		} else if (fs->checkpoint_ns == 0) {
 			rc_threshold[i] = 0;	/* gap recorded; scan all */
 		} else if (now < fs->checkpoint_ns) {
 			daemon_record_gap(fs, "clock is earlier than the last "
@@ -343,16 +425,16 @@ reconcile_start(void)
 			rc_total += sv.f_files - sv.f_ffree;
 		rc_push(fs, rc_threshold[i], fs->mountpoint);
 		need = 1;
-		log_info("reconciling '%s' from %lld (checkpoint minus %d ms)",
-		    fs->mountpoint, (long long)(rc_threshold[i] / 1000000000),
-		    fstd.cfg.reconcile_margin_ms);
+		if (!fs->is_new)
+			log_info("reconciling '%s' from %lld (checkpoint minus "
+			    "%d ms)", fs->mountpoint,
+			    (long long)(rc_threshold[i] / 1000000000),
+			    fstd.cfg.reconcile_margin_ms);
 	}
 	pthread_mutex_unlock(&rc_lock);
-	if (!need) {
-		uv_close((uv_handle_t *)&rc_async, NULL);
-		rc_async_open = 0;
+	if (!need)
 		return 0;
-	}
+	rc_mode = RC_FULL;
 	atomic_store(&fstd.reconciling, 1);
 	return rc_spawn();
 }

@@ -1,0 +1,280 @@
+/*
+ * links.c -- every name of files that have more than one.
+ *
+ * A write through one name of a hard-linked file changes the mtime and
+ * ctime that every other name shows, so every directory holding a name of
+ * it has changed children.  The kernel reports the change under the name
+ * it was made through only (or, for link and unlink, under no name at
+ * all: an ATTRIB event carrying just the file's handle).  Linux cannot
+ * list an inode's names, so we keep them: file handle -> (directory handle,
+ * name) for every file with a link count above one.
+ *
+ * Where the names come from: the start-up walk (reconcile.c) sees every
+ * entry and its link count; live create and move events with the file's
+ * handle add names of files already known; a file that gains a second name
+ * while we are running (link(2) reports it by handle only) is queued for a
+ * search: a walk of its filesystem matching d_ino from getdents, cheap
+ * because it needs no stat for other entries.  Queries wait for searches
+ * like for the start-up walk, so an answer never lacks a name that is
+ * merely not found yet.  Names are removed on delete and updated on move.
+ *
+ * The table is bounded (LINKS_MAX names); past it, a gap is recorded for
+ * the filesystem rather than answering without the other names.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fstrack.h"
+#include "log.h"
+
+#define LINKS_MAX	2000000
+
+struct link_name {
+	struct link_name	*next;
+	struct fst_handle	 dir;
+	char			 name[];
+};
+
+struct link_file {
+	struct link_file	*hnext;
+	struct fst_fs		*fs;
+	uint64_t		 hash;
+	struct fst_handle	 h;
+	struct link_name	*names;
+};
+
+struct link_pending {
+	struct link_pending	*next;
+	struct fst_fs		*fs;
+	uint64_t		 ino;
+};
+
+static pthread_mutex_t	 links_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct link_file	**links_tab;
+static size_t		 links_size = 65536, links_nnames;
+static struct link_pending *links_pending, *links_active;
+static int		 links_full;
+
+/* FNV-1a hash of a file key. */
+static uint64_t
+links_hash(const struct fst_fs *fs, const struct fst_handle *h)
+{
+	uint64_t	x = 0xcbf29ce484222325ULL;
+	uint32_t	i;
+
+	x = (x ^ (uintptr_t)fs) * 0x100000001b3ULL;
+	x = (x ^ (uint32_t)h->type) * 0x100000001b3ULL;
+	for (i = 0; i < h->len; i++)
+		x = (x ^ h->bytes[i]) * 0x100000001b3ULL;
+	return x;
+}
+
+/* Find a file; caller holds links_lock. */
+static struct link_file *
+links_find(struct fst_fs *fs, const struct fst_handle *h, uint64_t x)
+{
+	struct link_file	*f;
+
+	if (links_tab == NULL)
+		return NULL;
+	for (f = links_tab[x % links_size]; f != NULL; f = f->hnext)
+		if (f->hash == x && f->fs == fs && handle_equal(&f->h, h))
+			return f;
+	return NULL;
+}
+
+/* Remember that file h has the name (dir, name).  Any thread. */
+void
+links_add(struct fst_fs *fs, const struct fst_handle *h,
+    const struct fst_handle *dir, const char *name)
+{
+	uint64_t		 x = links_hash(fs, h);
+	struct link_file	*f;
+	struct link_name	*n;
+	size_t			 len = strlen(name) + 1;
+
+	pthread_mutex_lock(&links_lock);
+	if (links_tab == NULL &&
+	    (links_tab = calloc(links_size, sizeof *links_tab)) == NULL)
+		fatal("out of memory");
+	if ((f = links_find(fs, h, x)) == NULL) {
+		if ((f = calloc(1, sizeof *f)) == NULL)
+			fatal("out of memory");
+		f->fs = fs;
+		f->h = *h;
+		f->hash = x;
+		f->hnext = links_tab[x % links_size];
+		links_tab[x % links_size] = f;
+	}
+	for (n = f->names; n != NULL; n = n->next)
+		if (handle_equal(&n->dir, dir) && strcmp(n->name, name) == 0)
+			break;
+	if (n == NULL && links_nnames < LINKS_MAX) {
+		if ((n = malloc(sizeof *n + len)) == NULL)
+			fatal("out of memory");
+		n->dir = *dir;
+		memcpy(n->name, name, len);
+		n->next = f->names;
+		f->names = n;
+		links_nnames++;
+	} else if (n == NULL && !links_full) {
+		links_full = 1;
+		pthread_mutex_unlock(&links_lock);
+		log_warnx("more than %d hard-linked names: not all of them "
+		    "can be followed", LINKS_MAX);
+		daemon_record_gap(fs, "too many hard-linked names to follow");
+		return;
+	}
+	pthread_mutex_unlock(&links_lock);
+}
+
+/* Forget the name (dir, name) of file h, if we knew it. */
+void
+links_remove(struct fst_fs *fs, const struct fst_handle *h,
+    const struct fst_handle *dir, const char *name)
+{
+	struct link_file	*f;
+	struct link_name	**pp, *n;
+
+	pthread_mutex_lock(&links_lock);
+	if ((f = links_find(fs, h, links_hash(fs, h))) != NULL) {
+		for (pp = &f->names; (n = *pp) != NULL; pp = &n->next) {
+			if (handle_equal(&n->dir, dir) &&
+			    strcmp(n->name, name) == 0) {
+				*pp = n->next;
+				free(n);
+				links_nnames--;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&links_lock);
+}
+
+/* Whether file h is known to have several names. */
+int
+links_known(struct fst_fs *fs, const struct fst_handle *h)
+{
+	int	known;
+
+	pthread_mutex_lock(&links_lock);
+	known = links_find(fs, h, links_hash(fs, h)) != NULL;
+	pthread_mutex_unlock(&links_lock);
+	return known;
+}
+
+/*
+ * Call cb for every known name of file h.  The names are copied first so
+ * cb may take other locks.  Returns how many names there were.
+ */
+int
+links_foreach(struct fst_fs *fs, const struct fst_handle *h,
+    void (*cb)(struct fst_fs *, const struct fst_handle *, const char *,
+    void *), void *arg)
+{
+	struct link_file	*f;
+	struct link_name	*n, *copy = NULL, *c;
+	int			 count = 0;
+	size_t			 len;
+
+	pthread_mutex_lock(&links_lock);
+	if ((f = links_find(fs, h, links_hash(fs, h))) != NULL) {
+		for (n = f->names; n != NULL; n = n->next) {
+			len = strlen(n->name) + 1;
+			if ((c = malloc(sizeof *c + len)) == NULL)
+				fatal("out of memory");
+			c->dir = n->dir;
+			memcpy(c->name, n->name, len);
+			c->next = copy;
+			copy = c;
+		}
+	}
+	pthread_mutex_unlock(&links_lock);
+	while ((c = copy) != NULL) {
+		copy = c->next;
+		cb(fs, &c->dir, c->name, arg);
+		free(c);
+		count++;
+	}
+	return count;
+}
+
+/* Queue a search for the names of inode ino on fs. */
+void
+links_search(struct fst_fs *fs, uint64_t ino)
+{
+	struct link_pending	*p;
+
+	pthread_mutex_lock(&links_lock);
+	for (p = links_pending; p != NULL; p = p->next)
+		if (p->fs == fs && p->ino == ino)
+			break;
+	if (p == NULL) {
+		if ((p = malloc(sizeof *p)) == NULL)
+			fatal("out of memory");
+		p->fs = fs;
+		p->ino = ino;
+		p->next = links_pending;
+		links_pending = p;
+	}
+	pthread_mutex_unlock(&links_lock);
+}
+
+/*
+ * Start a search pass: the queued inodes become the ones walkers look for.
+ * Returns how many there are (0: nothing to search).
+ */
+int
+links_search_begin(void)
+{
+	struct link_pending	*p, *next;
+	int			 n = 0;
+
+	pthread_mutex_lock(&links_lock);
+	for (p = links_active; p != NULL; p = next) {
+		next = p->next;
+		free(p);
+	}
+	links_active = links_pending;
+	links_pending = NULL;
+	for (p = links_active; p != NULL; p = p->next)
+		n++;
+	pthread_mutex_unlock(&links_lock);
+	return n;
+}
+
+/* Whether searches are queued and not yet begun. */
+int
+links_search_queued(void)
+{
+	int	queued;
+
+	pthread_mutex_lock(&links_lock);
+	queued = links_pending != NULL;
+	pthread_mutex_unlock(&links_lock);
+	return queued;
+}
+
+/* Whether the running search pass looks for inode ino on fs. */
+int
+links_searching(struct fst_fs *fs, uint64_t ino)
+{
+	struct link_pending	*p;
+	int			 found = 0;
+
+	pthread_mutex_lock(&links_lock);
+	for (p = links_active; p != NULL && !found; p = p->next)
+		found = p->fs == fs && p->ino == ino;
+	pthread_mutex_unlock(&links_lock);
+	return found;
+}
+
+/* Number of names known (for status). */
+size_t
+links_count(void)
+{
+	return links_nnames;
+}
