@@ -175,12 +175,20 @@ ctl_barrier_done(int err, void *arg)
 	ctl_unref(c);
 }
 
-/* The reconcile pass finished: now run the barrier. */
+/*
+ * Run the barrier for c once no reconcile or hard-link search is running.
+ * The queue is drained first: an event read now can start a search whose
+ * results the answer must include.  Holds a reference on c throughout.
+ */
 static void
-ctl_reconciled(void *arg)
+ctl_barrier_start(void *arg)
 {
 	struct ctl_conn	*c = arg;
 
+	notify_drain();
+	if (atomic_load(&fstd.reconciling) &&
+	    reconcile_wait_add(ctl_barrier_start, c) == 0)
+		return;
 	daemon_barrier(c->since, ctl_barrier_done, c);
 }
 
@@ -252,6 +260,7 @@ ctl_dispatch(struct ctl_conn *c, char *line)
 			goto usage;
 		if (argc == 3 && strcmp(argv[2], "nowait") != 0)
 			goto usage;
+		notify_drain();
 		if (atomic_load(&fstd.reconciling)) {
 			if (argc == 3) {
 				ctl_err(c, FST_EXIT_BUSY, "start-up reconcile "
@@ -259,13 +268,9 @@ ctl_dispatch(struct ctl_conn *c, char *line)
 				return;
 			}
 			sbuf_addstr(&c->out, "waiting\treconcile\n");
-			c->refs++;
-			if (reconcile_wait_add(ctl_reconciled, c) == 0)
-				return;
-			c->refs--;
 		}
 		c->refs++;
-		daemon_barrier(c->since, ctl_barrier_done, c);
+		ctl_barrier_start(c);
 	} else if (strcmp(argv[0], "consumer-set") == 0 && argc == 3) {
 		if (!root)
 			goto denied;

@@ -97,6 +97,7 @@ static int64_t		 rc_started_ns, rc_done_ns;
 static uint64_t		 rc_total;
 static int64_t		 rc_threshold[64];
 static enum rc_mode	 rc_mode;
+static int64_t		 rc_walk_from;	/* coarse time the walk began, -1 s */
 
 /* Queue a directory for the walkers.  Caller holds rc_lock. */
 static void
@@ -161,10 +162,22 @@ rc_link(struct rc_item *it, int fd, const struct fst_handle *dh,
 {
 	struct fst_handle	fh;
 
+	struct statx		stx;
+
 	if (handle_of_fd(fd, name, 0, &fh) != 0)
 		return;
 	links_add(it->fs, &fh, dh, name);
-	if (rc_mode == RC_SEARCH)
+	if (rc_mode == RC_SEARCH) {
+		rc_record(it->fs, dh, it->path, name, FST_M_ATTRIB);
+		return;
+	}
+	/*
+	 * Changed through another name since the walk began, before we knew
+	 * this one?  Events after links_add() find it in the table; the ctime
+	 * read after it covers the changes before.
+	 */
+	if (statx(fd, name, AT_SYMLINK_NOFOLLOW, STATX_CTIME, &stx) == 0 &&
+	    rc_ns(&stx.stx_ctime) >= rc_walk_from)
 		rc_record(it->fs, dh, it->path, name, FST_M_ATTRIB);
 }
 
@@ -402,6 +415,7 @@ reconcile_start(void)
 
 	margin = (int64_t)fstd.cfg.reconcile_margin_ms * 1000000;
 	rc_started_ns = now_ns();
+	rc_walk_from = now - 1000000000;
 	if (uv_async_init(fstd.loop, &rc_async, rc_async_cb) != 0)
 		return -1;
 	rc_async_open = 1;
