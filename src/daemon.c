@@ -254,6 +254,8 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)atomic_load(&fstd.st.perm_events));
 	sbuf_printf(sb, "perm_held\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_held));
+	sbuf_printf(sb, "perm_covered\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.perm_covered));
 	sbuf_printf(sb, "perm_pending\t%llu\n",
 	    (unsigned long long)perm_pending());
 	sbuf_printf(sb, "perm_stalled\t%llu\n",

@@ -110,6 +110,7 @@ struct fst_stats {
 	_Atomic uint64_t	perm_events;
 	_Atomic uint64_t	perm_held;
 	_Atomic uint64_t	perm_stalled;
+	_Atomic uint64_t	perm_covered;
 	_Atomic uint64_t	overflows;
 	_Atomic uint64_t	self_events;
 	_Atomic uint64_t	queue_depth;

@@ -108,6 +108,7 @@ static _Atomic int	 perm_stopping;
 static pthread_mutex_t	 perm_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t		 perm_gen = 1;
 static int64_t		 perm_snapshot;
+static int64_t		 perm_snapshot_ns;	/* when it began */
 static struct perm_dir	**perm_dirs;
 static size_t		 perm_dirs_size = 16384, perm_ndirs;
 static struct perm_wait	*perm_waits;
@@ -145,6 +146,7 @@ perm_init(char *err, size_t errlen)
 	if ((perm_dirs = calloc(perm_dirs_size, sizeof *perm_dirs)) == NULL)
 		fatal("out of memory");
 	perm_snapshot = atomic_load(&fstd.cur_snapshot);
+	perm_snapshot_ns = now_ns();	/* conservative: later than it began */
 	return 0;
 }
 
@@ -360,6 +362,67 @@ perm_ignore_dir(struct perm_dir *d)
 	close(dfd);
 }
 
+/*
+ * Whether directory d (at path) is covered in this snapshot without a
+ * record of its own: it was born after the snapshot began (statx btime,
+ * which user space cannot set) inside a directory that is recorded, or
+ * itself covered, in this snapshot.  A directory that did not exist when a
+ * consumer's snapshot began is new to that consumer, so the recorded
+ * parent's listing already tells it to copy the whole subtree; a
+ * pre-existing directory moved in is old and never covered.  This is what
+ * keeps an untar at one durable commit instead of one per directory
+ * (prototype-measurements.md).  On success d takes the covering record's
+ * sequence number (the opener waits for it) and the recorded ancestor is
+ * returned; the topmost new directory of a new subtree is recorded itself.
+ * NULL means d is older than the snapshot and needs its own record.
+ */
+static struct perm_dir *
+perm_cover(struct perm_dir *d, const char *path, int depth)
+{
+	struct statx		 stx;
+	struct fst_handle	 ph;
+	struct perm_dir		*p;
+	char			 ppath[PATH_MAX], *slash;
+
+	if (d->gen == perm_gen && d->seq != 0) {
+		if (!d->durable && d->seq <= store_committed()) {
+			d->durable = 1;
+			perm_ignore_dir(d);
+		}
+		return d;
+	}
+	if (depth > 64 || handle_equal(&d->h, &d->fs->root))
+		return NULL;
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) ==
+	    -1 || !(stx.stx_mask & STATX_BTIME))
+		return NULL;
+	if ((int64_t)stx.stx_btime.tv_sec * 1000000000 + stx.stx_btime.tv_nsec <
+	    perm_snapshot_ns)
+		return NULL;	/* older than the snapshot */
+	snprintf(ppath, sizeof ppath, "%s", path);
+	if ((slash = strrchr(ppath, '/')) == NULL)
+		return NULL;
+	if (slash == ppath)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (handle_of_fd(AT_FDCWD, ppath, 0, &ph) != 0)
+		return NULL;
+	p = perm_dir_get(d->fs, &ph);
+	if (p == d)
+		return NULL;
+	if ((p = perm_cover(p, ppath, depth + 1)) == NULL) {
+		/* The top of a new subtree: one record covers all of it. */
+		perm_submit(d, ".", FST_M_CONTENTS | FST_M_ISDIR);
+		return d;
+	}
+	d->gen = perm_gen;
+	d->seq = p->seq;
+	d->durable = p->durable;
+	atomic_fetch_add(&fstd.st.perm_covered, 1);
+	return p;
+}
+
 /* Classify one permission event; answer it now or park it. */
 static void
 perm_handle(int fd, pid_t pid)
@@ -399,8 +462,15 @@ perm_handle(int fd, pid_t pid)
 		perm_answer(fd);	/* raced with its ignore mark */
 		return;
 	}
-	if (d->gen != perm_gen || d->seq == 0)
-		perm_submit(d, name, FST_M_OPENED_WRITE);
+	if (d->gen != perm_gen || d->seq == 0) {
+		if (perm_cover(d, dir[0] ? dir : "/", 0) == NULL)
+			perm_submit(d, name, FST_M_OPENED_WRITE);
+	}
+	if (d->durable) {
+		perm_answer(fd);
+		perm_ignore_dir(d);
+		return;
+	}
 	perm_park(fd, d);
 }
 
@@ -564,6 +634,7 @@ perm_new_snapshot(int64_t id)
 	now = perm_now_ms();
 	perm_gen++;
 	perm_snapshot = id;
+	perm_snapshot_ns = now_ns();
 	if (fanotify_mark(perm_fan, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) == -1)
 		log_warn("flush ignore marks");
 	perm_ignore_state_dir();
