@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -146,6 +147,28 @@ daemonize(void)
 		dup2(fd, STDOUT_FILENO);
 		close(fd);
 	}
+}
+
+/*
+ * Take the state directory's lock for the daemon's lifetime: two daemons
+ * writing one database would each believe their checkpoints.
+ */
+static void
+lock_state_dir(const char *dir)
+{
+	char	path[PATH_MAX + 32];
+	int	fd;
+
+	snprintf(path, sizeof path, "%s/fstrackd.lock", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		fatal("open '%s'", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			fatalx("another fstrackd uses the state directory '%s'",
+			    dir);
+		fatal("flock '%s'", path);
+	}
+	/* fd stays open, and locked, until exit. */
 }
 
 /* Everything is in place: tell whoever waits. */
@@ -284,6 +307,19 @@ main(int argc, char **argv)
 	fstd.started_ns = now_ns();
 	fstd.loop = uv_default_loop();
 
+	if ((fstd.fs = calloc(fstd.cfg.nmounts, sizeof *fstd.fs)) == NULL)
+		fatal("out of memory");
+	for (i = 0; i < fstd.cfg.nmounts; i++) {
+		if (fsinfo_probe(fstd.cfg.mounts[i], &fstd.fs[fstd.nfs], err,
+		    sizeof err) != 0)
+			fatalx("cannot track: %s", err);
+		if (fsinfo_by_fsid(&fstd.fs[fstd.nfs].kfsid) != NULL) {
+			log_warnx("'%s' is the same filesystem as one already "
+			    "tracked; ignoring it", fstd.fs[fstd.nfs].mountpoint);
+			continue;
+		}
+		fstd.nfs++;
+	}
 	if (mkdir(fstd.cfg.state_dir, 0700) == -1 && errno != EEXIST)
 		fatal("mkdir '%s'", fstd.cfg.state_dir);
 	if (realpath(fstd.cfg.state_dir, path) == NULL)
@@ -292,6 +328,7 @@ main(int argc, char **argv)
 	fstd.cfg.state_dir = strdup(path);
 	if (asprintf(&fstd.db_path, "%s/%s", path, FSTRACK_DB_NAME) == -1)
 		fatal("out of memory");
+	lock_state_dir(path);
 	if (store_open(fstd.db_path, err, sizeof err) != 0)
 		fatalx("database '%s': %s", fstd.db_path, err);
 
@@ -323,19 +360,6 @@ main(int argc, char **argv)
 	dircache_init();
 	dircache_new_snapshot(snap);
 
-	if ((fstd.fs = calloc(fstd.cfg.nmounts, sizeof *fstd.fs)) == NULL)
-		fatal("out of memory");
-	for (i = 0; i < fstd.cfg.nmounts; i++) {
-		if (fsinfo_probe(fstd.cfg.mounts[i], &fstd.fs[fstd.nfs], err,
-		    sizeof err) != 0)
-			fatalx("cannot track %s", err);
-		if (fsinfo_by_fsid(&fstd.fs[fstd.nfs].kfsid) != NULL) {
-			log_warnx("'%s' is the same filesystem as one already "
-			    "tracked; ignoring it", fstd.fs[fstd.nfs].mountpoint);
-			continue;
-		}
-		fstd.nfs++;
-	}
 	if (notify_init(err, sizeof err) != 0)
 		fatalx("%s", err);
 	if (fstd.cfg.durability == DURABILITY_STRICT &&
