@@ -167,8 +167,6 @@ dc_get(struct fst_fs *fs, const struct fst_handle *h)
 	for (d = dc_dirs[x % dc_dirs_size]; d != NULL; d = d->hnext)
 		if (d->hash == x && d->fs == fs && handle_equal(&d->h, h))
 			return d;
-	if (dc_ndirs >= DC_MAX_DIRS)
-		dc_clear_dirs();
 	if ((d = calloc(1, sizeof *d)) == NULL)
 		fatal("out of memory");
 	d->fs = fs;
@@ -215,13 +213,26 @@ dc_resolve(struct dc_dir *d)
 	return 0;
 }
 
+/*
+ * Make room before an operation that may add directories: eviction happens
+ * only here, never while a caller holds a directory pointer.
+ */
+static void
+dc_make_room(void)
+{
+	if (dc_ndirs + 4 >= DC_MAX_DIRS)
+		dc_clear_dirs();
+}
+
 /* Resolve a handle to its current path (for callers outside this file). */
 int
 dircache_resolve(struct fst_fs *fs, const struct fst_handle *h, char *out,
     size_t outlen)
 {
-	struct dc_dir	*d = dc_get(fs, h);
+	struct dc_dir	*d;
 
+	dc_make_room();
+	d = dc_get(fs, h);
 	if (dc_resolve(d) != 0)
 		return -1;
 	snprintf(out, outlen, "%s", d->path);
@@ -293,9 +304,11 @@ void
 dircache_record(struct fst_fs *fs, const struct fst_handle *h,
     const char *name, uint32_t kinds)
 {
-	struct dc_dir	*d = dc_get(fs, h), *p;
+	struct dc_dir	*d, *p;
 	int		 resolved;
 
+	dc_make_room();
+	d = dc_get(fs, h);
 	resolved = dc_resolve(d) == 0;
 	if (strcmp(name, ".") == 0 && resolved && d->has_parent) {
 		p = dc_get(fs, &d->parent);
@@ -322,11 +335,14 @@ void
 dircache_rename(struct fst_fs *fs, const struct fst_handle *olddir,
     const char *oldname, const struct fst_handle *newdir, const char *newname)
 {
-	struct dc_dir	*od = dc_get(fs, olddir), *nd = dc_get(fs, newdir);
+	struct dc_dir	*od, *nd;
 	struct store_op	*op;
 	char		 from[PATH_MAX], to[PATH_MAX];
 	int		 ok;
 
+	dc_make_room();
+	od = dc_get(fs, olddir);
+	nd = dc_get(fs, newdir);
 	/* Paths cached before this rename may be stale now. */
 	ok = dc_resolve(od) == 0;
 	dc_path_gen++;

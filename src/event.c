@@ -51,10 +51,6 @@ event_parse_fid(struct fst_event *ev, const unsigned char *p, size_t len)
 	struct fst_handle	*h;
 	int			 type = p[0];
 
-	/* header (4) + fsid (8) + handle */
-	if (len < 4 + 8)
-		return -1;
-	off = 4 + 8;
 	switch (type) {
 	case FAN_EVENT_INFO_TYPE_FID:
 		h = &ev->child;
@@ -72,6 +68,10 @@ event_parse_fid(struct fst_event *ev, const unsigned char *p, size_t len)
 	default:
 		return 0;	/* unknown info types are skipped */
 	}
+	/* header (4) + fsid (8) + handle */
+	if (len < 4 + 8)
+		return -1;
+	off = 4 + 8;
 	if (event_copy_handle(h, p + off, len - off, &used) != 0)
 		return -1;
 	off += used;
@@ -120,6 +120,7 @@ event_next(const void *buf, size_t len, size_t *off, struct fst_event *ev)
 	const unsigned char			*base = buf;
 	struct fanotify_event_metadata		 md;
 	size_t					 pos, end, ilen;
+	uint16_t				 ilen16;
 
 	memset(ev, 0, sizeof *ev);
 	ev->fd = -1;
@@ -141,7 +142,8 @@ event_next(const void *buf, size_t len, size_t *off, struct fst_event *ev)
 	while (pos < end) {
 		if (end - pos < 4)
 			return -1;
-		ilen = base[pos + 2] | (base[pos + 3] << 8);
+		memcpy(&ilen16, base + pos + 2, sizeof ilen16);
+		ilen = ilen16;
 		if (ilen < 4 || ilen > end - pos)
 			return -1;
 		if (event_parse_fid(ev, base + pos, ilen) != 0)
@@ -254,9 +256,10 @@ handle_path(int mount_fd, const struct fst_handle *h, char *out, size_t outlen)
 		struct file_handle	fh;
 		unsigned char		buf[FST_HANDLE_MAX];
 	} u;
-	char	proc[64];
-	ssize_t	n;
-	int	fd, saved;
+	char		proc[64];
+	ssize_t		n;
+	int		fd, saved;
+	struct stat	st, st2;
 
 	u.fh.handle_bytes = h->len;
 	u.fh.handle_type = h->type;
@@ -267,20 +270,27 @@ handle_path(int mount_fd, const struct fst_handle *h, char *out, size_t outlen)
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
 	n = readlink(proc, out, outlen - 1);
 	saved = errno;
-	close(fd);
 	if (n < 0) {
+		close(fd);
 		errno = saved;
 		return -1;
 	}
 	if ((size_t)n == outlen - 1) {
+		close(fd);
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	out[n] = '\0';
 	if (n > 10 && strcmp(out + n - 10, " (deleted)") == 0) {
-		errno = ESTALE;
-		return -1;
+		/* Removed, or merely named so?  The name must lead to it. */
+		if (fstat(fd, &st) == -1 || stat(out, &st2) == -1 ||
+		    st.st_ino != st2.st_ino || st.st_dev != st2.st_dev) {
+			close(fd);
+			errno = ESTALE;
+			return -1;
+		}
 	}
+	close(fd);
 	if (out[0] != '/') {
 		errno = ESTALE;	/* unreachable from our root */
 		return -1;

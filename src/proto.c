@@ -115,25 +115,63 @@ sbuf_add_escaped(struct sbuf *b, const char *s)
 	}
 }
 
+/* Length of the valid UTF-8 sequence at u, or 0 if it is not one. */
+static size_t
+utf8_len(const unsigned char *u)
+{
+	size_t	n, i;
+	unsigned cp;
+
+	if (u[0] < 0x80)
+		return 1;
+	if (u[0] >= 0xc2 && u[0] <= 0xdf) {
+		n = 2;
+		cp = u[0] & 0x1f;
+	} else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+		n = 3;
+		cp = u[0] & 0x0f;
+	} else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+		n = 4;
+		cp = u[0] & 0x07;
+	} else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (u[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
 /*
- * Append s as a JSON string literal.  Bytes that are not valid UTF-8 cannot
- * be represented in JSON; they are written as \u00XX of the byte value, which
- * keeps the output valid and the mapping one-to-one for ASCII-only names.
+ * Append s as a JSON string literal.  A file name is bytes, not text: a
+ * byte that is not part of valid UTF-8 cannot be represented in JSON, so
+ * it is written as \u00XX of the byte value (U+0080..U+00FF), which keeps
+ * the output valid JSON.  Such names are ambiguous in JSON output; use
+ * -0 for exact bytes.
  */
 void
 sbuf_add_json_string(struct sbuf *b, const char *s)
 {
 	const unsigned char *u = (const unsigned char *)s;
+	size_t		     n;
 
 	sbuf_add(b, "\"", 1);
-	for (; *u != '\0'; u++) {
+	while (*u != '\0') {
 		if (*u == '"' || *u == '\\') {
 			sbuf_add(b, "\\", 1);
-			sbuf_add(b, u, 1);
-		} else if (*u < 0x20 || *u == 0x7f)
-			sbuf_printf(b, "\\u%04x", *u);
-		else
-			sbuf_add(b, u, 1);
+			sbuf_add(b, u++, 1);
+		} else if (*u < 0x20 || *u == 0x7f) {
+			sbuf_printf(b, "\\u%04x", *u++);
+		} else if ((n = utf8_len(u)) == 0) {
+			sbuf_printf(b, "\\u%04x", *u++);
+		} else {
+			sbuf_add(b, u, n);
+			u += n;
+		}
 	}
 	sbuf_add(b, "\"", 1);
 }
@@ -151,6 +189,8 @@ proto_split(char *line, char **argv, int max)
 
 	if (*p == '\0')
 		return 0;
+	if (*p == ' ')
+		return -1;
 	for (;;) {
 		if (argc == max)
 			return -1;

@@ -184,7 +184,8 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 			sbuf_add_json_string(&out, mp);
 			sbuf_addstr(&out, ",\"reason\":");
 			sbuf_add_json_string(&out, why);
-			sbuf_printf(&out, ",\"snapshot\":%lld,\"at\":\"%s\"}",
+			sbuf_printf(&out, ",\"since\":%lld,\"snapshot\":%lld,"
+			    "\"at\":\"%s\"}", (long long)since,
 			    (long long)sqlite3_column_int64(st, 2), tbuf);
 		} else if (flags & Q_DIRS)
 			query_put_path(&out, mp, flags);
@@ -198,9 +199,9 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 		    "false" : "true", flags & Q_DIRS ? "dirs" : "entries");
 
 	if (flags & Q_DIRS) {
-		sql = "SELECT DISTINCT d.path, 0, 0, d.gone FROM changes c "
+		sql = "SELECT d.path, 0, 0, min(d.gone) FROM changes c "
 		    "JOIN dirs d ON d.id = c.dir_id WHERE c.snapshot >= ? "
-		    "AND d.path LIKE '/%' ORDER BY d.path";
+		    "AND d.path LIKE '/%' GROUP BY d.path ORDER BY d.path";
 	} else {
 		sql = "SELECT d.path, c.name, c.mask, d.gone FROM changes c "
 		    "JOIN dirs d ON d.id = c.dir_id WHERE c.snapshot >= ? "
@@ -214,7 +215,7 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 		if (rc == SQLITE_ROW && (flags & Q_DIRS)) {
 			const char *p = (const char *)sqlite3_column_text(st, 0);
 
-			if (sqlite3_column_int(st, 3) && !(flags & Q_JSON))
+			if (sqlite3_column_int(st, 3))
 				continue;	/* removed: its parent is listed */
 			if (flags & Q_JSON) {
 				sbuf_addstr(&out, first ? "" : ",");

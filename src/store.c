@@ -174,29 +174,29 @@ store_open(const char *path, char *err, size_t errlen)
 	if (i != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, store_db != NULL ?
 		    sqlite3_errmsg(store_db) : "out of memory");
-		return -1;
+		goto fail;
 	}
 	sqlite3_extended_result_codes(store_db, 1);
 	sqlite3_busy_timeout(store_db, 2000);
 	if (schema_check_or_create(store_db, &created, err, errlen) != 0)
-		return -1;
+		goto fail;
 	if (chmod(path, 0600) == -1) {
 		snprintf(err, errlen, "chmod '%s': %s", path, strerror(errno));
-		return -1;
+		goto fail;
 	}
 	if (store_exec("PRAGMA journal_mode = WAL") != 0 ||
 	    store_exec("PRAGMA synchronous = FULL") != 0 ||
 	    store_exec("PRAGMA foreign_keys = OFF") != 0) {
 		snprintf(err, errlen, "cannot set WAL mode: %s",
 		    sqlite3_errmsg(store_db));
-		return -1;
+		goto fail;
 	}
 	for (i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(store_db, store_sql[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &store_st[i], NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "prepare: %s",
 			    sqlite3_errmsg(store_db));
-			return -1;
+			goto fail;
 		}
 	}
 	if (created) {
@@ -216,13 +216,21 @@ store_open(const char *path, char *err, size_t errlen)
 		    fstd.journal_id, (long long)time(NULL));
 		if (store_exec(sql) != 0) {
 			snprintf(err, errlen, "cannot initialise database");
-			return -1;
+			goto fail;
 		}
 		log_info("created database '%s'", path);
 	} else if (store_meta_get("journal_id", fstd.journal_id,
 	    sizeof fstd.journal_id) != 0)
 		fstd.journal_id[0] = '\0';
 	return 0;
+fail:
+	for (i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(store_st[i]);
+		store_st[i] = NULL;
+	}
+	sqlite3_close(store_db);
+	store_db = NULL;
+	return -1;
 }
 
 /* Read a meta value; -1 if absent. */
