@@ -29,6 +29,10 @@
 
 static const char	*socket_path;
 
+struct reply;
+static int	request(const char *, struct reply *);
+static void	show_progress(void);
+
 /* Reply of one request: data lines as key/value pairs. */
 struct reply {
 	int	 code;
@@ -79,7 +83,7 @@ request(const char *line, struct reply *r)
 	char			 buf[65536], *p, *nl, *tab;
 	ssize_t			 n;
 	size_t			 off = 0;
-	int			 fd;
+	int			 fd, waiting = 0, waited = 0;
 	struct pollfd		 pfd;
 
 	memset(r, 0, sizeof *r);
@@ -109,7 +113,12 @@ request(const char *line, struct reply *r)
 	for (;;) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, CLIENT_TIMEOUT_MS) <= 0)
+		n = poll(&pfd, 1, waiting ? 1000 : CLIENT_TIMEOUT_MS);
+		if (n == 0 && waiting && waited++ < CLIENT_TIMEOUT_MS / 1000) {
+			show_progress();
+			continue;
+		}
+		if (n <= 0)
 			break;
 		n = read(fd, buf, sizeof buf);
 		if (n <= 0)
@@ -137,9 +146,11 @@ request(const char *line, struct reply *r)
 				continue;
 			*tab++ = '\0';
 			proto_unescape(tab);
-			if (strcmp(p, "waiting") == 0)
+			if (strcmp(p, "waiting") == 0) {
 				fprintf(stderr, "fstrack: waiting for the "
 				    "start-up %s pass to finish\n", tab);
+				waiting = isatty(STDERR_FILENO);
+			}
 			r->keys = realloc(r->keys, (r->n + 1) * sizeof *r->keys);
 			r->values = realloc(r->values, (r->n + 1) *
 			    sizeof *r->values);
@@ -161,6 +172,23 @@ done:
 		fprintf(stderr, "fstrack: %s\n", r->msg != NULL ? r->msg :
 		    "request failed");
 	return r->code;
+}
+
+/* On a terminal, while waiting for the reconcile pass: how far it got. */
+static void
+show_progress(void)
+{
+	struct reply	 r;
+	const char	*scanned, *rate, *eta;
+
+	if (request("status", &r) != 0)
+		return;
+	scanned = reply_get(&r, "reconcile_scanned");
+	rate = reply_get(&r, "reconcile_per_sec");
+	eta = reply_get(&r, "reconcile_eta_sec");
+	fprintf(stderr, "\rfstrack: reconcile: %s entries scanned, %s/s%s%s%s  ",
+	    scanned ? scanned : "?", rate ? rate : "?", eta ? ", about " : "",
+	    eta ? eta : "", eta ? " s left" : "");
 }
 
 /* Ask for the database path and open it. */

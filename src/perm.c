@@ -466,6 +466,8 @@ perm_handle(int fd, pid_t pid)
 		if (perm_cover(d, dir[0] ? dir : "/", 0) == NULL)
 			perm_submit(d, name, FST_M_OPENED_WRITE);
 	}
+	if (!d->durable && d->seq <= store_committed())
+		d->durable = 1;		/* e.g. carried into this snapshot */
 	if (d->durable) {
 		perm_answer(fd);
 		perm_ignore_dir(d);
@@ -582,8 +584,11 @@ perm_main(void *arg)
 			(void)!read(perm_wake, &v, sizeof v);
 		pthread_mutex_lock(&perm_lock);
 		perm_release();
-		if (pfd[0].revents & POLLIN)
+		if (pfd[0].revents & POLLIN) {
 			perm_read();
+			/* Records committed while we read: no need to wait. */
+			perm_release();
+		}
 		if (perm_ndirs > 100000)
 			perm_dirs_trim();
 		pthread_mutex_unlock(&perm_lock);
