@@ -59,6 +59,32 @@ usage(void)
 	exit(FST_EXIT_USAGE);
 }
 
+/* Free what a reply holds; the reply is empty afterwards. */
+static void
+reply_free(struct reply *r)
+{
+	int	i;
+
+	for (i = 0; i < r->n; i++) {
+		free(r->keys[i]);
+		free(r->values[i]);
+	}
+	free(r->keys);
+	free(r->values);
+	free(r->msg);
+	memset(r, 0, sizeof *r);
+}
+
+/* Free a failed reply and return its exit status. */
+static int
+reply_fail(struct reply *r)
+{
+	int	code = r->code;
+
+	reply_free(r);
+	return code;
+}
+
 /* Find a data value in a reply. */
 static const char *
 reply_get(struct reply *r, const char *key)
@@ -189,6 +215,7 @@ show_progress(void)
 	fprintf(stderr, "\rfstrack: reconcile: %s entries scanned, %s/s%s%s%s  ",
 	    scanned ? scanned : "?", rate ? rate : "?", eta ? ", about " : "",
 	    eta ? eta : "", eta ? " s left" : "");
+	reply_free(&r);
 }
 
 /* Ask for the database path and open it. */
@@ -198,16 +225,25 @@ open_db(int64_t *cur)
 	struct reply	 r;
 	const char	*p;
 
-	if (request("status", &r) != 0)
-		exit(r.code);
+	struct sqlite3	*db;
+
+	if (request("status", &r) != 0) {
+		int code = r.code;
+
+		reply_free(&r);
+		exit(code);
+	}
 	if ((p = reply_get(&r, "database")) == NULL) {
 		fprintf(stderr, "fstrack: fstrackd did not name its database\n");
+		reply_free(&r);
 		exit(FST_EXIT_ERROR);
 	}
 	if (cur != NULL)
 		*cur = strtoll(reply_get(&r, "snapshot") ?
 		    reply_get(&r, "snapshot") : "0", NULL, 10);
-	return query_open(p);
+	db = query_open(p);
+	reply_free(&r);
+	return db;
 }
 
 /* Parse a snapshot id argument or exit with a usage error. */
@@ -235,10 +271,11 @@ cmd_status(int argc, char **argv)
 	if (argc > 2 || (argc == 2 && !json))
 		usage();
 	if (request("status", &r) != 0)
-		return r.code;
+		return reply_fail(&r);
 	if (!json) {
 		for (i = 0; i < r.n; i++)
 			printf("%s: %s\n", r.keys[i], r.values[i]);
+		reply_free(&r);
 		return 0;
 	}
 	sbuf_init(&b);
@@ -261,6 +298,7 @@ cmd_status(int argc, char **argv)
 	sbuf_addstr(&b, "]}\n");
 	fputs(b.data, stdout);
 	sbuf_free(&b);
+	reply_free(&r);
 	return 0;
 }
 
@@ -274,10 +312,13 @@ cmd_snapshot(int argc, char **argv)
 	if (argc != 1)
 		usage();
 	if (request("snapshot", &r) != 0)
-		return r.code;
-	if ((id = reply_get(&r, "snapshot")) == NULL)
+		return reply_fail(&r);
+	if ((id = reply_get(&r, "snapshot")) == NULL) {
+		reply_free(&r);
 		return FST_EXIT_ERROR;
+	}
 	printf("%s\n", id);
+	reply_free(&r);
 	return fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
 }
 
@@ -316,14 +357,16 @@ cmd_changed(int argc, char **argv)
 	snprintf(line, sizeof line, "barrier %lld%s", since,
 	    nowait ? " nowait" : "");
 	if (request(line, &r) != 0)
-		return r.code;
+		return reply_fail(&r);
 	if ((dbp = reply_get(&r, "dbpath")) == NULL ||
-	    (cur = reply_get(&r, "snapshot")) == NULL)
+	    (cur = reply_get(&r, "snapshot")) == NULL ||
+	    (db = query_open(dbp)) == NULL) {
+		reply_free(&r);
 		return FST_EXIT_ERROR;
-	if ((db = query_open(dbp)) == NULL)
-		return FST_EXIT_ERROR;
+	}
 	rc = query_changed(db, since, strtoll(cur, NULL, 10), flags);
 	query_close(db);
+	reply_free(&r);
 	return rc;
 }
 
@@ -375,7 +418,9 @@ cmd_consumer(int argc, char **argv)
 		snprintf(line, sizeof line, "consumer-delete %s", argv[2]);
 	else
 		usage();
-	return request(line, &r);
+	rc = request(line, &r);
+	reply_free(&r);
+	return rc;
 }
 
 /* fstrack prune [--before N] */
@@ -394,11 +439,12 @@ cmd_prune(int argc, char **argv)
 	else
 		usage();
 	if (request(line, &r) != 0)
-		return r.code;
+		return reply_fail(&r);
 	if ((to = reply_get(&r, "pruned_to")) != NULL && strcmp(to, "0") != 0)
 		printf("pruned history before snapshot %s\n", to);
 	else
 		printf("nothing to prune\n");
+	reply_free(&r);
 	return 0;
 }
 
