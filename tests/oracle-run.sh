@@ -39,7 +39,7 @@ make_fs "$TYPE" "$MNT"
 SEED=${FSTRACK_TEST_SEED:-1}
 OPS=${FSTRACK_TEST_OPS:-2000}
 PROCS=${FSTRACK_TEST_PROCS:-4}
-HARDLINKS=${FSTRACK_TEST_HARDLINKS:-lenient}
+HARDLINKS=${FSTRACK_TEST_HARDLINKS:-strict}
 mapfile -t EXCLUDES < <(state_excludes)
 log "seed $SEED, $OPS operations by $PROCS processes on $TYPE"
 

@@ -138,7 +138,7 @@ else
 	fail "malformed entry lines:"
 	grep -v $'^[a-z-]*\\(,[a-z-]*\\)*\t/' "$E" | head -n 5 >&2
 fi
-bad=$(cut -f 1 "$E" | tr ',' '\n' | grep -vxE 'created|deleted|modified|attrib|moved-from|moved-to|closed-write|opened-write|rescanned' | sort -u | tr '\n' ' ' || true)
+bad=$(cut -f 1 "$E" | tr ',' '\n' | grep -vxE 'created|deleted|modified|attrib|moved-from|moved-to|closed-write|opened-write|rescanned|contents|open-at-snapshot' | sort -u | tr '\n' ' ' || true)
 if [ -z "$bad" ]; then pass "only contract kinds"; else fail "unknown kinds: $bad"; fi
 
 # -0: raw names, NUL-terminated records.
@@ -213,10 +213,10 @@ for p in sys.argv[3:]:
     e = paths[p]
     assert p.endswith("/" + e["name"]), "name %r" % e
     assert e["gone"] is False, "gone %r" % e
-    # CONTRACT.md names a "dir" member without saying what it holds: a
-    # path (then dir/name must be the path) or an is-directory flag.
-    assert (isinstance(e["dir"], bool) or
-            e["dir"] + "/" + e["name"] == p), "dir %r" % e
+    # "dir" is the directory holding the entry, "is_dir" whether the
+    # entry itself is a directory.
+    assert e["dir"] + "/" + e["name"] == p, "dir %r" % e
+    assert e["is_dir"] is False, "is_dir %r" % e
 EOF
 	then pass "changed --json"; else fail "changed --json content"; fi
 else
@@ -237,11 +237,11 @@ fi
 rc=$(rc_of fst changed --since $((N + 1000000)))
 expect_rc 3 "$rc" "snapshot that never existed (after the current one)"
 rc=$(rc_of fst changed --since 1)
-case $rc in
-3) pass "snapshot older than the database: exit 3" ;;
-4) echo "WARN: snapshot older than the database: exit 4 (gap), CONTRACT.md says 3 for pruned: $(cat "$WORK/rc.out")" ;;
-*) fail "snapshot older than the database: exit $rc: $(cat "$WORK/rc.out")" ;;
-esac
+# Older than the database's first snapshot: history incomplete (4), with
+# the full-scan message.
+expect_rc 4 "$rc" "snapshot older than the database"
+grep -q "history incomplete" "$WORK/rc.out" ||
+	fail "no 'history incomplete' message: $(cat "$WORK/rc.out")"
 rc=$(rc_of fst changed --since notanumber)
 expect_rc 2 "$rc" "bad --since"
 rc=$(rc_of fst nosuchcommand)

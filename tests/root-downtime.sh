@@ -27,7 +27,7 @@ in_private_ns "$@"
 setup_workdir
 TYPE=${FSTRACK_DOWNTIME_FS:-ext4}
 make_fs "$TYPE" "$MNT"
-HARDLINKS=${FSTRACK_TEST_HARDLINKS:-lenient}
+HARDLINKS=${FSTRACK_TEST_HARDLINKS:-strict}
 SABOTAGE=${FSTRACK_DOWNTIME_SABOTAGE:-0}
 LATE_SLEEP=${FSTRACK_DOWNTIME_LATE_SLEEP:-6}
 [ "$SABOTAGE" != 1 ] || command -v sqlite3 >/dev/null 2>&1 || skip "no sqlite3"
