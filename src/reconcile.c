@@ -88,6 +88,7 @@ static pthread_mutex_t	 rc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 rc_cond = PTHREAD_COND_INITIALIZER;
 static struct rc_item	*rc_queue;
 static int		 rc_busy;
+static int		 rc_idle;
 static _Atomic int	 rc_stop;
 static int		 rc_finished;
 static uv_async_t	 rc_async;
@@ -141,17 +142,47 @@ rc_ns(const struct statx_timestamp *t)
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 }
 
-/* Queue a subdirectory of it->path. */
+/*
+ * Collect a subdirectory of it->path in the caller's local list; rc_scan
+ * hands the whole list to the queue at once, so walkers do not take the
+ * lock and wake each other once per directory.
+ */
 static void
-rc_push_child(struct rc_item *it, const char *name)
+rc_push_child(struct rc_item *it, const char *name, struct rc_item **local)
 {
-	char	child[PATH_MAX];
+	struct rc_item	*c;
+	size_t		 plen = strlen(it->path), nlen = strlen(name);
 
-	if (snprintf(child, sizeof child, "%s/%s", strcmp(it->path, "/") ?
-	    it->path : "", name) >= (int)sizeof child)
+	if (plen + 1 + nlen + 1 > PATH_MAX)
 		return;
+	if ((c = malloc(sizeof *c + plen + 1 + nlen + 1)) == NULL)
+		fatal("out of memory");
+	c->fs = it->fs;
+	c->threshold = it->threshold;
+	if (strcmp(it->path, "/") == 0)
+		plen = 0;
+	memcpy(c->path, it->path, plen);
+	c->path[plen] = '/';
+	memcpy(c->path + plen + 1, name, nlen + 1);
+	c->next = *local;
+	*local = c;
+}
+
+/* Move a local list of directories to the shared queue. */
+static void
+rc_push_list(struct rc_item *local)
+{
+	struct rc_item	*last;
+
+	if (local == NULL)
+		return;
+	for (last = local; last->next != NULL; last = last->next)
+		;
 	pthread_mutex_lock(&rc_lock);
-	rc_push(it->fs, it->threshold, child);
+	last->next = rc_queue;
+	rc_queue = local;
+	if (rc_idle > 0)
+		pthread_cond_broadcast(&rc_cond);
 	pthread_mutex_unlock(&rc_lock);
 }
 
@@ -191,6 +222,7 @@ rc_scan(struct rc_item *it)
 	DIR			*d;
 	int			 fd, isdir;
 	uint64_t		 n = 0;
+	struct rc_item		*local = NULL;
 	unsigned		 mask = STATX_CTIME | STATX_TYPE | STATX_NLINK |
 				    STATX_INO;
 
@@ -216,7 +248,7 @@ rc_scan(struct rc_item *it)
 		n++;
 		if (rc_mode == RC_SEARCH) {
 			if (de->d_type == DT_DIR) {
-				rc_push_child(it, de->d_name);
+				rc_push_child(it, de->d_name, &local);
 				continue;
 			}
 			if (de->d_type != DT_UNKNOWN &&
@@ -232,7 +264,7 @@ rc_scan(struct rc_item *it)
 			    rc_ns(&stx.stx_ctime) >= it->threshold)
 				rc_record(it->fs, &dh, it->path, de->d_name,
 				    FST_M_ISDIR);
-			rc_push_child(it, de->d_name);
+			rc_push_child(it, de->d_name, &local);
 			continue;
 		}
 		if (rc_mode == RC_FULL && rc_ns(&stx.stx_ctime) >= it->threshold)
@@ -242,6 +274,7 @@ rc_scan(struct rc_item *it)
 			rc_link(it, fd, &dh, de->d_name);
 	}
 	closedir(d);
+	rc_push_list(local);
 	atomic_fetch_add(&fstd.st.reconcile_scanned, n);
 }
 
@@ -253,8 +286,11 @@ rc_main(void *arg)
 
 	pthread_mutex_lock(&rc_lock);
 	for (;;) {
-		while (rc_queue == NULL && rc_busy > 0 && !atomic_load(&rc_stop))
+		while (rc_queue == NULL && rc_busy > 0 && !atomic_load(&rc_stop)) {
+			rc_idle++;
 			pthread_cond_wait(&rc_cond, &rc_lock);
+			rc_idle--;
+		}
 		if (atomic_load(&rc_stop) || (rc_queue == NULL && rc_busy == 0))
 			break;
 		it = rc_queue;
