@@ -1,0 +1,212 @@
+#!/bin/bash
+# root-perm-killheld: SIGKILL of the daemon while many write-openers are
+# held.  Commits are made to hang by an outside process holding the
+# database's write lock (BEGIN EXCLUSIVE; WAL mode), the daemon runs with
+# --stall-timeout 60000, and 20 processes each write-open an existing file
+# in a distinct pre-existing directory not yet recorded in the current
+# snapshot, then write to it.  The test checks that they are held (status
+# perm_pending reaches 20, no open() has returned), SIGKILLs the daemon,
+# and checks that every opener finishes within a few seconds (the kernel
+# allows pending permission events when the group fd closes: nobody
+# hangs).  Then the lock is released, the daemon restarted, and
+# `changed --since N --dirs` must list all 20 directories (the held
+# records were never committed, so the restart's reconcile must find them).
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+require_root
+in_private_ns "$@"
+setup_workdir
+make_fs ext4 "$MNT"
+FST_TIMEOUT=60
+
+# Extra daemon options for negative checks (unquoted on purpose).
+EXTRA=${FSTRACK_TEST_DAEMON_ARGS:-}
+NOPEN=20
+DB=$STATE/fstrack.db
+LOCK_PID=
+OPENERS_PID=
+
+# status_field KEY
+status_field() {
+	timeout 10 "$FSTRACK" -s "$SOCK" status 2>/dev/null |
+		awk -v k="$1:" '$1 == k { print $2; exit }'
+}
+
+# Our own cleanup on top of lib.sh's: the daemon is killed first (that
+# frees the openers), then the lock holder and the openers.
+# shellcheck disable=SC2317  # called from the EXIT trap
+my_cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "$DAEMON_PID" ]; then
+		kill -KILL "$DAEMON_PID" 2>/dev/null
+		wait_dead "$DAEMON_PID" 10
+	fi
+	[ -z "$OPENERS_PID" ] || kill -KILL -- "-$OPENERS_PID" 2>/dev/null
+	[ -z "$LOCK_PID" ] || kill -KILL "$LOCK_PID" 2>/dev/null
+	(exit "$rc")
+	cleanup
+}
+trap my_cleanup EXIT
+
+# lock_db: hold the database's write lock from outside until unlock_db.
+lock_db() {
+	local n=200
+	rm -f "$WORK/locked"
+	"$PY" - "$DB" "$WORK/locked" <<'EOF' >"$WORK/lock.out" 2>&1 &
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(300)
+EOF
+	LOCK_PID=$!
+	while [ ! -e "$WORK/locked" ]; do
+		pid_alive "$LOCK_PID" || die "lock holder died: $(cat "$WORK/lock.out")"
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || die "could not lock the database in 20 s"
+		sleep 0.1
+	done
+	log "database write lock held by $LOCK_PID"
+}
+
+# wait_checkpoint: wait (bounded) until the database holds a committed
+# checkpoint for the tracked filesystem; without one a restart after
+# SIGKILL rightly reports a gap.
+wait_checkpoint() {
+	timeout 30 "$PY" - "$DB" <<'EOF2' || die "no checkpoint committed within 20 s"
+import sqlite3, sys, time
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
+        n = c.execute("SELECT count(*) FROM filesystems"
+                      " WHERE checkpoint_ns > 0").fetchone()[0]
+        c.close()
+        if n > 0:
+            sys.exit(0)
+    except sqlite3.Error:
+        pass
+    time.sleep(0.1)
+sys.exit(1)
+EOF2
+}
+
+unlock_db() {
+	[ -n "$LOCK_PID" ] || return 0
+	kill -KILL "$LOCK_PID" 2>/dev/null || true
+	wait "$LOCK_PID" 2>/dev/null || true
+	LOCK_PID=
+	log "database lock released"
+}
+
+T=$MNT/t
+for i in $(seq 1 "$NOPEN"); do
+	mkdir -p "$T/d$i"
+	echo old >"$T/d$i/file"
+done
+mkdir -p "$T/quiet"
+echo q >"$T/quiet/file"
+sync
+
+# shellcheck disable=SC2086
+start_daemon --stall-timeout 60000 $EXTRA "$MNT"
+fst snapshot >"$WORK/snap.out" || die "snapshot failed"
+N=$(tail -n 1 "$WORK/snap.out")
+[[ $N =~ ^[0-9]+$ ]] || die "snapshot printed '$N'"
+log "snapshot $N"
+wait_checkpoint
+lock_db
+
+# The openers: one process group (setsid), one child per directory; each
+# child touches WORK/opened.I when its open() returned, then writes.
+mkdir -p "$WORK/opened"
+setsid "$PY" - "$T" "$NOPEN" "$WORK/opened" <<'EOF' >"$WORK/openers.out" 2>&1 &
+import os, sys, time
+root, n, marks = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kids = []
+for i in range(1, n + 1):
+    pid = os.fork()
+    if pid == 0:
+        t0 = time.monotonic()
+        fd = os.open(os.path.join(root, "d%d" % i, "file"), os.O_WRONLY)
+        t1 = time.monotonic()
+        open(os.path.join(marks, str(i)), "w").write("%.3f\n" % (t1 - t0))
+        os.write(fd, b"new data\n")
+        os.close(fd)
+        os._exit(0)
+    kids.append(pid)
+bad = 0
+for pid in kids:
+    _, st = os.waitpid(pid, 0)
+    bad += st != 0
+sys.exit(1 if bad else 0)
+EOF
+OPENERS_PID=$!
+
+# Held: all of them pending in the daemon, none returned from open().
+end=$((SECONDS + 20))
+pending=
+while [ "$SECONDS" -lt "$end" ]; do
+	pending=$(status_field perm_pending)
+	[ "${pending:-0}" -lt "$NOPEN" ] || break
+	pid_alive "$OPENERS_PID" || break	# not held at all
+	sleep 0.1
+done
+nopened=$(find "$WORK/opened" -type f | wc -l)
+log "perm_pending $pending, $nopened of $NOPEN open() returned"
+if [ "${pending:-0}" -ge "$NOPEN" ] && [ "$nopened" -eq 0 ]; then
+	pass "all $NOPEN write-openers held while commits hang"
+else
+	fail "openers not held: perm_pending '${pending}', $nopened open() returned"
+fi
+sleep 1
+nopened=$(find "$WORK/opened" -type f | wc -l)
+[ "$nopened" -eq 0 ] || fail "$nopened open() returned while the commit hangs"
+pid_alive "$OPENERS_PID" || fail "the openers finished while the commit hangs"
+
+# SIGKILL the daemon: every opener must go on at once.
+t0=$(date +%s.%N)
+kill_daemon
+if wait_dead "$OPENERS_PID" 10; then
+	t1=$(date +%s.%N)
+	el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+	rc=0
+	wait "$OPENERS_PID" || rc=$?
+	OPENERS_PID=
+	nopened=$(find "$WORK/opened" -type f | wc -l)
+	log "all openers finished ${el} s after SIGKILL (exit $rc, $nopened opened)"
+	if [ "$rc" -eq 0 ] && [ "$nopened" -eq "$NOPEN" ]; then
+		pass "every held opener went on after SIGKILL (${el} s)"
+	else
+		fail "openers: exit $rc, $nopened of $NOPEN opened: $(cat "$WORK/openers.out")"
+	fi
+	if awk -v e="$el" 'BEGIN { exit !(e > 5) }'; then
+		fail "openers took ${el} s to finish after SIGKILL (bound 5 s)"
+	fi
+else
+	nopened=$(find "$WORK/opened" -type f | wc -l)
+	fail "openers still stuck 10 s after SIGKILL of the daemon ($nopened of $NOPEN opened)"
+	kill -KILL -- "-$OPENERS_PID" 2>/dev/null || true
+	OPENERS_PID=
+fi
+
+unlock_db
+start_daemon "$MNT"
+rc=0
+fst changed --since "$N" --dirs >"$WORK/dirs.txt" 2>"$WORK/dirs.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "changed --since $N --dirs exit $rc: $(cat "$WORK/dirs.err")"
+missing=0
+for i in $(seq 1 "$NOPEN"); do
+	grep -qxF -- "$T/d$i" "$WORK/dirs.txt" || {
+		missing=$((missing + 1))
+		echo "    missing: $T/d$i" >&2
+	}
+done
+if [ "$missing" -eq 0 ]; then
+	pass "all $NOPEN directories listed after restart"
+else
+	fail "$missing of $NOPEN held writers' directories not listed after restart"
+fi
+stop_daemon || fail "fstrackd exit $? after SIGTERM"
+finish

@@ -1,0 +1,257 @@
+#!/bin/bash
+# root-perm-stall: the stall guard.  Commits are made to hang by an outside
+# process holding the database's write lock (BEGIN EXCLUSIVE; WAL mode);
+# the daemon runs with --stall-timeout 1000.
+#  A. Writers that write-open files in unrecorded directories must go on
+#     after about 1 s (measured and printed: at least 0.8 s, so they were
+#     held, at most 1 s + 2 s of slack); `fstrack status` must then say
+#     state degraded with perm_stalled > 0, and stay degraded while the
+#     commit is still stuck.  Once the lock is released the daemon must
+#     commit the queued records and return to state ready (bounded), and
+#     `changed --since N --dirs` lists the writers' directories.
+#  B. Again with the lock held: stalled writers, SIGKILL of the daemon
+#     while their records are still uncommitted, lock released, restart
+#     (reconcile-margin 0, so only the checkpoint that the stall held back
+#     can bring them in): their directories must be reported.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+require_root
+in_private_ns "$@"
+setup_workdir
+make_fs ext4 "$MNT"
+FST_TIMEOUT=60
+
+# Extra daemon options for negative checks (unquoted on purpose).
+EXTRA=${FSTRACK_TEST_DAEMON_ARGS:-}
+NW=5
+DB=$STATE/fstrack.db
+LOCK_PID=
+CONF=$WORK/fstrackd.conf
+printf 'reconcile-margin 0\n' >"$CONF"
+
+# status_field KEY
+status_field() {
+	timeout 10 "$FSTRACK" -s "$SOCK" status 2>/dev/null |
+		awk -v k="$1:" '$1 == k { print $2; exit }'
+}
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+my_cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "$DAEMON_PID" ]; then
+		kill -KILL "$DAEMON_PID" 2>/dev/null
+		wait_dead "$DAEMON_PID" 10
+	fi
+	[ -z "$LOCK_PID" ] || kill -KILL "$LOCK_PID" 2>/dev/null
+	(exit "$rc")
+	cleanup
+}
+trap my_cleanup EXIT
+
+# lock_db / unlock_db: hold the database's write lock from outside.
+lock_db() {
+	local n=200
+	rm -f "$WORK/locked"
+	"$PY" - "$DB" "$WORK/locked" <<'EOF' >"$WORK/lock.out" 2>&1 &
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(300)
+EOF
+	LOCK_PID=$!
+	while [ ! -e "$WORK/locked" ]; do
+		pid_alive "$LOCK_PID" || die "lock holder died: $(cat "$WORK/lock.out")"
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || die "could not lock the database in 20 s"
+		sleep 0.1
+	done
+	log "database write lock held by $LOCK_PID"
+}
+
+# wait_checkpoint: wait (bounded) until the database holds a committed
+# checkpoint for the tracked filesystem; without one a restart after
+# SIGKILL rightly reports a gap.
+wait_checkpoint() {
+	timeout 30 "$PY" - "$DB" <<'EOF2' || die "no checkpoint committed within 20 s"
+import sqlite3, sys, time
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
+        n = c.execute("SELECT count(*) FROM filesystems"
+                      " WHERE checkpoint_ns > 0").fetchone()[0]
+        c.close()
+        if n > 0:
+            sys.exit(0)
+    except sqlite3.Error:
+        pass
+    time.sleep(0.1)
+sys.exit(1)
+EOF2
+}
+
+unlock_db() {
+	[ -n "$LOCK_PID" ] || return 0
+	kill -KILL "$LOCK_PID" 2>/dev/null || true
+	wait "$LOCK_PID" 2>/dev/null || true
+	LOCK_PID=
+	log "database lock released"
+}
+
+# writers PREFIX OUT: NW parallel writers, one per directory PREFIXi;
+# each prints "I SECONDS" (time open() took) to OUT.  Bounded: 30 s.
+writers() {
+	timeout 30 "$PY" - "$1" "$NW" <<'EOF' >"$2" 2>&1
+import os, sys, time
+prefix, n = sys.argv[1], int(sys.argv[2])
+r, w = os.pipe()
+kids = []
+for i in range(1, n + 1):
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        t0 = time.monotonic()
+        fd = os.open("%s%d/file" % (prefix, i), os.O_WRONLY)
+        el = time.monotonic() - t0
+        os.write(fd, b"new data\n")
+        os.close(fd)
+        os.write(w, ("%d %.3f\n" % (i, el)).encode())
+        os._exit(0)
+    kids.append(pid)
+os.close(w)
+bad = sum(os.waitpid(p, 0)[1] != 0 for p in kids)
+sys.stdout.write(os.fdopen(r).read())
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# check_times OUT WHAT: every open took 0.8 .. 3 s.
+check_times() {
+	local n
+	n=$(wc -l <"$1")
+	log "$2: open() times: $(awk '{ printf "%s ", $2 }' "$1")"
+	if [ "$n" -ne "$NW" ]; then
+		fail "$2: $n of $NW writers reported: $(cat "$1")"
+	elif awk '$2 < 0.8 || $2 > 3.0 { bad = 1 } END { exit !bad }' "$1"; then
+		fail "$2: open() times outside 0.8 .. 3.0 s (stall-timeout 1000 ms)"
+	else
+		pass "$2: writers held ~1 s, then allowed"
+	fi
+}
+
+# wait_state WANT SECS: wait until status says state WANT.
+wait_state() {
+	local n=$(($2 * 10)) s
+	while :; do
+		s=$(status_field state)
+		[ "$s" != "$1" ] || return 0
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+T=$MNT/t
+for i in $(seq 1 "$NW"); do
+	mkdir -p "$T/a$i" "$T/b$i"
+	echo old >"$T/a$i/file"
+	echo old >"$T/b$i/file"
+done
+sync
+sleep 1.5
+
+# shellcheck disable=SC2086
+start_daemon -c "$CONF" --stall-timeout 1000 $EXTRA "$MNT"
+fst snapshot >"$WORK/snap.out" || die "snapshot failed"
+N=$(tail -n 1 "$WORK/snap.out")
+[[ $N =~ ^[0-9]+$ ]] || die "snapshot printed '$N'"
+log "snapshot $N"
+wait_checkpoint	# the tree is 1.5 s older than any checkpoint
+
+# --- A: stall, recover -------------------------------------------------------
+lock_db
+rc=0
+writers "$T/a" "$WORK/times-a" || rc=$?
+[ "$rc" -eq 0 ] || fail "A: writers exit $rc (124: still blocked after 30 s): $(cat "$WORK/times-a")"
+check_times "$WORK/times-a" "A"
+st=$(status_field state)
+ps=$(status_field perm_stalled)
+log "A: state $st, perm_stalled $ps"
+if [ "$st" = degraded ] && [ "${ps:-0}" -gt 0 ]; then
+	pass "A: degraded with perm_stalled $ps"
+else
+	fail "A: after a stall: state '$st', perm_stalled '$ps' (expected degraded, > 0)"
+fi
+# Still stuck: must stay degraded (sampled as fast as status answers, 4 s).
+notdeg=0
+ns=0
+end=$(($(date +%s%N) + 4000000000))
+while [ "$(date +%s%N)" -lt "$end" ]; do
+	st=$(status_field state)
+	ns=$((ns + 1))
+	[ "$st" = degraded ] || notdeg=$((notdeg + 1))
+	sleep 0.05
+done
+if [ "$notdeg" -eq 0 ]; then
+	pass "A: stays degraded while the commit is stuck ($ns samples)"
+else
+	fail "A: state not 'degraded' in $notdeg of $ns samples while the database is still locked"
+fi
+# The daemon's own word: nothing may claim recovery before the lock goes.
+if grep -q "keep up again\|commits work again" "$DAEMON_LOG"; then
+	fail "A: the daemon logs a recovery while the database is still locked:"
+	grep "keep up again\|commits work again" "$DAEMON_LOG" | sed 's/^/    /' >&2
+fi
+unlock_db
+if wait_state ready 20; then
+	pass "A: state ready again after the lock is released"
+else
+	fail "A: state '$(status_field state)' 20 s after the lock was released"
+fi
+fst changed --since "$N" --dirs >"$WORK/dirs-a.txt" || fail "A: changed --since $N failed"
+missing=0
+for i in $(seq 1 "$NW"); do
+	grep -qxF -- "$T/a$i" "$WORK/dirs-a.txt" || {
+		missing=$((missing + 1))
+		echo "    missing: $T/a$i" >&2
+	}
+done
+if [ "$missing" -eq 0 ]; then
+	pass "A: the stalled writers' directories are recorded once commits work"
+else
+	fail "A: $missing of $NW stalled writers' directories not recorded"
+fi
+
+# --- B: stall, SIGKILL, restart -----------------------------------------------
+sleep 1.5	# a checkpoint after A
+lock_db
+rc=0
+writers "$T/b" "$WORK/times-b" || rc=$?
+[ "$rc" -eq 0 ] || fail "B: writers exit $rc: $(cat "$WORK/times-b")"
+check_times "$WORK/times-b" "B"
+kill_daemon
+unlock_db
+start_daemon -c "$CONF" "$MNT"
+rc=0
+fst changed --since "$N" --dirs >"$WORK/dirs-b.txt" 2>"$WORK/dirs-b.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "B: changed --since $N --dirs exit $rc: $(cat "$WORK/dirs-b.err")"
+missing=0
+for i in $(seq 1 "$NW"); do
+	for d in "$T/a$i" "$T/b$i"; do
+		grep -qxF -- "$d" "$WORK/dirs-b.txt" || {
+			missing=$((missing + 1))
+			echo "    missing: $d" >&2
+		}
+	done
+done
+if [ "$missing" -eq 0 ]; then
+	pass "B: every stalled writer's directory reported after SIGKILL and restart"
+else
+	fail "B: $missing stalled writers' directories lost after SIGKILL and restart"
+fi
+[ "$(status_field state)" = ready ] || wait_state ready 20 ||
+	fail "B: state '$(status_field state)' after restart"
+stop_daemon || fail "fstrackd exit $? after SIGTERM"
+finish
