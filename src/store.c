@@ -53,6 +53,8 @@
 #include "fstrack.h"
 #include "log.h"
 
+#define STORE_BATCH_MS	20
+
 static sqlite3			*store_db;
 static pthread_t		 store_thread;
 static int			 store_running;
@@ -64,6 +66,7 @@ static struct store_op		*store_done_head;
 static uint64_t			 store_next_seq = 1;
 static _Atomic uint64_t		 store_committed_seq;
 static int			 store_stopping;
+static int			 store_urgent;	/* someone waits for the queue */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
 static char			 store_errbuf[256];
@@ -406,6 +409,8 @@ store_submit(struct store_op *op)
 	seq = op->seq = store_next_seq++;
 	*store_qtail = op;
 	store_qtail = &op->next;
+	if (op->durable || op->done != NULL)
+		store_urgent = 1;
 	atomic_fetch_add(&fstd.st.queue_depth, 1);
 	pthread_cond_signal(&store_cond);
 	pthread_mutex_unlock(&store_lock);
@@ -738,6 +743,27 @@ store_main(void *arg)
 			pthread_mutex_unlock(&store_lock);
 			break;
 		}
+		/*
+		 * Nobody waits for these records: let more join the batch for
+		 * a few milliseconds (an untar then commits a few hundred
+		 * times instead of thousands).  Anything urgent -- a held
+		 * opener, a snapshot, a query -- ends the wait at once.
+		 */
+		if (!store_urgent && !store_stopping) {
+			struct timespec	until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += STORE_BATCH_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			while (!store_urgent && !store_stopping &&
+			    pthread_cond_timedwait(&store_cond, &store_lock,
+			    &until) == 0)
+				;
+		}
+		store_urgent = 0;
 		batch = store_qhead;
 		store_qhead = NULL;
 		store_qtail = &store_qhead;
