@@ -81,7 +81,14 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	int64_t			 id;
 
 	notify_drain();
+	/*
+	 * Ids increase by at least one and never fall behind the clock in
+	 * milliseconds: a database created later always starts above every
+	 * id this one handed out (unless the clock steps back).
+	 */
 	id = atomic_load(&fstd.cur_snapshot) + 1;
+	if (id < now_ns() / 1000000)
+		id = now_ns() / 1000000;
 	perm_new_snapshot(id);
 	atomic_store(&fstd.cur_snapshot, id);
 	dircache_new_snapshot(id);
@@ -137,21 +144,25 @@ daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
 	store_submit(op);
 }
 
-/* Enter the degraded state (any thread); the reason shows in status. */
+/*
+ * Enter the degraded state for one source (any thread); the reason shows in
+ * status.  Each source clears only its own flag.
+ */
 void
-daemon_set_degraded(const char *why)
+daemon_set_degraded(int source, const char *why)
 {
 	pthread_mutex_lock(&daemon_degraded_lock);
-	snprintf(fstd.degraded_reason, sizeof fstd.degraded_reason, "%s", why);
+	snprintf(fstd.degraded_reason[source], sizeof fstd.degraded_reason[0],
+	    "%s", why);
 	pthread_mutex_unlock(&daemon_degraded_lock);
-	atomic_store(&fstd.degraded, 1);
+	atomic_fetch_or(&fstd.degraded, 1 << source);
 }
 
-/* Leave the degraded state. */
+/* Leave the degraded state for one source. */
 void
-daemon_clear_degraded(void)
+daemon_clear_degraded(int source)
 {
-	atomic_store(&fstd.degraded, 0);
+	atomic_fetch_and(&fstd.degraded, ~(1 << source));
 }
 
 /*
@@ -220,9 +231,13 @@ daemon_status(struct sbuf *sb)
 	sbuf_printf(sb, "state\t%s\n", state);
 	if (atomic_load(&fstd.degraded)) {
 		pthread_mutex_lock(&daemon_degraded_lock);
-		sbuf_addstr(sb, "degraded_reason\t");
-		sbuf_add_escaped(sb, fstd.degraded_reason);
-		sbuf_addstr(sb, "\n");
+		for (i = 0; i < 2; i++) {
+			if (!(atomic_load(&fstd.degraded) & (1 << i)))
+				continue;
+			sbuf_addstr(sb, "degraded_reason\t");
+			sbuf_add_escaped(sb, fstd.degraded_reason[i]);
+			sbuf_addstr(sb, "\n");
+		}
 		pthread_mutex_unlock(&daemon_degraded_lock);
 	}
 	sbuf_printf(sb, "durability\t%s\n", fstd.cfg.durability ==

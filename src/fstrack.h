@@ -129,7 +129,7 @@ struct fst_daemon {
 	int64_t			 first_snapshot;
 	struct fst_stats	 st;
 	_Atomic int		 degraded;
-	char			 degraded_reason[256];
+	char			 degraded_reason[2][256];
 	_Atomic int		 reconciling;
 	_Atomic int		 ready;
 	pid_t			 pid;
@@ -250,7 +250,7 @@ int	 notify_mark(struct fst_fs *, char *, size_t);
 void	 notify_start(void);
 void	 notify_drain(void);
 void	 notify_fini(void);
-void	 notify_checkpoint_tick(void);
+void	 notify_checkpoint_tick(int);
 
 /* perm.c */
 int	 perm_init(char *, size_t);
@@ -295,8 +295,10 @@ void	 control_fini(void);
 /* daemon.c */
 void	 daemon_snapshot(void (*)(int64_t, int, void *), void *);
 void	 daemon_barrier(int64_t, void (*)(int, void *), void *);
-void	 daemon_set_degraded(const char *);
-void	 daemon_clear_degraded(void);
+#define DEGRADED_STORE	0	/* commits fail */
+#define DEGRADED_STALL	1	/* writers allowed before their record */
+void	 daemon_set_degraded(int, const char *);
+void	 daemon_clear_degraded(int);
 void	 daemon_record_gap(struct fst_fs *, const char *);
 void	 daemon_status(struct sbuf *);
 void	 daemon_sd_notify(const char *);

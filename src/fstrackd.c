@@ -70,7 +70,7 @@ tick_cb(uv_timer_t *t)
 	}
 	/* No checkpoint may pass a reconcile that has not finished. */
 	if (!atomic_load(&fstd.reconciling))
-		notify_checkpoint_tick();
+		notify_checkpoint_tick(0);
 }
 
 /* Hourly: apply the retention policy. */
@@ -107,7 +107,7 @@ signal_cb(uv_signal_t *s, int signum)
 	control_fini();
 	reconcile_stop();
 	if (!atomic_load(&fstd.reconciling))
-		notify_checkpoint_tick();
+		notify_checkpoint_tick(1);
 	notify_fini();
 	perm_stop();
 	op = store_op_new(OP_SNAPSHOT);	/* no-op row: forces a durable commit */
@@ -338,12 +338,13 @@ main(int argc, char **argv)
 		fatalx("database '%s': cannot read snapshots", fstd.db_path);
 	if (snap == 0) {
 		/*
-		 * A new database numbers from the current time, so a snapshot
-		 * id handed out by a lost or replaced database is always below
-		 * this one's first id and gets the "history incomplete" answer
-		 * instead of somebody else's history.
+		 * Snapshot ids follow the clock in milliseconds (see
+		 * daemon_snapshot), and a new database starts at the current
+		 * one, so an id handed out by a lost or replaced database is
+		 * below this one's first id and gets the "history incomplete"
+		 * answer instead of somebody else's history.
 		 */
-		snap = (int64_t)time(NULL);
+		snap = now_ns() / 1000000;
 		op = store_op_new(OP_SNAPSHOT);
 		op->snapshot = snap;
 		op->value = now_ns();

@@ -309,7 +309,7 @@ notify_start(void)
  * record, and commits no later than it (store.c invariant 2).
  */
 void
-notify_checkpoint_tick(void)
+notify_checkpoint_tick(int force)
 {
 	struct store_op	*op;
 	int64_t		 t = now_coarse_ns();
@@ -318,7 +318,7 @@ notify_checkpoint_tick(void)
 
 	notify_drain();
 	seen = atomic_load(&fstd.st.events_read);
-	if (seen == notify_events_at_checkpoint &&
+	if (!force && seen == notify_events_at_checkpoint &&
 	    t - notify_last_checkpoint < 30LL * 1000000000)
 		return;
 	notify_events_at_checkpoint = seen;

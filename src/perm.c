@@ -115,6 +115,7 @@ static struct perm_wait	*perm_waits;
 static size_t		 perm_nwaits, perm_waits_cap;
 static _Atomic uint64_t	 perm_npending;
 static int		 perm_stalling;
+static uint64_t		 perm_stall_seq;	/* last record a stall let by */
 
 /* Monotonic milliseconds. */
 static int64_t
@@ -497,6 +498,8 @@ perm_release(void)
 		} else if (now >= w->deadline_ms) {
 			perm_answer(w->fd);
 			atomic_fetch_add(&fstd.st.perm_stalled, 1);
+			if (w->seq > perm_stall_seq)
+				perm_stall_seq = w->seq;
 			stalled = 1;
 		} else
 			perm_waits[j++] = *w;
@@ -504,18 +507,19 @@ perm_release(void)
 	perm_nwaits = j;
 	atomic_store(&perm_npending, perm_nwaits);
 	if (stalled && !perm_stalling) {
-		log_warnx("durable commit stalled for more than %d ms (%s): "
+		log_warnx("durable commit stalled for more than %d ms%s%s: "
 		    "allowing writers before their directory is recorded; "
 		    "the next start-up reconciles from before the stall",
 		    fstd.cfg.stall_timeout_ms, store_last_error()[0] ?
-		    store_last_error() : "disk slow");
-		daemon_set_degraded("durable commit stalled: writers allowed "
-		    "unrecorded");
+		    ": " : "", store_last_error());
+		daemon_set_degraded(DEGRADED_STALL, "durable commit stalled: "
+		    "writers allowed before their directory was recorded");
 		perm_stalling = 1;
-	} else if (!stalled && perm_stalling && perm_nwaits == 0) {
+	} else if (!stalled && perm_stalling && committed >= perm_stall_seq) {
+		/* Every record of the stalled writers is in: caught up. */
 		perm_stalling = 0;
 		log_warnx("durable commits keep up again");
-		daemon_clear_degraded();
+		daemon_clear_degraded(DEGRADED_STALL);
 	}
 }
 

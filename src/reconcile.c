@@ -212,6 +212,17 @@ rc_link(struct rc_item *it, int fd, const struct fst_handle *dh,
 		rc_record(it->fs, dh, it->path, name, FST_M_ATTRIB);
 }
 
+/* Whether it->path/name is the daemon's state directory. */
+static int
+rc_is_state_dir(struct rc_item *it, const char *name)
+{
+	const char	*sd = fstd.cfg.state_dir;
+	size_t		 plen = strcmp(it->path, "/") ? strlen(it->path) : 0;
+
+	return strncmp(sd, it->path, plen) == 0 && sd[plen] == '/' &&
+	    strcmp(sd + plen + 1, name) == 0;
+}
+
 /* Read one directory: record what is new, queue its subdirectories. */
 static void
 rc_scan(struct rc_item *it)
@@ -226,6 +237,8 @@ rc_scan(struct rc_item *it)
 	unsigned		 mask = STATX_CTIME | STATX_TYPE | STATX_NLINK |
 				    STATX_INO;
 
+	if (strcmp(it->path, fstd.cfg.state_dir) == 0)
+		return;		/* our own database: never recorded */
 	fd = open(it->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
 		return;		/* vanished: its parent's ctime shows it */
@@ -259,6 +272,9 @@ rc_scan(struct rc_item *it)
 		    AT_STATX_DONT_SYNC, mask, &stx) == -1)
 			continue;
 		isdir = S_ISDIR(stx.stx_mode);
+		if (isdir && makedev(stx.stx_dev_major, stx.stx_dev_minor) ==
+		    it->fs->dev && rc_is_state_dir(it, de->d_name))
+			continue;
 		if (isdir) {
 			if (rc_mode == RC_FULL &&
 			    rc_ns(&stx.stx_ctime) >= it->threshold)
@@ -389,10 +405,14 @@ rc_committed(struct store_op *op, int err, void *arg)
 
 	rc_done_ns = now_ns();
 	atomic_store(&fstd.reconciling, 0);
-	log_info("reconcile finished: %llu entries scanned, %llu recorded, "
-	    "%.1f s", (unsigned long long)atomic_load(
-	    &fstd.st.reconcile_scanned), (unsigned long long)atomic_load(
-	    &fstd.st.reconcile_recorded), (rc_done_ns - rc_started_ns) / 1e9);
+	if (rc_mode == RC_FULL)
+		log_info("reconcile finished: %llu entries scanned, %llu "
+		    "recorded, %.1f s", (unsigned long long)atomic_load(
+		    &fstd.st.reconcile_scanned), (unsigned long long)
+		    atomic_load(&fstd.st.reconcile_recorded),
+		    (rc_done_ns - rc_started_ns) / 1e9);
+	else
+		log_debug("hard-link search finished");
 	for (w = rc_waiters; w != NULL; w = next) {
 		next = w->next;
 		w->cb(w->arg);
@@ -466,9 +486,23 @@ reconcile_start(void)
 		} else if (fs->checkpoint_ns == 0) {
 			rc_threshold[i] = 0;	/* gap recorded; scan all */
 		} else if (now < fs->checkpoint_ns) {
+			struct store_op *op;
+
 			daemon_record_gap(fs, "clock is earlier than the last "
 			    "checkpoint (stepped backwards?)");
 			rc_threshold[i] = 0;
+			/*
+			 * The gap covers everything until now; the checkpoint
+			 * restarts from the present clock, or every restart
+			 * would see the same step again.
+			 */
+			op = store_op_new(OP_CHECKPOINT);
+			op->fs_id = fs->id;
+			op->value = now;
+			op->mask = 1;
+			op->durable = 1;
+			store_submit(op);
+			fs->checkpoint_ns = now;
 		} else
 			rc_threshold[i] = fs->checkpoint_ns - margin;
 		if (statvfs(fs->mountpoint, &sv) == 0 && sv.f_files > sv.f_ffree)

@@ -99,8 +99,8 @@ static const char *store_sql[ST_COUNT] = {
 	"INSERT OR IGNORE INTO snapshots(id, started_at, started_ns) "
 	    "VALUES (?, ?, ?)",
 	"INSERT INTO gaps(fs_id, snapshot, at, reason) VALUES (?, ?, ?, ?)",
-	"UPDATE filesystems SET checkpoint_ns = ? WHERE id = ? AND "
-	    "(checkpoint_ns IS NULL OR checkpoint_ns < ?1)",
+	"UPDATE filesystems SET checkpoint_ns = ?1 WHERE id = ?2 AND "
+	    "(checkpoint_ns IS NULL OR checkpoint_ns < ?1 OR ?3)",
 	"UPDATE filesystems SET state = ? WHERE id = ?",
 	"INSERT INTO consumers(name, cursor, last_success, created_at) "
 	    "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE "
@@ -667,6 +667,7 @@ store_apply(struct store_op *op)
 		st = store_st[ST_CHECKPOINT];
 		sqlite3_bind_int64(st, 1, op->value);
 		sqlite3_bind_int64(st, 2, op->fs_id);
+		sqlite3_bind_int(st, 3, op->mask != 0);	/* force: clock stepped */
 		return store_step(ST_CHECKPOINT);
 	case OP_FS_STATE:
 		st = store_st[ST_FS_STATE];
@@ -788,7 +789,7 @@ store_main(void *arg)
 				    "keeping %d records in memory and retrying",
 				    store_last_error(), n);
 			failing = 1;
-			daemon_set_degraded(store_last_error());
+			daemon_set_degraded(DEGRADED_STORE, store_last_error());
 			backoff = backoff == 0 ? 50 : backoff * 2;
 			if (backoff > 1000)
 				backoff = 1000;
@@ -807,7 +808,7 @@ store_main(void *arg)
 		}
 		if (failing) {
 			log_warnx("database commits work again");
-			daemon_clear_degraded();
+			daemon_clear_degraded(DEGRADED_STORE);
 			failing = 0;
 			backoff = 0;
 		}

@@ -19,7 +19,7 @@
 #	FSTRACK_CRASH_CHUNK	seconds per workload run; a new run starts while
 #				kill points remain (default 20)
 #	FSTRACK_TEST_HARDLINKS	strict|lenient: the mode that decides (default
-#				lenient, as in oracle-run.sh); the other one is
+#				strict, as in oracle-run.sh); the other one is
 #				computed and printed too
 #	FSTRACK_CRASH_DURABILITY strict|async (default strict)
 #	FSTRACK_CRASH_SABOTAGE=1 negative check of this test: before every

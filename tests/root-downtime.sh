@@ -11,9 +11,9 @@
 # checkpoint) and changes two more directories; then starts fstrackd,
 # records AFTER, and `fstrack changed --since N --dirs -0` must miss nothing
 # (oracle.py compare --level full; hard-links mode FSTRACK_TEST_HARDLINKS,
-# default lenient, as in oracle-run.sh; the strict result is printed too and
-# the directories of both names of the written hard link are checked by
-# name).
+# default strict, as in oracle-run.sh; with lenient the strict result is
+# printed too; the directories of both names of the written hard link are
+# checked by name either way).
 #
 # FSTRACK_DOWNTIME_SABOTAGE=1 (negative check of this test): before the
 # restart set the checkpoint to "now" and run with reconcile-margin 0, as if

@@ -1,0 +1,137 @@
+#!/bin/sh
+# Runs in the power-cut guest, chrooted into the tools disk (see run.sh).
+# Kernel command line: pc.phase=1|2 pc.ops=N pc.procs=N pc.seed=S pc.since=N
+# pc.state=same|separate (state dir on the tracked fs, or on disk vdd)
+# pc.commit=SECS (ext4 commit interval of the tracked fs)
+# Every line for the host starts with "PC ".  Phase 1 never ends by itself:
+# the host cuts the power (kill -9 qemu) after a random "PC STEP" line.
+export PATH=/bin:/usr/bin LC_ALL=C PYTHONDONTWRITEBYTECODE=1
+PY=/usr/bin/python3
+FD=/opt/fstrack
+STATE=/mnt/.fstrack-state
+SOCK=/run/fstrackd.sock
+phase='' ops=300 procs=3 seed=1 since='' state=same commit=5
+for w in $(cat /proc/cmdline); do
+	case $w in
+	pc.phase=*) phase=${w#*=} ;;
+	pc.ops=*) ops=${w#*=} ;;
+	pc.procs=*) procs=${w#*=} ;;
+	pc.seed=*) seed=${w#*=} ;;
+	pc.since=*) since=${w#*=} ;;
+	pc.state=*) state=${w#*=} ;;
+	pc.commit=*) commit=${w#*=} ;;
+	esac
+done
+
+halt_now() {
+	sync
+	echo "PC HALT"
+	reboot -f
+	sleep 10
+}
+err() {
+	echo "PC ERROR $*"
+	halt_now
+}
+
+mount -t tmpfs -o mode=0755 run /run
+mount -t tmpfs tmp /tmp
+# commit=N: ext4 journal commit interval in phase 1 (the daemon's fsyncs
+# force commits too when its state dir is on this filesystem).
+mount -t ext4 -o "commit=$commit" /dev/vda /mnt || err "cannot mount the data disk"
+mount -t ext4 /dev/vdc /results || err "cannot mount the results disk"
+if [ "$state" = separate ]; then
+	# The state dir on a disk of its own (vdd), not on the tracked fs.
+	n=0
+	while [ ! -b /dev/vdd ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	mkdir -p /run/state
+	mount -t ext4 /dev/vdd /run/state || err "cannot mount the state disk"
+	STATE=/run/state/fstrack
+fi
+echo "PC MOUNTED phase $phase $(date -u +%FT%T) $(cat /proc/uptime)"
+
+# start_daemon: fstrackd in the foreground, in the background of this
+# shell; stderr on the console; wait until `fstrack status` answers.
+start_daemon() {
+	$FD/fstrackd -f --state-dir $STATE --socket $SOCK /mnt \
+		</dev/null >/dev/console 2>&1 &
+	DPID=$!
+	n=0
+	while ! $FD/fstrack -s $SOCK status >/tmp/status.out 2>&1; do
+		kill -0 $DPID 2>/dev/null || err "fstrackd exited during start-up"
+		n=$((n + 1))
+		[ $n -lt 1200 ] || err "fstrackd not ready after 120 s"
+		sleep 0.1
+	done
+	echo "PC DAEMON-READY pid $DPID after $n polls"
+}
+
+case $phase in
+1)
+	start_daemon
+	$FD/fstrack -s $SOCK snapshot >/tmp/snap.out 2>&1 ||
+		err "fstrack snapshot failed: $(cat /tmp/snap.out)"
+	N=$(tail -n 1 /tmp/snap.out)
+	echo "$N" >/results/since
+	echo "PC SNAP $N"
+	sync
+	$PY $FD/oracle.py record /mnt /results/before.json --exclude $STATE ||
+		err "oracle record (before) failed"
+	sync
+	echo "PC BEFORE-RECORDED"
+	$PY $FD/workload.py /mnt/tree --procs "$procs" --ops "$ops" \
+		--seed "$seed" --progress-file /run/progress \
+		>/run/workload.out 2>&1 &
+	WPID=$!
+	last=0
+	while kill -0 $WPID 2>/dev/null; do
+		p=$(cat /run/progress 2>/dev/null || echo 0)
+		if [ "${p:-0}" -gt "$last" ]; then
+			echo "PC STEP $p"
+			last=$p
+		fi
+		sleep 0.05
+	done
+	wait $WPID
+	wrc=$?
+	p=$(cat /run/progress 2>/dev/null || echo 0)
+	[ "${p:-0}" -gt "$last" ] && echo "PC STEP $p"
+	sed 's/^/PC WORKLOAD /' /run/workload.out
+	echo "PC WORKLOAD-END $wrc"
+	# Wait for the cut.
+	while :; do sleep 1; echo "PC IDLE"; done
+	;;
+2)
+	[ -n "$since" ] || err "no pc.since"
+	start_daemon
+	echo "PC STATUS-BEGIN"
+	cat /tmp/status.out
+	echo "PC STATUS-END"
+	rc=0
+	$FD/fstrack -s $SOCK changed --since "$since" --dirs -0 \
+		>/results/reported 2>/results/changed.err || rc=$?
+	echo "$rc" >/results/changed.rc
+	echo "PC CHANGED-RC $rc $(cat /results/changed.err)"
+	$FD/fstrack -s $SOCK changed --since "$since" \
+		>/results/changed.txt 2>&1
+	$FD/fstrack -s $SOCK status >/results/status.txt 2>&1
+	$PY $FD/oracle.py record /mnt /results/after.json --exclude $STATE ||
+		err "oracle record (after) failed"
+	kill -TERM $DPID
+	wait $DPID
+	drc=$?
+	echo "$drc" >/results/daemon.rc
+	echo "PC DAEMON-EXIT $drc"
+	umount /mnt || echo "PC WARN cannot unmount /mnt"
+	umount /results || echo "PC WARN cannot unmount /results"
+	[ "$state" != separate ] || umount /run/state ||
+		echo "PC WARN cannot unmount the state disk"
+	sync
+	echo "PC PHASE2-DONE"
+	reboot -f
+	sleep 10
+	;;
+*)
+	err "no pc.phase on the kernel command line"
+	;;
+esac
