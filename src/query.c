@@ -118,6 +118,22 @@ query_time(int64_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Whether a snapshot with exactly this id is kept. */
+static int
+query_snapshot_exists(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt	*st;
+	int		 found = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM snapshots WHERE id = ?", -1,
+	    &st, NULL) != SQLITE_OK)
+		return 1;	/* cannot tell: let the query itself fail */
+	sqlite3_bind_int64(st, 1, id);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
 /*
  * fstrack changed --since since: check the history is complete, then list
  * the changes.  cur is the daemon's current snapshot.  Returns the exit
@@ -145,6 +161,11 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		oldest = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	if (since >= oldest && !query_snapshot_exists(db, since)) {
+		fprintf(stderr, "fstrack: no such snapshot %lld (see fstrack "
+		    "snapshots)\n", (long long)since);
+		return FST_EXIT_NOSNAPSHOT;
+	}
 	if (since < oldest) {
 		fprintf(stderr, "fstrack: history incomplete since snapshot "
 		    "%lld: the oldest snapshot kept is %lld (pruned, or from "

@@ -394,7 +394,7 @@ reconcile_search_start(void)
 static void
 rc_committed(struct store_op *op, int err, void *arg)
 {
-	struct rc_waiter	*w, *next;
+	struct rc_waiter	*w, *next, *list;
 
 	if (rc_requeued()) {	/* a rename moved a subtree behind the walk */
 		rc_spawn();
@@ -413,12 +413,14 @@ rc_committed(struct store_op *op, int err, void *arg)
 		    (rc_done_ns - rc_started_ns) / 1e9);
 	else
 		log_debug("hard-link search finished");
-	for (w = rc_waiters; w != NULL; w = next) {
+	/* Detach first: a callback may start a search and wait again. */
+	list = rc_waiters;
+	rc_waiters = NULL;
+	for (w = list; w != NULL; w = next) {
 		next = w->next;
 		w->cb(w->arg);
 		free(w);
 	}
-	rc_waiters = NULL;
 }
 
 /* Main thread: the walkers are done; commit their records durably. */

@@ -565,7 +565,16 @@ store_prune(int64_t before, int64_t *pruned_to)
 
 	*pruned_to = 0;
 	if (before == 0) {
-		keep = cur - fstd.cfg.retention_snapshots + 1;
+		/* Ids are not consecutive: keep the N newest by rank. */
+		keep = 0;
+		snprintf(sql, sizeof sql, "SELECT id FROM snapshots ORDER BY id "
+		    "DESC LIMIT 1 OFFSET %ld", fstd.cfg.retention_snapshots - 1);
+		if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) ==
+		    SQLITE_OK) {
+			if (sqlite3_step(st) == SQLITE_ROW)
+				keep = sqlite3_column_int64(st, 0);
+			sqlite3_finalize(st);
+		}
 		if (fstd.cfg.retention_days > 0) {
 			snprintf(sql, sizeof sql, "SELECT coalesce(min(id), 0) "
 			    "FROM snapshots WHERE started_at >= %lld",
