@@ -226,7 +226,9 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	} else {
 		sql = "SELECT d.path, c.name, c.mask, d.gone FROM changes c "
 		    "JOIN dirs d ON d.id = c.dir_id WHERE c.snapshot >= ? "
-		    "AND d.path LIKE '/%' ORDER BY d.path, c.name";
+		    "AND d.path LIKE '/%' ORDER BY CASE WHEN c.name = '.' "
+		    "THEN d.path WHEN d.path = '/' THEN '/' || c.name "
+		    "ELSE d.path || '/' || c.name END";
 	}
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto dberr;

@@ -87,7 +87,7 @@ enum {
 	ST_COUNT
 };
 static const char *store_sql[ST_COUNT] = {
-	"SELECT id FROM dirs WHERE fs_id = ? AND handle = ?",
+	"SELECT id, gone FROM dirs WHERE fs_id = ? AND handle = ?",
 	"INSERT INTO dirs(fs_id, handle, path) VALUES (?, ?, ?)",
 	"INSERT INTO changes(snapshot, dir_id, name, mask) VALUES (?, ?, ?, ?) "
 	    "ON CONFLICT(snapshot, dir_id, name) DO UPDATE "
@@ -440,15 +440,30 @@ store_dir_id(int64_t fs_id, const struct fst_handle *h, const char *hint)
 	size_t		 bloblen;
 	int64_t		 id = 0;
 	char		 path[PATH_MAX];
-	int		 i;
+	int		 i, gone = 0;
 
 	handle_to_blob(h, blob, &bloblen);
 	st = store_st[ST_DIR_FIND];
 	sqlite3_bind_int64(st, 1, fs_id);
 	sqlite3_bind_blob(st, 2, blob, bloblen, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_step(st) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
+		gone = sqlite3_column_int(st, 1);
+	}
 	sqlite3_reset(st);
+	if (id != 0 && gone) {
+		/*
+		 * Something changed in a directory we thought removed: it is
+		 * there (a power cut can lose the removal while the database
+		 * kept it).  Its path is refreshed at the next query.
+		 */
+		char sql[96];
+
+		snprintf(sql, sizeof sql, "UPDATE dirs SET gone = 0 WHERE id = "
+		    "%lld", (long long)id);
+		if (store_exec(sql) != 0)
+			return 0;
+	}
 	if (id != 0)
 		return id;
 	if (hint == NULL) {
@@ -499,11 +514,11 @@ store_refresh_paths(int64_t since)
 	int			 i, rc = 0, mfd;
 
 	if (sqlite3_prepare_v2(store_db, "SELECT DISTINCT d.id, d.fs_id, "
-	    "d.handle, d.path FROM changes c JOIN dirs d ON d.id = c.dir_id "
-	    "WHERE c.snapshot >= ? AND d.gone = 0", -1, &st, NULL) != SQLITE_OK)
+	    "d.handle, d.path, d.gone FROM changes c JOIN dirs d ON "
+	    "d.id = c.dir_id WHERE c.snapshot >= ?", -1, &st, NULL) != SQLITE_OK)
 		return -1;
-	if (sqlite3_prepare_v2(store_db, "UPDATE dirs SET path = ? WHERE id = ?",
-	    -1, &up, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(store_db, "UPDATE dirs SET path = ?, gone = 0 "
+	    "WHERE id = ?", -1, &up, NULL) != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return -1;
 	}
@@ -529,7 +544,8 @@ store_refresh_paths(int64_t since)
 		if (mfd == -1)
 			continue;
 		if (handle_path(mfd, &h, path, sizeof path) == 0) {
-			if (old == NULL || strcmp(old, path) != 0) {
+			if (old == NULL || strcmp(old, path) != 0 ||
+			    sqlite3_column_int(st, 4)) {
 				sqlite3_bind_text(up, 1, path, -1,
 				    SQLITE_TRANSIENT);
 				sqlite3_bind_int64(up, 2, id);
@@ -537,7 +553,8 @@ store_refresh_paths(int64_t since)
 					rc = -1;
 				sqlite3_reset(up);
 			}
-		} else if (errno == ESTALE || errno == ENOENT) {
+		} else if ((errno == ESTALE || errno == ENOENT) &&
+		    !sqlite3_column_int(st, 4)) {
 			sqlite3_bind_int64(gone, 1, id);
 			if (sqlite3_step(gone) != SQLITE_DONE)
 				rc = -1;
