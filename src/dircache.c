@@ -347,19 +347,22 @@ dircache_rename(struct fst_fs *fs, const struct fst_handle *olddir,
 	ok = dc_resolve(od) == 0;
 	dc_path_gen++;
 	od->path_gen = dc_path_gen;	/* od itself did not move */
-	if (!ok || dc_resolve(nd) != 0)
+	if (dc_resolve(nd) != 0)
 		return;		/* refreshed from the handle at query time */
-	snprintf(from, sizeof from, "%s/%s", strcmp(od->path, "/") ?
-	    od->path : "", oldname);
 	snprintf(to, sizeof to, "%s/%s", strcmp(nd->path, "/") ?
 	    nd->path : "", newname);
+	/* A running walk must see the subtree where it is now. */
+	reconcile_note_move(fs, to);
+	if (!ok)
+		return;
+	snprintf(from, sizeof from, "%s/%s", strcmp(od->path, "/") ?
+	    od->path : "", oldname);
 	op = store_op_new(OP_DIR_MOVE);
 	op->fs_id = fs->id;
 	if ((op->path = strdup(from)) == NULL ||
 	    (op->path2 = strdup(to)) == NULL)
 		fatal("out of memory");
 	store_submit(op);
-	reconcile_note_move(fs, to);
 }
 
 /* A directory was removed: mark its row gone (it keeps its last path). */

@@ -167,6 +167,8 @@ notify_links(struct fst_fs *fs, struct fst_event *ev, uint32_t kinds)
 			links_add(fs, &ev->child, &ev->dir, ev->name);
 	}
 	other = kinds & (FST_M_MODIFIED | FST_M_ATTRIB | FST_M_CLOSED_WRITE);
+	if (kinds & (FST_M_MOVED_FROM | FST_M_MOVED_TO))
+		other |= FST_M_ATTRIB;	/* a rename sets the inode's ctime */
 	if (other != 0)
 		links_foreach(fs, &ev->child, notify_other_name, &other);
 }
