@@ -171,6 +171,20 @@ lock_state_dir(const char *dir)
 	/* fd stays open, and locked, until exit. */
 }
 
+/* Make a relative path absolute against the current directory. */
+static void
+absolutize(char **path)
+{
+	char	cwd[PATH_MAX], *abs;
+
+	if ((*path)[0] == '/' || getcwd(cwd, sizeof cwd) == NULL)
+		return;
+	if (asprintf(&abs, "%s/%s", cwd, *path) == -1)
+		fatal("out of memory");
+	free(*path);
+	*path = abs;
+}
+
 /* Everything is in place: tell whoever waits. */
 static void
 announce_ready(void)
@@ -219,7 +233,7 @@ main(int argc, char **argv)
 	long		 o_stall = -1, o_merge = -1;
 	int		 ch, i, o_fg = 0, o_debug = 0, o_bounded = 0;
 	enum fst_durability dur;
-	int64_t		 snap;
+	int64_t		 snap, t_mark;
 	struct store_op	*op;
 	char		*end;
 
@@ -299,6 +313,12 @@ main(int argc, char **argv)
 		exit(1);
 	}
 
+	/* Relative names mean the caller's directory, not / after the fork. */
+	for (i = 0; i < fstd.cfg.nmounts; i++)
+		absolutize(&fstd.cfg.mounts[i]);
+	absolutize(&fstd.cfg.state_dir);
+	absolutize(&fstd.cfg.socket_path);
+
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGIO, SIG_IGN);		/* lease breaks (perm.c) */
 	if (!fstd.cfg.foreground)
@@ -367,6 +387,7 @@ main(int argc, char **argv)
 	    perm_init(err, sizeof err) != 0)
 		fatalx("%s (use --durability async to track without holding "
 		    "writers)", err);
+	t_mark = now_coarse_ns();
 	for (i = 0; i < fstd.nfs; i++) {
 		struct fst_fs *fs = &fstd.fs[i];
 
@@ -382,6 +403,20 @@ main(int argc, char **argv)
 			daemon_record_gap(fs, gap);
 		else if (gap[0] != '\0' && snap != fstd.first_snapshot)
 			daemon_record_gap(fs, gap);
+		if (fs->is_new) {
+			/*
+			 * Its history starts here: no event can predate the
+			 * marks, so the time read before them is a valid first
+			 * checkpoint.  A crash before the first tick then
+			 * reconciles from it instead of finding no checkpoint.
+			 */
+			op = store_op_new(OP_CHECKPOINT);
+			op->fs_id = fs->id;
+			op->value = t_mark;
+			op->durable = 1;
+			store_submit(op);
+			fs->checkpoint_ns = t_mark;
+		}
 	}
 	if (control_init(fstd.cfg.socket_path, err, sizeof err) != 0)
 		fatalx("%s", err);
