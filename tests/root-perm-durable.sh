@@ -15,6 +15,8 @@
 #	FSTRACK_TEST_DAEMON_ARGS="--durability async" tests/root-perm-durable.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=permlib.sh
+. "$(dirname "$0")/permlib.sh"
 require_root
 in_private_ns "$@"
 setup_workdir
@@ -31,27 +33,6 @@ status_field() {
 	fst status | awk -v k="$1:" '$1 == k { print $2; exit }'
 }
 
-# wait_checkpoint: wait (bounded) until the database holds a committed
-# checkpoint for the tracked filesystem; without one a restart after
-# SIGKILL rightly reports a gap.
-wait_checkpoint() {
-	timeout 30 "$PY" - "$DB" <<'EOF2' || die "no checkpoint committed within 20 s"
-import sqlite3, sys, time
-end = time.monotonic() + 20
-while time.monotonic() < end:
-    try:
-        c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
-        n = c.execute("SELECT count(*) FROM filesystems"
-                      " WHERE checkpoint_ns > 0").fetchone()[0]
-        c.close()
-        if n > 0:
-            sys.exit(0)
-    except sqlite3.Error:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-EOF2
-}
 
 # open_and_kill PATH FLAGS: open PATH with FLAGS (os.O_* names joined by
 # '|'); as soon as open() returns, SIGKILL the daemon, wait until it is dead
