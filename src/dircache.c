@@ -70,17 +70,6 @@ dc_hash(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/* Hash of a directory key. */
-static uint64_t
-dc_dir_hash(const struct fst_fs *fs, const struct fst_handle *h)
-{
-	uint64_t	x = 0xcbf29ce484222325ULL;
-
-	x = dc_hash(x, &fs, sizeof fs);
-	x = dc_hash(x, &h->type, sizeof h->type);
-	return dc_hash(x, h->bytes, h->len);
-}
-
 /* Allocate the tables. */
 void
 dircache_init(void)
@@ -161,7 +150,7 @@ dircache_new_snapshot(int64_t snap)
 static struct dc_dir *
 dc_get(struct fst_fs *fs, const struct fst_handle *h)
 {
-	uint64_t	 x = dc_dir_hash(fs, h);
+	uint64_t	 x = handle_hash(fs, h);
 	struct dc_dir	*d;
 
 	for (d = dc_dirs[x % dc_dirs_size]; d != NULL; d = d->hnext)

@@ -213,6 +213,24 @@ handle_from_blob(struct fst_handle *h, const void *blob, size_t len)
 	return 0;
 }
 
+/*
+ * FNV-1a hash of a directory or file key: the filesystem (by address of
+ * its struct, stable for the daemon's life) and the handle.  Every table
+ * keyed by handle (dircache.c, perm.c, links.c) uses it.
+ */
+uint64_t
+handle_hash(const struct fst_fs *fs, const struct fst_handle *h)
+{
+	uint64_t	x = 0xcbf29ce484222325ULL;
+	uint32_t	i;
+
+	x = (x ^ (uint64_t)(uintptr_t)fs) * 0x100000001b3ULL;
+	x = (x ^ (uint32_t)h->type) * 0x100000001b3ULL;
+	for (i = 0; i < h->len; i++)
+		x = (x ^ h->bytes[i]) * 0x100000001b3ULL;
+	return x;
+}
+
 /* Compare two handles for equality. */
 int
 handle_equal(const struct fst_handle *a, const struct fst_handle *b)

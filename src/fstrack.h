@@ -169,6 +169,7 @@ void	 handle_to_blob(const struct fst_handle *, unsigned char *, size_t *);
 int	 handle_from_blob(struct fst_handle *, const void *, size_t);
 int	 handle_of_fd(int, const char *, int, struct fst_handle *);
 int	 handle_equal(const struct fst_handle *, const struct fst_handle *);
+uint64_t handle_hash(const struct fst_fs *, const struct fst_handle *);
 int	 handle_path(int, const struct fst_handle *, char *, size_t);
 
 /* fsinfo.c */

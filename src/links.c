@@ -58,20 +58,6 @@ static size_t		 links_size = 65536, links_nnames;
 static struct link_pending *links_pending, *links_active;
 static int		 links_full;
 
-/* FNV-1a hash of a file key. */
-static uint64_t
-links_hash(const struct fst_fs *fs, const struct fst_handle *h)
-{
-	uint64_t	x = 0xcbf29ce484222325ULL;
-	uint32_t	i;
-
-	x = (x ^ (uintptr_t)fs) * 0x100000001b3ULL;
-	x = (x ^ (uint32_t)h->type) * 0x100000001b3ULL;
-	for (i = 0; i < h->len; i++)
-		x = (x ^ h->bytes[i]) * 0x100000001b3ULL;
-	return x;
-}
-
 /* Find a file; caller holds links_lock. */
 static struct link_file *
 links_find(struct fst_fs *fs, const struct fst_handle *h, uint64_t x)
@@ -91,7 +77,7 @@ void
 links_add(struct fst_fs *fs, const struct fst_handle *h,
     const struct fst_handle *dir, const char *name)
 {
-	uint64_t		 x = links_hash(fs, h);
+	uint64_t		 x = handle_hash(fs, h);
 	struct link_file	*f;
 	struct link_name	*n;
 	size_t			 len = strlen(name) + 1;
@@ -140,7 +126,7 @@ links_remove(struct fst_fs *fs, const struct fst_handle *h,
 	struct link_name	**pp, *n;
 
 	pthread_mutex_lock(&links_lock);
-	if ((f = links_find(fs, h, links_hash(fs, h))) != NULL) {
+	if ((f = links_find(fs, h, handle_hash(fs, h))) != NULL) {
 		for (pp = &f->names; (n = *pp) != NULL; pp = &n->next) {
 			if (handle_equal(&n->dir, dir) &&
 			    strcmp(n->name, name) == 0) {
@@ -161,7 +147,7 @@ links_known(struct fst_fs *fs, const struct fst_handle *h)
 	int	known;
 
 	pthread_mutex_lock(&links_lock);
-	known = links_find(fs, h, links_hash(fs, h)) != NULL;
+	known = links_find(fs, h, handle_hash(fs, h)) != NULL;
 	pthread_mutex_unlock(&links_lock);
 	return known;
 }
@@ -181,7 +167,7 @@ links_foreach(struct fst_fs *fs, const struct fst_handle *h,
 	size_t			 len;
 
 	pthread_mutex_lock(&links_lock);
-	if ((f = links_find(fs, h, links_hash(fs, h))) != NULL) {
+	if ((f = links_find(fs, h, handle_hash(fs, h))) != NULL) {
 		for (n = f->names; n != NULL; n = n->next) {
 			len = strlen(n->name) + 1;
 			if ((c = malloc(sizeof *c + len)) == NULL)

@@ -202,26 +202,11 @@ perm_answer(int fd)
 	close(fd);
 }
 
-/* FNV-1a hash of a directory key. */
-static uint64_t
-perm_hash(const struct fst_fs *fs, const struct fst_handle *h)
-{
-	uint64_t		 x = 0xcbf29ce484222325ULL;
-	const unsigned char	*p = h->bytes;
-	uint32_t		 i;
-
-	x = (x ^ (uintptr_t)fs) * 0x100000001b3ULL;
-	x = (x ^ (uint32_t)h->type) * 0x100000001b3ULL;
-	for (i = 0; i < h->len; i++)
-		x = (x ^ p[i]) * 0x100000001b3ULL;
-	return x;
-}
-
 /* Find or add a directory in the table. */
 static struct perm_dir *
 perm_dir_get(struct fst_fs *fs, const struct fst_handle *h)
 {
-	uint64_t	 x = perm_hash(fs, h);
+	uint64_t	 x = handle_hash(fs, h);
 	struct perm_dir	*d;
 
 	for (d = perm_dirs[x % perm_dirs_size]; d != NULL; d = d->hnext)
