@@ -320,3 +320,15 @@ ratio() {
 		if (b == "" || b == "-" || b + 0 == 0 || a == "" || a == "-") print "-"
 		else printf "%.2f", a / b }'
 }
+
+# check_words LIST WHAT ALLOWED...: die unless every word of LIST is one of
+# ALLOWED (WHAT names the list in the message).
+check_words() {
+	local list=$1 what=$2 w a ok
+	shift 2
+	for w in $list; do
+		ok=0
+		for a in "$@"; do [ "$w" != "$a" ] || ok=1; done
+		[ "$ok" -eq 1 ] || die "unknown $what '$w' ($*)"
+	done
+}

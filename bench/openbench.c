@@ -5,9 +5,10 @@
  *		N open+close of DIR/f0 .. DIR/f(NFILES-1), round robin,
  *		O_RDONLY (r) or O_WRONLY (w, no truncation, nothing written).
  *		Prints: us_per_op=... total_s=...
- *	openbench first ROOT NDIRS
- *		one O_WRONLY open+close of ROOT/dI/f for I in 0..NDIRS-1 (the
- *		first write-open in each directory).  Prints the mean, median,
+ *	openbench first ROOT NDIRS [r|w]
+ *		one open+close of ROOT/dI/f for I in 0..NDIRS-1 (the first
+ *		open in each directory), O_WRONLY (w, the default) or
+ *		O_RDONLY (r).  Prints the mean, median,
  *		99th percentile and maximum latency of one open, in us.
  *
  * Not a test: it only measures.  Built by opens.sh with cc -O2.
@@ -82,9 +83,9 @@ openbench_loop(const char *dir, long nfiles, long n, int flags)
 	return 0;
 }
 
-/* First write-open in each of NDIRS directories. */
+/* First open (flags) in each of NDIRS directories. */
 static int
-openbench_first(const char *root, long ndirs)
+openbench_first(const char *root, long ndirs, int flags)
 {
 	char	**paths;
 	double	*lat, t0, t1, sum = 0;
@@ -98,7 +99,7 @@ openbench_first(const char *root, long ndirs)
 			return 1;
 	for (i = 0; i < ndirs; i++) {
 		t0 = openbench_now();
-		openbench_open_close(paths[i], O_WRONLY);
+		openbench_open_close(paths[i], flags);
 		t1 = openbench_now();
 		lat[i] = (t1 - t0) / 1e3;
 		sum += lat[i];
@@ -120,9 +121,10 @@ main(int argc, char **argv)
 	if (argc == 6 && strcmp(argv[1], "loop") == 0)
 		return openbench_loop(argv[2], atol(argv[3]), atol(argv[4]),
 		    argv[5][0] == 'w' ? O_WRONLY : O_RDONLY);
-	if (argc == 4 && strcmp(argv[1], "first") == 0)
-		return openbench_first(argv[2], atol(argv[3]));
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "first") == 0)
+		return openbench_first(argv[2], atol(argv[3]), argc == 5 &&
+		    argv[4][0] == 'r' ? O_RDONLY : O_WRONLY);
 	fprintf(stderr, "usage: openbench loop DIR NFILES N r|w\n"
-	    "       openbench first ROOT NDIRS\n");
+	    "       openbench first ROOT NDIRS [r|w]\n");
 	return 2;
 }

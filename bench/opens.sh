@@ -37,12 +37,7 @@ OB=$WORK/openbench
 RES=$WORK/results
 : >"$RES"
 
-for v in $VARIANTS; do
-	case $v in
-	untracked | async | strict) ;;
-	*) die "unknown variant '$v' (untracked async strict)" ;;
-	esac
-done
+check_words "$VARIANTS" variant untracked async strict
 "$CC" -O2 -o "$OB" "$BENCH_DIR/openbench.c" || die "cannot build openbench"
 
 # make_files DIR N: DIR with files f0 .. f(N-1).

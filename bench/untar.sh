@@ -32,12 +32,7 @@ case $STATE_FS in
 tmpfs | ext4) ;;
 *) die "STATE_FS is tmpfs or ext4" ;;
 esac
-for v in $VARIANTS; do
-	case $v in
-	untracked | async | strict | inotify) ;;
-	*) die "unknown variant '$v' (untracked async strict inotify)" ;;
-	esac
-done
+check_words "$VARIANTS" variant untracked async strict inotify
 case " $VARIANTS " in
 *" inotify "*) command -v inotifywait >/dev/null ||
 	die "inotifywait not found (apt-get install inotify-tools)" ;;

@@ -45,10 +45,14 @@ daemon_snapshot_done(struct store_op *op, int err, void *arg)
 	free(r);
 }
 
-/* A file open for writing when the snapshot began: carry it over. */
+/*
+ * A file open for writing (or mapped shared and writable) when a snapshot
+ * began or a query asked: record it, with the kind *arg.
+ */
 static void
 daemon_carry_writer(struct fst_fs *fs, const char *path, void *arg)
 {
+	uint32_t		 kind = *(uint32_t *)arg;
 	char			 dir[PATH_MAX];
 	char			*slash;
 	struct fst_handle	 h;
@@ -59,7 +63,7 @@ daemon_carry_writer(struct fst_fs *fs, const char *path, void *arg)
 	*slash = '\0';
 	if (handle_of_fd(AT_FDCWD, dir[0] != '\0' ? dir : "/", 0, &h) != 0)
 		return;
-	dircache_record(fs, &h, slash + 1, FST_M_OPEN_AT_SNAPSHOT);
+	dircache_record(fs, &h, slash + 1, kind);
 }
 
 /*
@@ -79,6 +83,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	struct snapshot_req	*r;
 	struct store_op		*op;
 	int64_t			 id;
+	uint32_t		 kind = FST_M_OPEN_AT_SNAPSHOT;
 
 	notify_drain();
 	/*
@@ -92,7 +97,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	perm_new_snapshot(id);
 	atomic_store(&fstd.cur_snapshot, id);
 	dircache_new_snapshot(id);
-	openscan_writers(daemon_carry_writer, NULL);
+	openscan_writers(daemon_carry_writer, &kind);
 
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		fatal("out of memory");
@@ -125,14 +130,21 @@ daemon_barrier_done(struct store_op *op, int err, void *arg)
 /*
  * Make every change whose system call returned before now visible in the
  * database, with current paths for directories changed since since.
+ *
+ * Files open for writing or mapped shared and writable right now are
+ * recorded too: in an armed directory (perm.c) a file opened for writing
+ * and written only through a shared mapping makes no event at all, yet
+ * the answer must list it while it can still change.
  */
 void
 daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
 {
 	struct barrier_req	*r;
 	struct store_op		*op;
+	uint32_t		 kind = FST_M_OPENED_WRITE;
 
 	notify_drain();
+	openscan_writers(daemon_carry_writer, &kind);
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		fatal("out of memory");
 	r->cb = cb;
@@ -271,6 +283,10 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)atomic_load(&fstd.st.perm_held));
 	sbuf_printf(sb, "perm_covered\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_covered));
+	sbuf_printf(sb, "perm_armed_ahead\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.perm_armed_ahead));
+	sbuf_printf(sb, "perm_marks\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.perm_marks));
 	sbuf_printf(sb, "perm_pending\t%llu\n",
 	    (unsigned long long)perm_pending());
 	sbuf_printf(sb, "perm_stalled\t%llu\n",

@@ -30,7 +30,7 @@
 
 #define FSTRACK_DB_NAME		"fstrack.db"
 #define FSTRACK_APPLICATION_ID	0x66737472	/* 'fstr' */
-#define FSTRACK_SCHEMA_VERSION	1
+#define FSTRACK_SCHEMA_VERSION	2
 
 /* Bits of changes.mask (documented in fstrack-db(5); never renumber). */
 #define FST_M_CREATED		0x001
@@ -45,6 +45,7 @@
 #define FST_M_ISDIR		0x200
 #define FST_M_CONTENTS		0x400	/* the entry is a directory whose contents changed */
 #define FST_M_OPEN_AT_SNAPSHOT	0x800	/* open for writing when the snapshot began */
+#define FST_M_ARMED		0x1000	/* armed when the daemon stopped uncleanly */
 
 enum fst_durability {
 	DURABILITY_STRICT,
@@ -111,6 +112,8 @@ struct fst_stats {
 	_Atomic uint64_t	perm_held;
 	_Atomic uint64_t	perm_stalled;
 	_Atomic uint64_t	perm_covered;
+	_Atomic uint64_t	perm_marks;
+	_Atomic uint64_t	perm_armed_ahead;
 	_Atomic uint64_t	overflows;
 	_Atomic uint64_t	self_events;
 	_Atomic uint64_t	queue_depth;
@@ -206,7 +209,11 @@ enum store_op_type {
 	OP_CONSUMER_DELETE,
 	OP_PRUNE,
 	OP_BARRIER,
-	OP_FS_STATE
+	OP_FS_STATE,
+	OP_ARM,
+	OP_PROMOTE_ARMS,
+	OP_CLEAR_ARMS,
+	OP_META
 };
 struct store_op;
 typedef void (*store_done_cb)(struct store_op *, int, void *);
@@ -261,6 +268,14 @@ void	 perm_new_snapshot(int64_t);
 void	 perm_stop(void);
 uint64_t perm_pending(void);
 int	 perm_fd(void);
+
+/* armahead.c */
+typedef int (*armahead_cb)(struct fst_fs *, uint64_t,
+	     const struct fst_handle *, int, unsigned char *);
+int	 armahead_start(armahead_cb);
+void	 armahead_request(struct fst_fs *, const struct fst_handle *, uint64_t);
+void	 armahead_stop(void);
+uint64_t armahead_walked(void);
 
 /* openscan.c */
 typedef void (*openscan_cb)(struct fst_fs *, const char *, void *);

@@ -110,13 +110,49 @@ signal_cb(uv_signal_t *s, int signum)
 		notify_checkpoint_tick(1);
 	notify_fini();
 	perm_stop();
-	op = store_op_new(OP_SNAPSHOT);	/* no-op row: forces a durable commit */
-	op->snapshot = atomic_load(&fstd.cur_snapshot);
+	/*
+	 * The last record, durable: everything before it is in, and the next
+	 * start-up knows this stop was clean (no arms to promote, perm.c).
+	 */
+	op = store_op_new(OP_META);
+	op->name = strdup("run_state");
+	op->path = strdup("stopped");
 	op->durable = 1;
 	store_submit(op);
 	uv_timer_stop(&tick_timer);
 	uv_timer_stop(&prune_timer);
 	uv_stop(fstd.loop);
+}
+
+/*
+ * Was the last stop clean?  meta run_state is "running" from start-up until
+ * the final durable commit of a SIGTERM writes "stopped".  After anything
+ * else (SIGKILL, a crash, a power cut, a commit that failed at shutdown)
+ * the directories armed in the newest two snapshots may hold writes that
+ * nothing recorded (perm.c), so they become changes of kind "armed" in the
+ * current snapshot -- in the same first batch that says "running" again.
+ * After a clean stop the last run's arms are void and go.
+ */
+static void
+note_run_state(int64_t snap)
+{
+	struct store_op	*op;
+	char		 state[32];
+
+	if (store_meta_get("run_state", state, sizeof state) == 0 &&
+	    strcmp(state, "running") == 0) {
+		log_warnx("the last stop was not clean: directories armed in "
+		    "the last two snapshots are reported as changed (armed)");
+		op = store_op_new(OP_PROMOTE_ARMS);
+		op->snapshot = snap;
+		store_submit(op);
+	} else	/* a clean stop: the last run's arms died with its marks */
+		store_submit(store_op_new(OP_CLEAR_ARMS));
+	op = store_op_new(OP_META);
+	op->name = strdup("run_state");
+	op->path = strdup("running");
+	op->durable = 1;
+	store_submit(op);
 }
 
 /* Fork; the parent exits once the child reports readiness or dies. */
@@ -378,6 +414,7 @@ main(int argc, char **argv)
 			fstd.first_snapshot = 1;
 	}
 	atomic_store(&fstd.cur_snapshot, snap);
+	note_run_state(snap);
 	dircache_init();
 	dircache_new_snapshot(snap);
 

@@ -1,44 +1,114 @@
 /*
- * perm.c -- holding writers until their directory is durably recorded.
+ * perm.c -- holding writers until their directory is durably armed.
  *
  * THE GUARANTEE (durability strict).  Before open() for writing returns on a
- * tracked filesystem, the directory that holds the file (its handle) and the
- * entry name are committed with fsync to the database in the current
- * snapshot.  So if the machine dies at any point after a process could have
- * written, the record of where it wrote is already on disk.
+ * tracked filesystem, the directory that holds the file (its handle) is in
+ * the database, fsync'd, in the current snapshot: either as a change
+ * (entry name, kind opened-write) or as an ARM, a record that says "from
+ * now on files here may be written without further holds".  So if the
+ * machine dies at any point after a process could have written, the
+ * record of where it may have written is already on disk.
  *
  * HOW.  A second fanotify group (FAN_CLASS_CONTENT, fd mode, unlimited
- * queue) marks each tracked filesystem for FAN_OPEN_PERM.  The kernel
- * stops the opener until we answer.  This thread:
- *  1. allows our own process, directories, and non-regular files at once;
- *  2. tells a write-open from a read-open with the lease probe: a read lease
- *     (F_SETLEASE F_RDLCK) on the event fd fails with EAGAIN exactly when
- *     the file is open for writing by anyone, this opener included, since
- *     the kernel takes write access before FAN_OPEN_PERM
- *     (kernel-facts.md).  Read-opens are allowed at once and record nothing;
+ * queue) marks each tracked filesystem for FAN_OPEN_PERM (files only: no
+ * FAN_ONDIR, so opening a directory -- find, ls, du, readdir -- makes no
+ * event).  The kernel stops the opener until we answer.  This thread:
+ *  1. allows our own process and non-regular files at once;
+ *  2. finds the directory (readlink of the event fd, then
+ *     name_to_handle_at of its parent, checked against the file's inode);
+ *  3. if the directory is armed (or recorded) and durable in this
+ *     snapshot, allows at once -- the ignore mark raced with the open;
+ *  4. otherwise tells a write-open from a read-open with the lease probe:
+ *     F_SETLEASE F_RDLCK on the event fd fails with EAGAIN exactly when the
+ *     file is open for writing by anyone, this opener included, since the
+ *     kernel takes write access before FAN_OPEN_PERM (doc/kernel-facts.md);
  *     anything the probe cannot classify counts as a write;
- *  3. for a write-open, finds the directory (readlink of the event fd, then
- *     name_to_handle_at of its parent, checked against the file's inode)
- *     and, unless that directory is already durable in this snapshot, queues
- *     a durable record for the writer and parks the opener;
- *  4. when the writer's commit sequence passes the record, answers
- *     FAN_ALLOW for every opener parked on it (one fsync releases all that
- *     arrived meanwhile: group commit), and adds an ignore mark on the
- *     directory so its children's opens stop reaching us for the rest of
+ *  5. on the first open of the directory in this snapshot queues a durable
+ *     record: the entry (opened-write) for a write-open, an arm for a
+ *     read-open; and asks armahead.c to arm the subtree below it;
+ *  6. a read-open is allowed at once, without waiting for that commit; a
+ *     write-open is parked until the commit sequence passes the record;
+ *  7. once the record is committed, adds an ignore mark (FAN_MARK_IGNORE,
+ *     SURV, EVENT_ON_CHILD, evictable where the kernel has it) on the
+ *     directory, so its children's opens stop reaching us for the rest of
  *     the snapshot.  A new snapshot flushes the ignore marks.
+ * One round trip per directory per snapshot, whatever is opened in it
+ * afterwards: the ignore mark goes on only after the record is durable, so
+ * a write-open is never let through unheld in a directory that is not
+ * durably armed.  A directory born in this snapshot inside one that is
+ * armed or recorded is covered by that record (perm_cover).
  *
- * WHAT THE KERNEL LETS THROUGH UNHELD, AND WHAT COVERS IT.
+ * ARMED IS NOT CHANGED.  Queries read the changes table only; arms live in
+ * their own table (schema.c), so a directory that was only read is not
+ * listed.  Every write in an armed directory is seen by the notification
+ * group (notify.c): write(2), pwrite, writev, io_uring writes and
+ * O_TRUNC truncation queue FAN_MODIFY; close after writing queues
+ * FAN_CLOSE_WRITE; creates, unlinks, renames, links, attribute changes
+ * queue their own events.  While the daemon runs those events reach the
+ * database, so an armed directory with a real change is listed by its
+ * change, not by its arm.  What the notification group can lose is what it
+ * had not committed when the daemon stopped uncleanly, and after a power
+ * cut the file's ctime, which the start-up rescan relies on, may be lost
+ * with it while the data reached the disk.  Hence:
+ *
+ * AFTER AN UNCLEAN STOP (SIGKILL, crash, power cut; fstrackd.c keeps meta
+ * run_state "running" from start-up until SIGTERM's last durable commit),
+ * every directory armed in the newest two snapshots becomes a change of
+ * kind "armed" in the current snapshot (store.c, OP_PROMOTE_ARMS), before
+ * anything else is recorded.  So any span that includes an unclean stop
+ * lists every directory that was armed in it.  Why the snapshot before the
+ * newest too: an opener that passed an ignore mark of the old snapshot just
+ * before perm_new_snapshot() flushed it may install its fd only after
+ * openscan's walk of /proc, and then write in the new snapshot.  Older
+ * arms cannot matter: every fd opened through their marks was found by an
+ * openscan at a later snapshot switch and recorded there.  After a clean
+ * SIGTERM, every event was drained and committed, and the ignore marks died
+ * with the group: the next run arms afresh.
+ *
+ * THE CASES, one by one (armed directory D, ignore mark in place):
+ *  - a write through an fd opened after arming: FAN_MODIFY / CLOSE_WRITE
+ *    (live); D's arm after an unclean stop.
+ *  - a file opened for writing in D and written only through a shared
+ *    mapping: no event at all.  Every query barrier walks /proc
+ *    (daemon_barrier, openscan.c) and records files open for writing or
+ *    mapped shared and writable, so a query made while it is still open or
+ *    mapped lists it; closing the fd queues FAN_CLOSE_WRITE; after an
+ *    unclean stop, D's arm.  At every snapshot switch openscan carries such
+ *    files into the new snapshot as before.
+ *  - open(O_RDONLY|O_TRUNC): truncates after the permission event and
+ *    probes as a read; the truncation queues FAN_MODIFY and sets ctime;
+ *    D's arm after an unclean stop.
+ *  - hard links: the ignore mark is judged by the directory of the name
+ *    opened.  A write through a name in D is a write in D (armed);
+ *    links.c records the other names of a written file live.  After an
+ *    unclean stop the other names' directories are found only if they were
+ *    armed too or their ctime survived (fstrackd(8) CAVEATS).
+ *  - renames into D: no permission event; FAN_MOVED_TO on D (live) and the
+ *    directory's ctime (rescan).  The renamed file is then a file of D:
+ *    its writes are the first case.  Renames out of D: FAN_MOVED_FROM, and
+ *    the file's later opens are judged by its new directory.  A directory
+ *    renamed (D itself or a subdirectory): marks and arms follow inodes and
+ *    handles, not paths.
+ *  - subdirectories: ignore marks cover direct children only, so a
+ *    subdirectory of D is armed on its own (by its first open or by
+ *    armahead.c); it is never assumed armed because D is.
+ *  - a new snapshot: the marks are flushed under perm_lock with the
+ *    generation switch, so from then on every open is judged again;
+ *    directories write-opened in the last PERM_RECENT_MS are recorded in
+ *    the new snapshot (their openers may be between our answer and the end
+ *    of open(), invisible to openscan).
+ *  - a clean SIGTERM: see above; nothing is promoted.
+ *
+ * WHAT THE KERNEL LETS THROUGH UNHELD ANYWAY, AND WHAT COVERS IT.
  *  - create, unlink, rename, link, symlink, mkdir, rmdir, chmod, chown,
  *    utimes, xattrs: there is no permission event for them.  The
  *    notification group records them asynchronously (notify.c); after a
  *    crash the start-up reconcile finds them by ctime >= checkpoint - margin
- *    (reconcile.c), because the checkpoint never passes an unrecorded event.
- *  - O_RDONLY|O_TRUNC truncates after the permission event and probes as a
- *    read: same cover as above (the truncate sets ctime and queues MODIFY).
+ *    (reconcile.c), because the checkpoint never passes an unrecorded event
+ *    and a directory entry change is journalled with its ctime.
  *  - fds opened before the daemon started, or before the current snapshot
- *    began, and shared writable mappings (stores through them make no event
- *    at all): openscan.c records every such file at start-up and at every
- *    snapshot switch, so they stay reported while they can still change.
+ *    began: openscan.c records every such file at start-up, at every
+ *    snapshot switch and at every query.
  *  - io_uring opens go through the same open path and are held like any
  *    other; io_uring writes to an fd opened earlier are the case above.
  *  - a stall (below): openers are allowed before their record is durable.
@@ -49,7 +119,8 @@
  * checkpoint cannot advance past them (store.c invariant 2), so if the
  * machine dies before they commit, the next start-up rescans from before
  * the stall.  During a stall the guarantee weakens to "reported after the
- * next start-up reconcile", never to "missed".
+ * next start-up reconcile", never to "missed".  An arm that never
+ * committed has no ignore mark: its directory's opens keep coming here.
  *
  * SAFETY.  This thread never waits on SQLite, never opens a file on a
  * tracked filesystem (O_PATH opens and name_to_handle_at generate no
@@ -91,6 +162,8 @@ struct perm_dir {
 	int64_t			 last_write_ms;
 	char			*path;
 	char			*name;		/* last name write-opened */
+	int			 pending;	/* on perm_pend: mark when durable */
+	int			 marked;	/* ignore mark added in gen */
 };
 
 struct perm_wait {
@@ -116,6 +189,11 @@ static size_t		 perm_nwaits, perm_waits_cap;
 static _Atomic uint64_t	 perm_npending;
 static int		 perm_stalling;
 static uint64_t		 perm_stall_seq;	/* last record a stall let by */
+static struct perm_dir	**perm_pend;		/* armed, commit not yet seen */
+static size_t		 perm_npend, perm_pend_cap;
+/* Evictable where the kernel has it: the marks then pin no inodes. */
+static unsigned int	 perm_mark_flags = FAN_MARK_ADD | FAN_MARK_IGNORE_SURV |
+			     FAN_MARK_EVICTABLE;
 
 /* Monotonic milliseconds. */
 static int64_t
@@ -233,7 +311,7 @@ perm_dirs_trim(void)
 
 	for (i = 0; i < perm_dirs_size; i++) {
 		for (pp = &perm_dirs[i]; (d = *pp) != NULL; ) {
-			if (d->seq != 0 && !d->durable) {	/* in flight */
+			if ((d->seq != 0 && !d->durable) || d->pending) {
 				pp = &d->hnext;
 				continue;
 			}
@@ -266,6 +344,43 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 	d->seq = store_submit(op);
 	d->durable = 0;
 	d->gen = perm_gen;
+	d->marked = 0;
+}
+
+/*
+ * Queue the arm of d in the current snapshot: from its commit on, opens
+ * in d are let through unheld for the rest of the snapshot.  durable: this
+ * op ends a batch that someone may wait for (synchronous=FULL).
+ */
+static void
+perm_submit_arm(struct perm_dir *d, int durable)
+{
+	struct store_op	*op = store_op_new(OP_ARM);
+
+	op->snapshot = perm_snapshot;
+	op->fs_id = d->fs->id;
+	op->dir = d->h;
+	op->durable = durable;
+	d->seq = store_submit(op);
+	d->durable = 0;
+	d->gen = perm_gen;
+	d->marked = 0;
+}
+
+/* Remember that d's ignore mark goes on once its record is committed. */
+static void
+perm_pend_add(struct perm_dir *d)
+{
+	if (d->pending)
+		return;
+	if (perm_npend == perm_pend_cap) {
+		perm_pend_cap = perm_pend_cap ? perm_pend_cap * 2 : 256;
+		if ((perm_pend = realloc(perm_pend, perm_pend_cap *
+		    sizeof *perm_pend)) == NULL)
+			fatal("out of memory");
+	}
+	perm_pend[perm_npend++] = d;
+	d->pending = 1;
 }
 
 /*
@@ -334,17 +449,31 @@ perm_ignore_dir(struct perm_dir *d)
 		struct file_handle	fh;
 		unsigned char		buf[FST_HANDLE_MAX];
 	} u;
-	int	dfd;
+	int	dfd, rc;
 
+	if (d->marked)
+		return;
+	d->marked = 1;	/* tried once per generation, whatever the result */
 	u.fh.handle_bytes = d->h.len;
 	u.fh.handle_type = d->h.type;
 	memcpy(u.fh.f_handle, d->h.bytes, d->h.len);
 	dfd = open_by_handle_at(d->fs->mount_fd, &u.fh, O_PATH | O_CLOEXEC);
 	if (dfd == -1)
 		return;
-	if (fanotify_mark(perm_fan, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV,
-	    FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, dfd, ".") == -1)
+	rc = fanotify_mark(perm_fan, perm_mark_flags, FAN_OPEN_PERM |
+	    FAN_EVENT_ON_CHILD, dfd, ".");
+	if (rc == -1 && errno == EINVAL &&
+	    (perm_mark_flags & FAN_MARK_EVICTABLE)) {
+		perm_mark_flags &= ~FAN_MARK_EVICTABLE;	/* older kernel */
+		log_debug("no evictable marks: ignore marks pin inodes");
+		rc = fanotify_mark(perm_fan, perm_mark_flags, FAN_OPEN_PERM |
+		    FAN_EVENT_ON_CHILD, dfd, ".");
+	}
+	/* Without the mark (ENOSPC: max_user_marks) opens keep coming. */
+	if (rc == -1)
 		log_debug("ignore mark: %s", strerror(errno));
+	else
+		atomic_fetch_add(&fstd.st.perm_marks, 1);
 	close(dfd);
 }
 
@@ -405,11 +534,47 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 	d->gen = perm_gen;
 	d->seq = p->seq;
 	d->durable = p->durable;
+	d->marked = 0;
 	atomic_fetch_add(&fstd.st.perm_covered, 1);
 	return p;
 }
 
-/* Classify one permission event; answer it now or park it. */
+/*
+ * Ask armahead.c to arm what a reader of d will open next: the subtree of
+ * d's parent when the parent is not armed yet (its other children are d's
+ * siblings, next in readdir order), else d's own subtree.
+ */
+static void
+perm_request_ahead(struct perm_dir *d, const char *dpath)
+{
+	struct fst_handle	 ph;
+	struct perm_dir		*p;
+	char			 ppath[PATH_MAX], *slash;
+
+	snprintf(ppath, sizeof ppath, "%s", dpath);
+	if (!handle_equal(&d->h, &d->fs->root) &&
+	    (slash = strrchr(ppath, '/')) != NULL) {
+		if (slash == ppath)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (handle_of_fd(AT_FDCWD, ppath, 0, &ph) == 0) {
+			p = perm_dir_get(d->fs, &ph);
+			if (p->gen != perm_gen || p->seq == 0) {
+				armahead_request(d->fs, &ph, perm_gen);
+				return;
+			}
+		}
+	}
+	armahead_request(d->fs, &d->h, perm_gen);
+}
+
+/*
+ * Classify one permission event; answer it now or park it.  The first
+ * open of any kind in a directory per snapshot arms it (a write-open also
+ * records its entry) and asks armahead.c to arm the subtree below; a
+ * read-open never waits for that commit, a write-open does.
+ */
 static void
 perm_handle(int fd, pid_t pid)
 {
@@ -418,39 +583,52 @@ perm_handle(int fd, pid_t pid)
 	struct fst_handle	 dh;
 	struct perm_dir		*d;
 	char			 dir[PATH_MAX];
-	const char		*name;
+	const char		*name, *dpath;
+	int			 write;
 
 	atomic_fetch_add(&fstd.st.perm_events, 1);
-	if (pid == fstd.pid || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+	if (pid == fstd.pid || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (fs = fsinfo_by_dev(st.st_dev)) == NULL ||
+	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name) != 0) {
+		/* Unlinked files have no directory that could change. */
 		perm_answer(fd);
 		return;
 	}
-	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
-		fcntl(fd, F_SETLEASE, F_UNLCK);		/* a read-open */
+	dpath = dir[0] != '\0' ? dir : "/";
+	d = perm_dir_get(fs, &dh);
+	if (d->gen == perm_gen && d->seq != 0 && !d->durable &&
+	    d->seq <= store_committed())
+		d->durable = 1;
+	if (d->gen == perm_gen && d->durable) {
+		/* Raced with its ignore mark, or the mark could not be added. */
 		perm_answer(fd);
+		perm_ignore_dir(d);
 		return;
 	}
 	/* EAGAIN: open for writing; anything else: cannot tell, so hold. */
-	if ((fs = fsinfo_by_dev(st.st_dev)) == NULL ||
-	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name) != 0) {
-		perm_answer(fd);
-		return;
+	write = 1;
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+		fcntl(fd, F_SETLEASE, F_UNLCK);
+		write = 0;
 	}
-	d = perm_dir_get(fs, &dh);
-	d->last_write_ms = perm_now_ms();
-	free(d->name);
-	d->name = strdup(name);
-	if (d->path == NULL || strcmp(d->path, dir[0] ? dir : "/") != 0) {
+	if (write) {
+		d->last_write_ms = perm_now_ms();
+		free(d->name);
+		d->name = strdup(name);
+	}
+	if (d->path == NULL || strcmp(d->path, dpath) != 0) {
 		free(d->path);
-		d->path = strdup(dir[0] ? dir : "/");
-	}
-	if (d->gen == perm_gen && d->durable) {
-		perm_answer(fd);	/* raced with its ignore mark */
-		return;
+		d->path = strdup(dpath);
 	}
 	if (d->gen != perm_gen || d->seq == 0) {
-		if (perm_cover(d, dir[0] ? dir : "/", 0) == NULL)
-			perm_submit(d, name, FST_M_OPENED_WRITE);
+		if (perm_cover(d, dpath, 0) == NULL) {
+			if (write)
+				perm_submit(d, name, FST_M_OPENED_WRITE);
+			else
+				perm_submit_arm(d, 1);
+			perm_request_ahead(d, dpath);
+		}
+		perm_pend_add(d);
 	}
 	if (!d->durable && d->seq <= store_committed())
 		d->durable = 1;		/* e.g. carried into this snapshot */
@@ -459,7 +637,44 @@ perm_handle(int fd, pid_t pid)
 		perm_ignore_dir(d);
 		return;
 	}
-	perm_park(fd, d);
+	if (write)
+		perm_park(fd, d);
+	else
+		perm_answer(fd);
+}
+
+/*
+ * armahead.c found directories hs[0..n-1] below an armed one: arm those
+ * not armed yet in generation gen (isnew[i] = 1), in one batch whose last
+ * record is durable.  Walker thread; non-zero once gen is over.
+ */
+static int
+perm_arm_ahead(struct fst_fs *fs, uint64_t gen, const struct fst_handle *hs,
+    int n, unsigned char *isnew)
+{
+	struct perm_dir	*d, *last = NULL;
+	int		 i;
+
+	pthread_mutex_lock(&perm_lock);
+	if (gen != perm_gen || atomic_load(&perm_stopping)) {
+		pthread_mutex_unlock(&perm_lock);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		d = perm_dir_get(fs, &hs[i]);
+		isnew[i] = d->gen != perm_gen || d->seq == 0;
+		if (!isnew[i])
+			continue;
+		if (last != NULL)
+			perm_submit_arm(last, 0);
+		last = d;
+		perm_pend_add(d);
+	}
+	if (last != NULL)
+		perm_submit_arm(last, 1);
+	atomic_fetch_add(&fstd.st.perm_armed_ahead, n);
+	pthread_mutex_unlock(&perm_lock);
+	return 0;
 }
 
 /* Release every opener whose record is committed; apply the stall guard. */
@@ -491,6 +706,20 @@ perm_release(void)
 	}
 	perm_nwaits = j;
 	atomic_store(&perm_npending, perm_nwaits);
+	for (i = j = 0; i < perm_npend; i++) {
+		struct perm_dir *d = perm_pend[i];
+
+		if (d->gen == perm_gen && d->seq > committed) {
+			perm_pend[j++] = d;
+			continue;
+		}
+		d->pending = 0;
+		if (d->gen == perm_gen) {
+			d->durable = 1;
+			perm_ignore_dir(d);
+		}
+	}
+	perm_npend = j;
 	if (stalled && !perm_stalling) {
 		log_warnx("durable commit stalled for more than %d ms%s%s: "
 		    "allowing writers before their directory is recorded; "
@@ -603,6 +832,9 @@ perm_start(void)
 	if (pthread_create(&perm_thread, NULL, perm_main, NULL) != 0)
 		return -1;
 	perm_running = 1;
+	if (armahead_start(perm_arm_ahead) != 0)
+		log_warnx("cannot start the arm-ahead walker: every directory "
+		    "is armed when first opened");
 	return 0;
 }
 
@@ -655,6 +887,7 @@ perm_stop(void)
 	if (!perm_running)
 		return;
 	atomic_store(&perm_stopping, 1);
+	armahead_stop();
 	(void)!write(perm_wake, &one, sizeof one);
 	pthread_join(perm_thread, NULL);
 	perm_running = 0;

@@ -23,7 +23,7 @@
 static const char *query_kind_names[] = {
 	"created", "deleted", "modified", "attrib", "moved-from", "moved-to",
 	"closed-write", "opened-write", "rescanned", NULL, "contents",
-	"open-at-snapshot"
+	"open-at-snapshot", "armed"
 };
 
 /* Open the database read-only; prints why and returns NULL on failure. */

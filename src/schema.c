@@ -23,7 +23,7 @@
 
 #include "fstrack.h"
 
-/* Version 1: the initial schema. */
+/* Version 1: the initial tables and the changed_dirs view. */
 static const char schema_v1[] =
 "CREATE TABLE meta(\n"
 "  key   TEXT PRIMARY KEY,\n"
@@ -79,7 +79,24 @@ static const char schema_v1[] =
 "  SELECT c.snapshot AS snapshot, d.fs_id AS fs_id, d.path AS path,\n"
 "         d.gone AS gone\n"
 "  FROM changes c JOIN dirs d ON d.id = c.dir_id\n"
-"  GROUP BY c.snapshot, c.dir_id;\n"
+"  GROUP BY c.snapshot, c.dir_id;\n";
+
+/*
+ * Version 2: arms (perm.c) -- directories whose opens stopped being held in
+ * a snapshot.  An arm is not a change; after an unclean stop the daemon
+ * turns the arms of the last two snapshots into changes of kind "armed"
+ * (store.c, OP_PROMOTE_ARMS).  Only the two newest snapshots keep arms.
+ */
+static const char schema_v2_arms[] =
+"CREATE TABLE arms(\n"
+"  snapshot INTEGER NOT NULL,\n"
+"  fs_id    INTEGER NOT NULL,\n"
+"  handle   BLOB NOT NULL,\n"
+"  PRIMARY KEY(snapshot, fs_id, handle)\n"
+") WITHOUT ROWID;\n";
+
+/* The changed_entries view of the current version (kind names by bit). */
+static const char schema_view_entries[] =
 "CREATE VIEW changed_entries AS\n"
 "  SELECT c.snapshot AS snapshot, d.fs_id AS fs_id,\n"
 "         CASE WHEN c.name = '.' THEN d.path\n"
@@ -97,7 +114,8 @@ static const char schema_v1[] =
 "           CASE WHEN c.mask & 128 THEN 'opened-write,' ELSE '' END ||\n"
 "           CASE WHEN c.mask & 256 THEN 'rescanned,' ELSE '' END ||\n"
 "           CASE WHEN c.mask & 1024 THEN 'contents,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 2048 THEN 'open-at-snapshot,' ELSE '' END,\n"
+"           CASE WHEN c.mask & 2048 THEN 'open-at-snapshot,' ELSE '' END ||\n"
+"           CASE WHEN c.mask & 4096 THEN 'armed,' ELSE '' END,\n"
 "         ',') AS kinds,\n"
 "         d.gone AS gone\n"
 "  FROM changes c JOIN dirs d ON d.id = c.dir_id;\n";
@@ -133,6 +151,26 @@ schema_pragma_int(sqlite3 *db, const char *pragma, long long *out)
 		*out = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/*
+ * Version 1 to 2: the arms table, and "armed" in changed_entries.  One
+ * transaction: an interrupted migration leaves version 1 intact.
+ */
+static int
+schema_migrate_1_to_2(sqlite3 *db, char *err, size_t errlen)
+{
+	if (schema_exec(db, "BEGIN IMMEDIATE", err, errlen) != 0)
+		return -1;
+	if (schema_exec(db, schema_v2_arms, err, errlen) != 0 ||
+	    schema_exec(db, "DROP VIEW changed_entries", err, errlen) != 0 ||
+	    schema_exec(db, schema_view_entries, err, errlen) != 0 ||
+	    schema_exec(db, "PRAGMA user_version = 2", err, errlen) != 0 ||
+	    schema_exec(db, "COMMIT", err, errlen) != 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -180,6 +218,8 @@ schema_check_or_create(sqlite3 *db, int *created, char *err, size_t errlen)
 		if (schema_exec(db, "BEGIN", err, errlen) != 0)
 			return -1;
 		if (schema_exec(db, schema_v1, err, errlen) != 0 ||
+		    schema_exec(db, schema_v2_arms, err, errlen) != 0 ||
+		    schema_exec(db, schema_view_entries, err, errlen) != 0 ||
 		    schema_exec(db, sql, err, errlen) != 0) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
@@ -206,7 +246,6 @@ schema_check_or_create(sqlite3 *db, int *created, char *err, size_t errlen)
 		    "which no fstrackd wrote; refusing it", version);
 		return -1;
 	}
-	/* Migrations from version N to N+1 go here, each in a transaction. */
 
 	if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) !=
 	    SQLITE_OK) {
@@ -223,5 +262,9 @@ schema_check_or_create(sqlite3 *db, int *created, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_finalize(st);
+
+	/* Migrations from version N to N+1, each in one transaction. */
+	if (version == 1 && schema_migrate_1_to_2(db, err, errlen) != 0)
+		return -1;
 	return 0;
 }

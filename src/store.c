@@ -84,6 +84,9 @@ enum {
 	ST_FS_STATE,
 	ST_CONSUMER_SET,
 	ST_CONSUMER_DELETE,
+	ST_ARM,
+	ST_ARMS_TRIM,
+	ST_META,
 	ST_COUNT
 };
 static const char *store_sql[ST_COUNT] = {
@@ -106,6 +109,11 @@ static const char *store_sql[ST_COUNT] = {
 	    "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE "
 	    "SET cursor = excluded.cursor, last_success = excluded.last_success",
 	"DELETE FROM consumers WHERE name = ?",
+	"INSERT OR IGNORE INTO arms(snapshot, fs_id, handle) VALUES (?, ?, ?)",
+	"DELETE FROM arms WHERE snapshot < (SELECT coalesce(max(id), 0) FROM "
+	    "snapshots WHERE id < ?1)",
+	"INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+	    "SET value = excluded.value",
 };
 static sqlite3_stmt *store_st[ST_COUNT];
 
@@ -642,6 +650,69 @@ store_prune(int64_t before, int64_t *pruned_to)
 	return 0;
 }
 
+/*
+ * After an unclean stop: every directory armed in the newest two snapshots
+ * becomes a change (name ".", kind armed) in snapshot into; then every arm
+ * row goes (arms of an earlier run are void: its marks died with it).  Why the arms of the snapshot before the newest count too: an
+ * opener that passed an ignore mark just before the snapshot switch flushed
+ * it may install its fd after openscan's walk of /proc (perm.c).  *count
+ * gets the number promoted.
+ */
+static int
+store_promote_arms(int64_t into, int64_t *count)
+{
+	sqlite3_stmt		*st;
+	struct fst_handle	 h;
+	char			 path[PATH_MAX];
+	int64_t			 from = 0, id, fs_id;
+	int			 rc, i, mfd;
+
+	*count = 0;
+	if (sqlite3_prepare_v2(store_db, "SELECT coalesce(max(id), 0) FROM "
+	    "snapshots WHERE id < ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, into);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		from = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(store_db, "SELECT fs_id, handle FROM arms "
+	    "WHERE snapshot >= ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, from);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (handle_from_blob(&h, sqlite3_column_blob(st, 1),
+		    sqlite3_column_bytes(st, 1)) != 0)
+			continue;
+		fs_id = sqlite3_column_int64(st, 0);
+		for (i = 0, mfd = -1; i < fstd.nfs; i++)
+			if (fstd.fs[i].id == fs_id)
+				mfd = fstd.fs[i].mount_fd;
+		/*
+		 * A directory that no longer opens was removed: the removal
+		 * changed its parent, which the start-up rescan finds.
+		 */
+		if (mfd == -1 || handle_path(mfd, &h, path, sizeof path) != 0)
+			continue;
+		if ((id = store_dir_id(fs_id, &h, path)) == 0) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		sqlite3_bind_int64(store_st[ST_CHANGE], 1, into);
+		sqlite3_bind_int64(store_st[ST_CHANGE], 2, id);
+		sqlite3_bind_text(store_st[ST_CHANGE], 3, ".", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(store_st[ST_CHANGE], 4, FST_M_ARMED);
+		if (store_step(ST_CHANGE) != 0) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		(*count)++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return store_exec("DELETE FROM arms");
+}
+
 /* Apply one operation inside the open transaction. */
 static int
 store_apply(struct store_op *op)
@@ -678,7 +749,27 @@ store_apply(struct store_op *op)
 		sqlite3_bind_int64(st, 1, op->snapshot);
 		sqlite3_bind_int64(st, 2, op->value / 1000000000);
 		sqlite3_bind_int64(st, 3, op->value);
-		return store_step(ST_SNAPSHOT);
+		if (store_step(ST_SNAPSHOT) != 0)
+			return -1;
+		/* Arms matter for this snapshot and the one before only. */
+		sqlite3_bind_int64(store_st[ST_ARMS_TRIM], 1, op->snapshot);
+		return store_step(ST_ARMS_TRIM);
+	case OP_ARM:
+		handle_to_blob(&op->dir, blob, &bloblen);
+		st = store_st[ST_ARM];
+		sqlite3_bind_int64(st, 1, op->snapshot);
+		sqlite3_bind_int64(st, 2, op->fs_id);
+		sqlite3_bind_blob(st, 3, blob, bloblen, SQLITE_TRANSIENT);
+		return store_step(ST_ARM);
+	case OP_PROMOTE_ARMS:
+		return store_promote_arms(op->snapshot, &op->value);
+	case OP_CLEAR_ARMS:
+		return store_exec("DELETE FROM arms");
+	case OP_META:
+		st = store_st[ST_META];
+		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, op->path, -1, SQLITE_STATIC);
+		return store_step(ST_META);
 	case OP_GAP:
 		st = store_st[ST_GAP];
 		if (op->fs_id != 0)

@@ -143,13 +143,14 @@ START_TEST(test_open_creates)
 	ro = unit_db_ro(path);
 	ck_assert_int_eq(unit_db_int(ro, "PRAGMA application_id"),
 	    0x66737472);
-	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 1);
+	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"),
+	    FSTRACK_SCHEMA_VERSION);
 	s = unit_db_rows(ro, "PRAGMA journal_mode");
 	ck_assert_str_eq(s, "wal\n");
 	free(s);
 	s = unit_db_rows(ro, "SELECT type, name FROM sqlite_master WHERE "
 	    "type IN ('table', 'view') ORDER BY name");
-	ck_assert_str_eq(s, "view|changed_dirs\nview|changed_entries\n"
+	ck_assert_str_eq(s, "table|arms\nview|changed_dirs\nview|changed_entries\n"
 	    "table|changes\ntable|consumers\ntable|dirs\ntable|filesystems\n"
 	    "table|gaps\ntable|meta\ntable|snapshots\n");
 	free(s);
@@ -271,7 +272,7 @@ START_TEST(test_refuse_newer_version)
 	char	*path = new_db_path("newer");
 	sqlite3	*db = make_fstrack_db(path);
 
-	exec_sql(db, "PRAGMA user_version = 2");
+	exec_sql(db, "PRAGMA user_version = 3");
 	sqlite3_close(db);
 	assert_refused_unchanged(path);
 	free(path);
@@ -286,6 +287,31 @@ START_TEST(test_refuse_version_zero)
 	exec_sql(db, "PRAGMA user_version = 0");
 	sqlite3_close(db);
 	assert_refused_unchanged(path);
+	free(path);
+}
+END_TEST
+
+/* A version 1 database (no arms table) is migrated to the current one. */
+START_TEST(test_migrate_v1)
+{
+	char	*path = new_db_path("v1"), *s;
+	sqlite3	*db = make_fstrack_db(path), *ro;
+	char	 err[512] = "";
+
+	exec_sql(db, "DROP TABLE arms; PRAGMA user_version = 1");
+	sqlite3_close(db);
+	fstd.db_path = path;
+	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
+	store_stop();
+	ro = unit_db_ro(path);
+	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 2);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'arms'"), 1);
+	s = unit_db_rows(ro, "SELECT sql LIKE '%armed%' FROM sqlite_master "
+	    "WHERE name = 'changed_entries'");
+	ck_assert_str_eq(s, "1\n");
+	free(s);
+	sqlite3_close(ro);
 	free(path);
 }
 END_TEST
@@ -418,6 +444,91 @@ writer_stop(char *path)
 	unit_loop_free();
 	free(path);
 }
+
+static uint64_t
+submit_arm(int64_t snap, int64_t fs_id, const struct fst_handle *h)
+{
+	struct store_op	*op = store_op_new(OP_ARM);
+
+	op->snapshot = snap;
+	op->fs_id = fs_id;
+	op->dir = *h;
+	return store_submit(op);
+}
+
+/*
+ * Arms: only the newest two snapshots keep them; OP_PROMOTE_ARMS turns
+ * those of the newest two into "armed" changes of the target snapshot
+ * (skipping directories that no longer open) and empties the table;
+ * OP_CLEAR_ARMS just empties it.  Real directories: opening handles needs
+ * CAP_DAC_READ_SEARCH, so as non-root only the bookkeeping is checked.
+ */
+START_TEST(test_writer_arms)
+{
+	char			*path = writer_start(), *s, dir[3][512];
+	struct fst_handle	 h[3], fake = fake_handle(9);
+	struct fst_fs		 fs;
+	struct store_op		*op;
+	sqlite3			*ro;
+	uint64_t		 seq;
+	int			 i, root = geteuid() == 0;
+
+	memset(&fs, 0, sizeof fs);
+	fs.id = 1;
+	fs.mount_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(fs.mount_fd, 0);
+	fstd.fs = &fs;
+	fstd.nfs = 1;
+	for (i = 0; i < 3; i++) {
+		snprintf(dir[i], sizeof dir[i], "%s/armdir%d", tmpdir, i);
+		ck_assert_int_eq(mkdir(dir[i], 0700), 0);
+		ck_assert_int_eq(handle_of_fd(AT_FDCWD, dir[i], 0, &h[i]), 0);
+	}
+	submit_snapshot(100, 100000000000LL);
+	submit_arm(100, 1, &h[0]);
+	submit_snapshot(200, 200000000000LL);
+	submit_arm(200, 1, &h[1]);
+	submit_arm(200, 1, &h[1]);		/* again: one row */
+	submit_snapshot(300, 300000000000LL);	/* drops arms below 200 */
+	submit_arm(300, 1, &h[2]);
+	seq = submit_arm(300, 1, &fake);	/* opens nowhere */
+	unit_wait_committed(seq);
+	ro = unit_db_ro(path);
+	s = unit_db_rows(ro, "SELECT snapshot, count(*) FROM arms GROUP BY "
+	    "snapshot ORDER BY snapshot");
+	ck_assert_str_eq(s, "200|1\n300|2\n");
+	free(s);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM changes"), 0);
+
+	op = store_op_new(OP_PROMOTE_ARMS);
+	op->snapshot = 300;
+	seq = store_submit(op);
+	unit_wait_committed(seq);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM arms"), 0);
+	if (root) {
+		char want[1200];
+
+		snprintf(want, sizeof want, "300|%s|.|armed\n300|%s|.|armed\n",
+		    strcmp(dir[1], dir[2]) < 0 ? dir[1] : dir[2],
+		    strcmp(dir[1], dir[2]) < 0 ? dir[2] : dir[1]);
+		s = unit_db_rows(ro, "SELECT snapshot, path, name, kinds FROM "
+		    "changed_entries ORDER BY path");
+		ck_assert_str_eq(s, want);
+		free(s);
+	}
+
+	submit_arm(300, 1, &h[0]);
+	op = store_op_new(OP_CLEAR_ARMS);
+	seq = store_submit(op);
+	unit_wait_committed(seq);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM arms"), 0);
+	sqlite3_close(ro);
+	close(fs.mount_fd);
+	fstd.fs = NULL;
+	fstd.nfs = 0;
+	writer_stop(path);
+}
+END_TEST
 
 START_TEST(test_writer_snapshot_consumer)
 {
@@ -953,6 +1064,7 @@ store_suite(void)
 	tcase_add_test(tc, test_refuse_tables_without_id);
 	tcase_add_test(tc, test_refuse_newer_version);
 	tcase_add_test(tc, test_refuse_version_zero);
+	tcase_add_test(tc, test_migrate_v1);
 	tcase_add_test(tc, test_refuse_truncated);
 	tcase_add_test(tc, test_refuse_corrupt);
 	suite_add_tcase(s, tc);
@@ -964,6 +1076,7 @@ store_suite(void)
 	tcase_add_test(tc, test_writer_changes_and_views);
 	tcase_add_test(tc, test_writer_move_edge_cases);
 	tcase_add_test(tc, test_writer_gone_gap_checkpoint);
+	tcase_add_test(tc, test_writer_arms);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("query");

@@ -56,3 +56,20 @@ unlock_db() {
 	LOCK_PID=
 	log "database lock released"
 }
+
+# perm_cleanup: the EXIT trap of the permission tests: the daemon FIRST
+# (its death frees every held opener), then the openers' process group
+# ($OPENERS_PID, if set) and the lock holder, then lib.sh's cleanup.
+# shellcheck disable=SC2317  # called from the EXIT trap
+perm_cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "$DAEMON_PID" ]; then
+		kill -KILL "$DAEMON_PID" 2>/dev/null
+		wait_dead "$DAEMON_PID" 10
+	fi
+	[ -z "${OPENERS_PID:-}" ] || kill -KILL -- "-$OPENERS_PID" 2>/dev/null
+	[ -z "$LOCK_PID" ] || kill -KILL "$LOCK_PID" 2>/dev/null
+	(exit "$rc")
+	cleanup
+}

@@ -1,15 +1,19 @@
 #!/bin/bash
 # root-perm-durable: strict durability holds a write-opener until its
-# directory is durably recorded.  On a loop ext4, for directories that are
-# not recorded in the current snapshot, a process opens an existing file
-# for writing (O_WRONLY, O_RDWR, O_WRONLY|O_APPEND, and O_WRONLY 20 levels
-# deep) and SIGKILLs the daemon the moment open() returns, before writing
-# anything (so no ctime changes and only the held record can report it);
-# after a restart `changed --since N --dirs` must list the directory.  The
-# same with a read-only open must NOT list its directory (reconcile-margin 0
-# in a config file, so that the restart's ctime rescan does not report the
-# untouched tree).  Also: strict is the default durability, and with
-# --durability async the permission path sees nothing (perm_events 0).
+# directory is durably recorded or armed.  On a loop ext4, for directories
+# that are not recorded in the current snapshot, a process opens an existing
+# file for writing (O_WRONLY, O_RDWR, O_WRONLY|O_APPEND, and O_WRONLY 20
+# levels deep) and SIGKILLs the daemon the moment open() returns, before
+# writing anything (so no ctime changes and only the held record can report
+# it); after a restart `changed --since N --dirs` must list the directory.
+# The same after the directory was read many times first (so it is armed and
+# its opens are no longer held), with its file's times years in the past.
+# A read-only open arms its directory: after a clean SIGTERM and restart it
+# must NOT be listed; after a SIGKILL it must be listed with kind "armed"
+# and nothing else (reconcile-margin 0 in a config file, so that the
+# restart's ctime rescan does not report the untouched tree).  Also: strict
+# is the default durability, and with --durability async the permission
+# path sees nothing (perm_events 0).
 #
 # Negative check (the test must fail):
 #	FSTRACK_TEST_DAEMON_ARGS="--durability async" tests/root-perm-durable.sh
@@ -65,13 +69,16 @@ EOF
 
 # The tree, made well before the daemon's first checkpoint.
 T=$MNT/t
-mkdir -p "$T"/wronly "$T"/rdwr "$T"/append "$T"/rdonly
+mkdir -p "$T"/wronly "$T"/rdwr "$T"/append "$T"/rdonly "$T"/rdclean "$T"/readfirst
 DEEP=$T/deep
 for i in $(seq 1 20); do DEEP=$DEEP/d$i; done
 mkdir -p "$DEEP"
-for d in "$T"/wronly "$T"/rdwr "$T"/append "$T"/rdonly "$DEEP"; do
+for d in "$T"/wronly "$T"/rdwr "$T"/append "$T"/rdonly "$T"/rdclean \
+	"$T"/readfirst "$DEEP"; do
 	echo data >"$d"/file
 done
+for i in $(seq 1 50); do echo data >"$T"/readfirst/other$i; done
+touch -d '2001-02-03 04:05:06' "$T"/readfirst/file "$T"/readfirst
 sync
 sleep 1.5
 
@@ -93,7 +100,28 @@ log "snapshot $N"
 # A committed checkpoint (later than the tree: made 1.5 s before the start).
 wait_checkpoint
 
-# case NAME DIR FLAGS EXPECT(listed|absent)
+# read_until_armed DIR: read every file of DIR until the daemon has added
+# one more ignore mark than before and a further read makes no permission
+# event (the directory is durably armed and silent).  Bounded.
+read_until_armed() {
+	local m0 e0 e1 n=200
+	m0=$(status_field perm_marks)
+	while :; do
+		cat "$1"/* >/dev/null
+		if [ "$(status_field perm_marks)" -gt "$m0" ]; then
+			e0=$(status_field perm_events)
+			cat "$1"/* >/dev/null
+			e1=$(status_field perm_events)
+			[ "$e0" != "$e1" ] || break
+		fi
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || hard_error "$1 not armed after 200 reads"
+		sleep 0.05
+	done
+	log "$1 armed: further reads make no permission event"
+}
+
+# case NAME DIR FLAGS EXPECT(listed|absent|armed)
 run_case() {
 	local name=$1 dir=$2 flags=$3 expect=$4 rc=0
 	log "case $name: open $flags, SIGKILL the daemon"
@@ -115,13 +143,23 @@ run_case() {
 	if grep -qxF -- "$dir" "$WORK/dirs-$name.txt"; then
 		if [ "$expect" = listed ]; then
 			pass "$name: $dir listed after SIGKILL at open()"
+		elif [ "$expect" = armed ]; then
+			fst changed --since "$N" >"$WORK/entries-$name.txt" ||
+				fail "case $name: changed --since $N failed"
+			if grep -qxF -- "armed	$dir" "$WORK/entries-$name.txt" &&
+				[ "$(grep -cF -- "	$dir" "$WORK/entries-$name.txt")" -eq 1 ]; then
+				pass "$name: $dir listed as armed (only) after SIGKILL"
+			else
+				fail "$name: $dir listed, but not as armed only:"
+				grep -F -- "$dir" "$WORK/entries-$name.txt" | sed 's/^/    /' >&2
+			fi
 		else
 			fail "$name: $dir listed although only opened read-only"
 			fst changed --since "$N" | grep -F -- "$dir" | sed 's/^/    /' >&2 || true
 		fi
 	else
-		if [ "$expect" = listed ]; then
-			fail "$name: $dir NOT listed: the write-open returned before its directory was durable"
+		if [ "$expect" != absent ]; then
+			fail "$name: $dir NOT listed: the open returned before its directory was durable"
 			sed 's/^/    listed: /' "$WORK/dirs-$name.txt" >&2
 		else
 			pass "$name: $dir not listed (read-only open)"
@@ -129,17 +167,31 @@ run_case() {
 	fi
 }
 
-# Read-only first: nothing but this case has touched anything yet.
-run_case rdonly "$T/rdonly" O_RDONLY absent
+# Read, then a clean stop: armed, but not changed.
+read_until_armed "$T/rdclean"
+stop_daemon || fail "fstrackd exit $? after SIGTERM"
+# shellcheck disable=SC2086
+start_daemon -c "$CONF" $EXTRA "$MNT"
+fst changed --since "$N" --dirs >"$WORK/dirs-rdclean.txt" ||
+	fail "changed --since $N --dirs failed after SIGTERM"
+if grep -qxF -- "$T/rdclean" "$WORK/dirs-rdclean.txt"; then
+	fail "$T/rdclean listed after reads and a clean stop (armed is not changed)"
+else
+	pass "$T/rdclean read, clean stop: not listed"
+fi
+run_case rdonly "$T/rdonly" O_RDONLY armed
 run_case wronly "$T/wronly" O_WRONLY listed
 run_case rdwr "$T/rdwr" O_RDWR listed
 run_case append "$T/append" "O_WRONLY|O_APPEND" listed
 run_case deep "$DEEP" O_WRONLY listed
-# Still not listed after all the restarts.
-if grep -qxF -- "$T/rdonly" "$WORK/dirs-deep.txt"; then
-	fail "$T/rdonly listed after the later restarts"
+# Read many times first (armed, opens no longer held), then a write-open.
+read_until_armed "$T/readfirst"
+run_case readfirst "$T/readfirst" O_WRONLY listed
+# The clean-stop directory stays unlisted through all the SIGKILLs.
+if grep -qxF -- "$T/rdclean" "$WORK/dirs-readfirst.txt"; then
+	fail "$T/rdclean listed after the later restarts"
 else
-	pass "$T/rdonly still not listed at the end"
+	pass "$T/rdclean still not listed at the end"
 fi
 
 # --- async holds nothing -----------------------------------------------------

@@ -34,22 +34,7 @@ status_field() {
 		awk -v k="$1:" '$1 == k { print $2; exit }'
 }
 
-# Our own cleanup on top of lib.sh's: the daemon is killed first (that
-# frees the openers), then the lock holder and the openers.
-# shellcheck disable=SC2317  # called from the EXIT trap
-my_cleanup() {
-	local rc=$?
-	set +e
-	if [ -n "$DAEMON_PID" ]; then
-		kill -KILL "$DAEMON_PID" 2>/dev/null
-		wait_dead "$DAEMON_PID" 10
-	fi
-	[ -z "$OPENERS_PID" ] || kill -KILL -- "-$OPENERS_PID" 2>/dev/null
-	[ -z "$LOCK_PID" ] || kill -KILL "$LOCK_PID" 2>/dev/null
-	(exit "$rc")
-	cleanup
-}
-trap my_cleanup EXIT
+trap perm_cleanup EXIT
 
 
 T=$MNT/t

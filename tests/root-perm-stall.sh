@@ -37,19 +37,7 @@ status_field() {
 		awk -v k="$1:" '$1 == k { print $2; exit }'
 }
 
-# shellcheck disable=SC2317  # called from the EXIT trap
-my_cleanup() {
-	local rc=$?
-	set +e
-	if [ -n "$DAEMON_PID" ]; then
-		kill -KILL "$DAEMON_PID" 2>/dev/null
-		wait_dead "$DAEMON_PID" 10
-	fi
-	[ -z "$LOCK_PID" ] || kill -KILL "$LOCK_PID" 2>/dev/null
-	(exit "$rc")
-	cleanup
-}
-trap my_cleanup EXIT
+trap perm_cleanup EXIT
 
 
 # writers PREFIX OUT: NW parallel writers, one per directory PREFIXi;
@@ -178,6 +166,9 @@ fi
 
 # --- B: stall, SIGKILL, restart -----------------------------------------------
 sleep 1.5	# a checkpoint after A
+# A new snapshot: A's writers armed their siblings ahead (armahead.c); in a
+# new snapshot nothing is armed, so B's writers are held again.
+fst snapshot >/dev/null || die "snapshot failed"
 lock_db
 rc=0
 writers "$T/b" "$WORK/times-b" || rc=$?

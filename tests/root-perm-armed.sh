@@ -1,0 +1,160 @@
+#!/bin/bash
+# root-perm-armed: strict mode costs one permission round trip per
+# directory per snapshot, and arming a directory weakens nothing.  On a
+# loop ext4 with a tree of 40 directories x 3 levels:
+#  A. Reading the whole tree (every file, twice) right after a snapshot
+#     makes at most one permission event per directory on the first pass
+#     (plus the few opens that arrive while a directory's arm commits; the
+#     bound checked is 3 per directory) and none on the second; find and
+#     ls -R (directory opens) make none at all; `changed --since N` lists
+#     nothing (armed is not changed).
+#  B. The same read of a fresh snapshot, then a file in an armed directory
+#     is opened O_RDWR and written ONLY through a shared mapping, and stays
+#     mapped: `changed --since N` must list it while it is mapped (no event
+#     exists for such writes; the query's walk of /proc finds it).
+#  C. While an arm cannot commit (the database's write lock is held from
+#     outside), read-opens in the directory are answered at once, and a
+#     write-open there is held -- the ignore mark must not go on before the
+#     arm is durable.  The held writer is still blocked 1 s later (the stall
+#     timeout is 60 s), and goes on once the lock is released.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=permlib.sh
+. "$(dirname "$0")/permlib.sh"
+require_root
+in_private_ns "$@"
+setup_workdir
+make_fs ext4 "$MNT"
+FST_TIMEOUT=60
+DB=$STATE/fstrack.db
+LOCK_PID=
+
+trap perm_cleanup EXIT
+
+# status_field KEY
+status_field() {
+	fst status | awk -v k="$1:" '$1 == k { print $2; exit }'
+}
+
+T=$MNT/tree
+NDIRS=0
+for i in $(seq 1 40); do
+	mkdir -p "$T/a$i/b/c"
+	for d in "$T/a$i" "$T/a$i/b" "$T/a$i/b/c"; do
+		for j in $(seq 1 10); do echo "data $j" >"$d/f$j"; done
+		NDIRS=$((NDIRS + 1))
+	done
+done
+NDIRS=$((NDIRS + 1))	# $T itself
+mkdir "$MNT/c"
+echo data >"$MNT/c/held"
+sync
+sleep 1.2
+start_daemon --stall-timeout 60000 "$MNT"
+
+# --- A. one round trip per directory ----------------------------------------
+N=$(fst snapshot | tail -n 1)
+[[ $N =~ ^[0-9]+$ ]] || die "snapshot printed '$N'"
+e0=$(status_field perm_events)
+find "$T" -type f -exec cat {} + >/dev/null
+e1=$(status_field perm_events)
+find "$T" -type f -exec cat {} + >/dev/null
+e2=$(status_field perm_events)
+find "$T" >/dev/null
+ls -R "$T" >/dev/null
+du -s "$T" >/dev/null
+e3=$(status_field perm_events)
+log "permission events: first pass $((e1 - e0)), second $((e2 - e1)), directory walks $((e3 - e2)); $NDIRS directories, $((NDIRS * 10 - 10)) files"
+if [ $((e1 - e0)) -le $((3 * NDIRS)) ]; then
+	pass "first read of $NDIRS directories: $((e1 - e0)) permission events (<= 3 per directory)"
+else
+	fail "first read of $NDIRS directories: $((e1 - e0)) permission events (> 3 per directory)"
+fi
+if [ $((e2 - e1)) -eq 0 ]; then
+	pass "second read in the same snapshot: no permission event"
+else
+	fail "second read in the same snapshot: $((e2 - e1)) permission events"
+fi
+if [ $((e3 - e2)) -eq 0 ]; then
+	pass "find, ls -R, du: no permission event"
+else
+	fail "find, ls -R, du: $((e3 - e2)) permission events"
+fi
+fst changed --since "$N" >"$WORK/changed-a" || fail "changed --since $N failed"
+if [ -s "$WORK/changed-a" ]; then
+	fail "reads alone were reported as changes:"
+	head -n 5 "$WORK/changed-a" | sed 's/^/    /' >&2
+else
+	pass "reads alone: changed --since $N lists nothing"
+fi
+
+# --- B. a shared-mapping write in an armed directory -------------------------
+N=$(fst snapshot | tail -n 1)
+find "$T" -type f -exec cat {} + >/dev/null
+e0=$(status_field perm_events)
+D=$T/a7/b
+rm -f "$WORK/mapped" "$WORK/unmap"
+timeout 60 "$PY" - "$D/f3" "$WORK/mapped" "$WORK/unmap" <<'EOF' &
+import mmap, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 4096 if os.fstat(fd).st_size >= 4096 else os.fstat(fd).st_size)
+m[0:4] = b"MMAP"
+open(sys.argv[2], "w").close()
+end = time.monotonic() + 50
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.02)
+m.close()
+os.close(fd)
+EOF
+MAPPER=$!
+n=0
+while [ ! -e "$WORK/mapped" ]; do
+	pid_alive "$MAPPER" || hard_error "the mapping writer died"
+	n=$((n + 1))
+	[ "$n" -lt 500 ] || hard_error "the mapping writer did not map in 25 s"
+	sleep 0.05
+done
+e1=$(status_field perm_events)
+[ "$e1" = "$e0" ] || log "note: the write-open made $((e1 - e0)) permission events (directory not yet silent)"
+fst changed --since "$N" >"$WORK/changed-b" || fail "changed --since $N failed"
+if grep -qF -- "	$D/f3" "$WORK/changed-b"; then
+	pass "file written through a shared mapping in an armed directory: listed while mapped"
+else
+	fail "$D/f3 written through a shared mapping NOT listed while mapped:"
+	sed 's/^/    /' "$WORK/changed-b" >&2
+fi
+: >"$WORK/unmap"
+wait "$MAPPER" || fail "the mapping writer failed"
+
+# --- C. no ignore mark before the arm is durable ------------------------------
+N=$(fst snapshot | tail -n 1)
+lock_db
+e0=$(status_field perm_events)
+timeout 30 cat "$MNT/c/held" >/dev/null || fail "a read-open waited for the arm's commit"
+pass "read-open answered while its directory's arm cannot commit"
+rm -f "$WORK/opened"
+timeout 90 "$PY" - "$MNT/c/held" "$WORK/opened" <<'EOF' &
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+open(sys.argv[2], "w").close()
+os.close(fd)
+EOF
+WRITER=$!
+sleep 1
+if [ -e "$WORK/opened" ]; then
+	fail "write-open returned while its directory's arm was not durable"
+else
+	pass "write-open held while its directory's arm cannot commit"
+fi
+unlock_db
+n=0
+while [ ! -e "$WORK/opened" ]; do
+	n=$((n + 1))
+	[ "$n" -lt 600 ] || fail "held writer still blocked 30 s after the lock was released"
+	[ "$n" -lt 600 ] || break
+	sleep 0.05
+done
+wait "$WRITER" || fail "the held writer failed"
+[ -e "$WORK/opened" ] && pass "held writer went on once the arm committed"
+stop_daemon || fail "fstrackd exit $? after SIGTERM"
+finish
