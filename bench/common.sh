@@ -297,6 +297,18 @@ proc_cpu_sec() {
 	echo "$rest" | awk -v hz="$hz" '{ printf "%.2f", ($12 + $13) / hz }'
 }
 
+# thread_cpu_sec PID NAME: CPU seconds of the threads of PID called NAME
+# (the daemon names its threads: fstrackd-perm, -writer, -ahead, -walk).
+thread_cpu_sec() {
+	local t sum=0 c
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] || continue
+		c=$(proc_cpu_sec "$1/task/${t##*/}")
+		sum=$(awk -v a="$sum" -v b="$c" 'BEGIN { printf "%.2f", a + b }')
+	done
+	echo "$sum"
+}
+
 # new_snapshot: `fstrack snapshot`, prints the id.
 new_snapshot() {
 	fst snapshot | tail -n 1

@@ -5,9 +5,9 @@
  *		N open+close of DIR/f0 .. DIR/f(NFILES-1), round robin,
  *		O_RDONLY (r) or O_WRONLY (w, no truncation, nothing written).
  *		Prints: us_per_op=... total_s=...
- *	openbench first ROOT NDIRS [r|w]
- *		one open+close of ROOT/dI/f for I in 0..NDIRS-1 (the first
- *		open in each directory), O_WRONLY (w, the default) or
+ *	openbench first ROOT NDIRS [r|w [SUB]]
+ *		one open+close of ROOT/dI[SUB]/f for I in 0..NDIRS-1 (the
+ *		first open in each directory), O_WRONLY (w, the default) or
  *		O_RDONLY (r).  Prints the mean, median,
  *		99th percentile and maximum latency of one open, in us.
  *
@@ -85,7 +85,7 @@ openbench_loop(const char *dir, long nfiles, long n, int flags)
 
 /* First open (flags) in each of NDIRS directories. */
 static int
-openbench_first(const char *root, long ndirs, int flags)
+openbench_first(const char *root, long ndirs, int flags, const char *sub)
 {
 	char	**paths;
 	double	*lat, t0, t1, sum = 0;
@@ -95,7 +95,7 @@ openbench_first(const char *root, long ndirs, int flags)
 	    (lat = calloc(ndirs, sizeof *lat)) == NULL)
 		return 1;
 	for (i = 0; i < ndirs; i++)
-		if (asprintf(&paths[i], "%s/d%ld/f", root, i) == -1)
+		if (asprintf(&paths[i], "%s/d%ld%s/f", root, i, sub) == -1)
 			return 1;
 	for (i = 0; i < ndirs; i++) {
 		t0 = openbench_now();
@@ -121,10 +121,11 @@ main(int argc, char **argv)
 	if (argc == 6 && strcmp(argv[1], "loop") == 0)
 		return openbench_loop(argv[2], atol(argv[3]), atol(argv[4]),
 		    argv[5][0] == 'w' ? O_WRONLY : O_RDONLY);
-	if ((argc == 4 || argc == 5) && strcmp(argv[1], "first") == 0)
-		return openbench_first(argv[2], atol(argv[3]), argc == 5 &&
-		    argv[4][0] == 'r' ? O_RDONLY : O_WRONLY);
+	if (argc >= 4 && argc <= 6 && strcmp(argv[1], "first") == 0)
+		return openbench_first(argv[2], atol(argv[3]), argc >= 5 &&
+		    argv[4][0] == 'r' ? O_RDONLY : O_WRONLY,
+		    argc == 6 ? argv[5] : "");
 	fprintf(stderr, "usage: openbench loop DIR NFILES N r|w\n"
-	    "       openbench first ROOT NDIRS [r|w]\n");
+	    "       openbench first ROOT NDIRS [r|w [SUB]]\n");
 	return 2;
 }

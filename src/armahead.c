@@ -243,6 +243,7 @@ armahead_start(armahead_cb cb)
 	ra_stopping = 0;
 	if (pthread_create(&ra_thread, NULL, ra_main, NULL) != 0)
 		return -1;
+	(void)pthread_setname_np(ra_thread, "fstrackd-ahead");
 	ra_running = 1;
 	return 0;
 }

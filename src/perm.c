@@ -386,16 +386,18 @@ perm_pend_add(struct perm_dir *d)
 /*
  * Find the directory holding the file open as fd, and the entry's name.
  * The path from /proc can race with a rename; the result is accepted only
- * when the name in that directory is the same inode.
+ * when the name in that directory is the same inode.  On success *dfdp is
+ * an O_PATH fd of the directory (the caller closes it): one path walk, and
+ * the handle and the parent come from the fd.
  */
 static int
 perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
-    char *dir, size_t dirlen, const char **name)
+    char *dir, size_t dirlen, const char **name, int *dfdp)
 {
 	char		 proc[64], *slash;
 	struct stat	 st2;
 	ssize_t		 n;
-	int		 tries, same;
+	int		 tries, same, dfd;
 
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
 	for (tries = 0; tries < 3; tries++) {
@@ -405,19 +407,24 @@ perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
 		dir[n] = '\0';
 		if (n > 10 && strcmp(dir + n - 10, " (deleted)") == 0)
 			return -1;	/* unlinked: no directory changes */
-		same = lstat(dir, &st2) == 0 && st2.st_ino == st->st_ino &&
-		    st2.st_dev == st->st_dev;
 		slash = strrchr(dir, '/');
 		*slash = '\0';
 		*name = slash + 1;
-		if (handle_of_fd(AT_FDCWD, dir[0] != '\0' ? dir : "/", 0,
-		    dh) != 0)
+		dfd = open(dir[0] != '\0' ? dir : "/", O_PATH | O_DIRECTORY |
+		    O_CLOEXEC);
+		if (dfd == -1)
 			continue;
-		if (same)
+		same = fstatat(dfd, *name, &st2, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st2.st_ino == st->st_ino && st2.st_dev == st->st_dev;
+		/* Raced with renames three times: use the last answer anyway. */
+		if ((same || tries == 2) &&
+		    handle_of_fd(dfd, "", AT_EMPTY_PATH, dh) == 0) {
+			*dfdp = dfd;
 			return 0;
+		}
+		close(dfd);
 	}
-	/* Raced with renames three times: use the last answer anyway. */
-	return handle_of_fd(AT_FDCWD, dir[0] != '\0' ? dir : "/", 0, dh);
+	return -1;
 }
 
 /* Park an opener until seq commits. */
@@ -542,60 +549,36 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 /*
  * Ask armahead.c to arm what a reader of d will open next: the subtree of
  * d's parent when the parent is not armed yet (its other children are d's
- * siblings, next in readdir order), else d's own subtree.
+ * siblings, next in readdir order), else d's own subtree.  dfd is d.
  */
 static void
-perm_request_ahead(struct perm_dir *d, const char *dpath)
+perm_request_ahead(struct perm_dir *d, int dfd)
 {
 	struct fst_handle	 ph;
 	struct perm_dir		*p;
-	char			 ppath[PATH_MAX], *slash;
 
-	snprintf(ppath, sizeof ppath, "%s", dpath);
 	if (!handle_equal(&d->h, &d->fs->root) &&
-	    (slash = strrchr(ppath, '/')) != NULL) {
-		if (slash == ppath)
-			slash[1] = '\0';
-		else
-			*slash = '\0';
-		if (handle_of_fd(AT_FDCWD, ppath, 0, &ph) == 0) {
-			p = perm_dir_get(d->fs, &ph);
-			if (p->gen != perm_gen || p->seq == 0) {
-				armahead_request(d->fs, &ph, perm_gen);
-				return;
-			}
+	    handle_of_fd(dfd, "..", 0, &ph) == 0) {
+		p = perm_dir_get(d->fs, &ph);
+		if (p->gen != perm_gen || p->seq == 0) {
+			armahead_request(d->fs, &ph, perm_gen);
+			return;
 		}
 	}
 	armahead_request(d->fs, &d->h, perm_gen);
 }
 
-/*
- * Classify one permission event; answer it now or park it.  The first
- * open of any kind in a directory per snapshot arms it (a write-open also
- * records its entry) and asks armahead.c to arm the subtree below; a
- * read-open never waits for that commit, a write-open does.
- */
+/* perm_handle() for an open of name in directory dh (at dir, open as dfd). */
 static void
-perm_handle(int fd, pid_t pid)
+perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
+    const char *dir, const char *name, int dfd)
 {
-	struct stat		 st;
-	struct fst_fs		*fs;
-	struct fst_handle	 dh;
 	struct perm_dir		*d;
-	char			 dir[PATH_MAX];
-	const char		*name, *dpath;
+	const char		*dpath;
 	int			 write;
 
-	atomic_fetch_add(&fstd.st.perm_events, 1);
-	if (pid == fstd.pid || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    (fs = fsinfo_by_dev(st.st_dev)) == NULL ||
-	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name) != 0) {
-		/* Unlinked files have no directory that could change. */
-		perm_answer(fd);
-		return;
-	}
 	dpath = dir[0] != '\0' ? dir : "/";
-	d = perm_dir_get(fs, &dh);
+	d = perm_dir_get(fs, dh);
 	if (d->gen == perm_gen && d->seq != 0 && !d->durable &&
 	    d->seq <= store_committed())
 		d->durable = 1;
@@ -626,7 +609,7 @@ perm_handle(int fd, pid_t pid)
 				perm_submit(d, name, FST_M_OPENED_WRITE);
 			else
 				perm_submit_arm(d, 1);
-			perm_request_ahead(d, dpath);
+			perm_request_ahead(d, dfd);
 		}
 		perm_pend_add(d);
 	}
@@ -641,6 +624,34 @@ perm_handle(int fd, pid_t pid)
 		perm_park(fd, d);
 	else
 		perm_answer(fd);
+}
+
+/*
+ * Classify one permission event; answer it now or park it.  The first
+ * open of any kind in a directory per snapshot arms it (a write-open also
+ * records its entry) and asks armahead.c to arm the subtree below; a
+ * read-open never waits for that commit, a write-open does.
+ */
+static void
+perm_handle(int fd, pid_t pid)
+{
+	struct stat		 st;
+	struct fst_fs		*fs;
+	struct fst_handle	 dh;
+	char			 dir[PATH_MAX];
+	const char		*name;
+	int			 dfd;
+
+	atomic_fetch_add(&fstd.st.perm_events, 1);
+	if (pid == fstd.pid || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (fs = fsinfo_by_dev(st.st_dev)) == NULL ||
+	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name, &dfd) != 0) {
+		/* Unlinked files have no directory that could change. */
+		perm_answer(fd);
+		return;
+	}
+	perm_handle_in(fd, fs, &dh, dir, name, dfd);
+	close(dfd);
 }
 
 /*
@@ -831,6 +842,7 @@ perm_start(void)
 		return 0;
 	if (pthread_create(&perm_thread, NULL, perm_main, NULL) != 0)
 		return -1;
+	(void)pthread_setname_np(perm_thread, "fstrackd-perm");
 	perm_running = 1;
 	if (armahead_start(perm_arm_ahead) != 0)
 		log_warnx("cannot start the arm-ahead walker: every directory "

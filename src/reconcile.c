@@ -340,6 +340,7 @@ rc_spawn(void)
 	for (i = 0; i < RECONCILE_THREADS; i++) {
 		if (pthread_create(&rc_threads[i], NULL, rc_main, NULL) != 0)
 			break;
+		(void)pthread_setname_np(rc_threads[i], "fstrackd-walk");
 		rc_nthreads++;
 	}
 	return rc_nthreads > 0 ? 0 : -1;

@@ -993,6 +993,7 @@ store_start(void)
 		return -1;
 	if (pthread_create(&store_thread, NULL, store_main, NULL) != 0)
 		return -1;
+	(void)pthread_setname_np(store_thread, "fstrackd-writer");
 	store_running = 1;
 	return 0;
 }
