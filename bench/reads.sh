@@ -78,6 +78,10 @@ if [[ " $WORKLOADS " == *" git "* ]]; then
 			add -A -f &&	# Debian's .gitignore ignores "/*"
 		git -C "$TREE" -c user.name=bench -c user.email=bench@localhost \
 			commit -q -m tree || die "git commit failed"
+	# No background gc or maintenance (it would change the tree under
+	# tar); one status to write the index once.
+	git -C "$TREE" config gc.auto 0 && git -C "$TREE" config maintenance.auto false &&
+		git -C "$TREE" status --porcelain >/dev/null || die "git config failed"
 fi
 mkdir "$MNT"/fresh
 sync

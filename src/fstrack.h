@@ -78,6 +78,7 @@ struct fst_fs {
 	int			 mount_fd;	/* O_RDONLY|O_DIRECTORY root fd */
 	enum fst_fs_state	 state;
 	int64_t			 checkpoint_ns;	/* last durable checkpoint */
+	int64_t			 reconcile_threshold; /* ctime at or after: rescan */
 	int			 is_new;	/* first tracked in this run */
 };
 

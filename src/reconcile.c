@@ -96,7 +96,6 @@ static int		 rc_async_open;
 static struct rc_waiter	*rc_waiters;
 static int64_t		 rc_started_ns, rc_done_ns;
 static uint64_t		 rc_total;
-static int64_t		 rc_threshold[64];
 static enum rc_mode	 rc_mode;
 static int64_t		 rc_walk_from;	/* coarse time the walk began, -1 s */
 
@@ -480,20 +479,20 @@ reconcile_start(void)
 	rc_async_open = 1;
 	openscan_writers(rc_carry_writer, NULL);
 	pthread_mutex_lock(&rc_lock);
-	for (i = 0; i < fstd.nfs && i < 64; i++) {
+	for (i = 0; i < fstd.nfs; i++) {
 		struct fst_fs *fs = &fstd.fs[i];
 
 		if (fs->is_new) {
 			/* No history to continue: only learn hard links. */
-			rc_threshold[i] = INT64_MAX;
+			fs->reconcile_threshold = INT64_MAX;
 		} else if (fs->checkpoint_ns == 0) {
-			rc_threshold[i] = 0;	/* gap recorded; scan all */
+			fs->reconcile_threshold = 0;	/* gap recorded; scan all */
 		} else if (now < fs->checkpoint_ns) {
 			struct store_op *op;
 
 			daemon_record_gap(fs, "clock is earlier than the last "
 			    "checkpoint (stepped backwards?)");
-			rc_threshold[i] = 0;
+			fs->reconcile_threshold = 0;
 			/*
 			 * The gap covers everything until now; the checkpoint
 			 * restarts from the present clock, or every restart
@@ -507,15 +506,15 @@ reconcile_start(void)
 			store_submit(op);
 			fs->checkpoint_ns = now;
 		} else
-			rc_threshold[i] = fs->checkpoint_ns - margin;
+			fs->reconcile_threshold = fs->checkpoint_ns - margin;
 		if (statvfs(fs->mountpoint, &sv) == 0 && sv.f_files > sv.f_ffree)
 			rc_total += sv.f_files - sv.f_ffree;
-		rc_push(fs, rc_threshold[i], fs->mountpoint);
+		rc_push(fs, fs->reconcile_threshold, fs->mountpoint);
 		need = 1;
 		if (!fs->is_new)
 			log_info("reconciling '%s' from %lld (checkpoint minus "
 			    "%d ms)", fs->mountpoint,
-			    (long long)(rc_threshold[i] / 1000000000),
+			    (long long)(fs->reconcile_threshold / 1000000000),
 			    fstd.cfg.reconcile_margin_ms);
 	}
 	pthread_mutex_unlock(&rc_lock);
@@ -533,17 +532,11 @@ reconcile_start(void)
 void
 reconcile_note_move(struct fst_fs *fs, const char *newpath)
 {
-	int	i;
-
 	if (!atomic_load(&fstd.reconciling))
 		return;
-	for (i = 0; i < fstd.nfs && i < 64; i++) {
-		if (&fstd.fs[i] != fs)
-			continue;
-		pthread_mutex_lock(&rc_lock);
-		rc_push(fs, rc_threshold[i], newpath);
-		pthread_mutex_unlock(&rc_lock);
-	}
+	pthread_mutex_lock(&rc_lock);
+	rc_push(fs, fs->reconcile_threshold, newpath);
+	pthread_mutex_unlock(&rc_lock);
 }
 
 /* Stop the walkers (shutdown); an unfinished pass reruns at next start. */
