@@ -38,7 +38,7 @@ now_ns(void)
 /*
  * Coarse wall-clock time in nanoseconds.  The kernel's multigrain ctime can
  * lag CLOCK_REALTIME by up to a jiffy, never CLOCK_REALTIME_COARSE
- * (kernel-facts.md), so checkpoints are taken from this clock.
+ * (doc/kernel-facts.md), so checkpoints are taken from this clock.
  */
 int64_t
 now_coarse_ns(void)

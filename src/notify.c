@@ -16,7 +16,7 @@
  * Reading as fast as events arrive yields about one event per read() and
  * costs the workload CPU.  After a read that emptied the queue we stop
  * polling for merge-delay milliseconds: the kernel merges a file's CREATE,
- * MODIFY and CLOSE_WRITE meanwhile (prototype-measurements.md: 454k -> 90k
+ * MODIFY and CLOSE_WRITE meanwhile (doc/prototype-measurements.md: 454k -> 90k
  * events for one untar).  Barriers drain at once regardless.
  *
  * Our own activity: the writer's database files would feed back forever.

@@ -493,7 +493,7 @@ perm_ignore_dir(struct perm_dir *d)
  * parent's listing already tells it to copy the whole subtree; a
  * pre-existing directory moved in is old and never covered.  This is what
  * keeps an untar at one durable commit instead of one per directory
- * (prototype-measurements.md).  On success d takes the covering record's
+ * (doc/prototype-measurements.md).  On success d takes the covering record's
  * sequence number (the opener waits for it) and the recorded ancestor is
  * returned; the topmost new directory of a new subtree is recorded itself.
  * NULL means d is older than the snapshot and needs its own record.

@@ -16,7 +16,7 @@
  * by another system that mounted the filesystem.  Every such change sets
  * the ctime of the inode it touches to the current time, and a change to
  * a directory's entries sets the directory's ctime: ctime cannot be set
- * from user space (kernel-facts.md).  So every directory whose entries or
+ * from user space (doc/kernel-facts.md).  So every directory whose entries or
  * children changed after T has an entry, or is itself, with ctime >= T.
  *
  * THE PASS.  Marks go in first (fstrackd.c), so changes from now on are
