@@ -73,15 +73,15 @@ tar -xf "$LINUX_TAR" -C "$MNT" || die "untar failed"
 mv "$MNT"/linux-source-6.1 "$TREE" 2>/dev/null || true
 [ -d "$TREE" ] || die "no tree at $TREE"
 if [[ " $WORKLOADS " == *" git "* ]]; then
+	# No background gc or maintenance, ever (an auto gc after the commit
+	# would repack under tar); add -f: Debian's .gitignore ignores "/*".
 	git -C "$TREE" init -q &&
-		git -C "$TREE" -c user.name=bench -c user.email=bench@localhost \
-			add -A -f &&	# Debian's .gitignore ignores "/*"
+		git -C "$TREE" config gc.auto 0 &&
+		git -C "$TREE" config maintenance.auto false &&
+		git -C "$TREE" add -A -f &&
 		git -C "$TREE" -c user.name=bench -c user.email=bench@localhost \
 			commit -q -m tree || die "git commit failed"
-	# No background gc or maintenance (it would change the tree under
-	# tar); one status to write the index once.
-	git -C "$TREE" config gc.auto 0 && git -C "$TREE" config maintenance.auto false &&
-		git -C "$TREE" status --porcelain >/dev/null || die "git config failed"
+	git -C "$TREE" status --porcelain >/dev/null || die "git status failed"
 fi
 mkdir "$MNT"/fresh
 sync

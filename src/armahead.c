@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +48,15 @@
 #define RA_MAX_DIRS	32768	/* directories armed per request */
 #define RA_MAX_DEPTH	128	/* levels below the requested directory */
 #define RA_CHUNK	256	/* child directories handed over at once */
+
+/* A getdents64 record (glibc 2.36 has no public definition). */
+struct linux_dirent64 {
+	uint64_t	d_ino;
+	int64_t		d_off;
+	unsigned short	d_reclen;
+	unsigned char	d_type;
+	char		d_name[];
+};
 
 struct ra_req {
 	struct fst_fs		*fs;
@@ -73,48 +83,47 @@ armahead_walked(void)
 
 /*
  * Read the names of dfd's child directories into a NUL-separated buffer;
- * returns how many, -1 on error.  dfd stays open and is not moved.
+ * returns how many, -1 on error.  Reads with getdents64 on dfd itself (no
+ * second open); dfd's offset is left at the end.
  */
 static int
 ra_list_dirs(int dfd, char **buf, size_t *len)
 {
-	DIR		*d;
-	struct dirent	*de;
-	struct stat	 st;
-	size_t		 cap = 0, n, used = 0;
-	int		 fd, count = 0;
+	char			 dents[32768] __attribute__((aligned(8)));
+	struct linux_dirent64	*de;
+	struct stat		 st;
+	size_t			 cap = 0, n, used = 0;
+	long			 got, off;
+	int			 count = 0;
 
 	*buf = NULL;
-	if ((fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	if ((d = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
-		    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
-			continue;
-		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-			continue;
-		if (de->d_type == DT_UNKNOWN && (fstatat(dfd, de->d_name, &st,
-		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISDIR(st.st_mode)))
-			continue;
-		n = strlen(de->d_name) + 1;
-		if (used + n > cap) {
-			cap = cap ? cap * 2 : 4096;
-			while (used + n > cap)
-				cap *= 2;
-			if ((*buf = realloc(*buf, cap)) == NULL)
-				fatal("out of memory");
+	while ((got = syscall(SYS_getdents64, dfd, dents, sizeof dents)) > 0) {
+		for (off = 0; off < got; off += de->d_reclen) {
+			de = (struct linux_dirent64 *)(dents + off);
+			if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
+			    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+				continue;
+			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+				continue;
+			if (de->d_type == DT_UNKNOWN && (fstatat(dfd,
+			    de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+			    !S_ISDIR(st.st_mode)))
+				continue;
+			n = strlen(de->d_name) + 1;
+			if (used + n > cap) {
+				cap = cap ? cap * 2 : 4096;
+				while (used + n > cap)
+					cap *= 2;
+				if ((*buf = realloc(*buf, cap)) == NULL)
+					fatal("out of memory");
+			}
+			memcpy(*buf + used, de->d_name, n);
+			used += n;
+			count++;
 		}
-		memcpy(*buf + used, de->d_name, n);
-		used += n;
-		count++;
 	}
-	closedir(d);
 	*len = used;
-	return count;
+	return got < 0 ? -1 : count;
 }
 
 /*
@@ -178,8 +187,8 @@ ra_walk(struct ra_req *r, int dfd, int depth, int *budget)
 static void *
 ra_main(void *arg)
 {
-	struct ra_req	r;
-	int		dfd, budget;
+	struct ra_req		r;
+	int			dfd, budget;
 	struct {
 		struct file_handle	fh;
 		unsigned char		buf[FST_HANDLE_MAX];

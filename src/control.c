@@ -163,7 +163,15 @@ ctl_barrier_done(int err, void *arg)
 	struct ctl_conn	*c = arg;
 	char		 buf[32];
 
-	if (err != 0)
+	if (err == FST_EXIT_STORE) {
+		char msg[512];
+
+		snprintf(msg, sizeof msg, "the daemon cannot commit to its "
+		    "database (%s): recent changes are held in memory, so no "
+		    "complete answer can be given now; retry later",
+		    store_last_error()[0] ? store_last_error() : "stalled");
+		ctl_err(c, FST_EXIT_STORE, msg);
+	} else if (err != 0)
 		ctl_err(c, FST_EXIT_ERROR, "barrier failed");
 	else {
 		ctl_kv(c, "dbpath", fstd.db_path);

@@ -31,8 +31,11 @@ struct snapshot_req {
 };
 
 struct barrier_req {
-	void	(*cb)(int, void *);
-	void	 *arg;
+	void		(*cb)(int, void *);
+	void		 *arg;
+	uv_timer_t	  timer;
+	int		  refs;		/* the store op and the timer */
+	int		  answered;
 };
 
 /* The snapshot row is durable: answer. */
@@ -117,14 +120,53 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	store_submit(op);
 }
 
+/* Drop one reference of a barrier request. */
+static void
+daemon_barrier_unref(struct barrier_req *r)
+{
+	if (--r->refs == 0)
+		free(r);
+}
+
+/* The barrier's timer handle is closed. */
+static void
+daemon_barrier_closed(uv_handle_t *h)
+{
+	daemon_barrier_unref(h->data);
+}
+
 /* The barrier's operations committed. */
 static void
 daemon_barrier_done(struct store_op *op, int err, void *arg)
 {
 	struct barrier_req	*r = arg;
 
-	r->cb(err, r->arg);
-	free(r);
+	if (!r->answered) {
+		r->answered = 1;
+		r->cb(err, r->arg);
+	}
+	if (!uv_is_closing((uv_handle_t *)&r->timer))
+		uv_close((uv_handle_t *)&r->timer, daemon_barrier_closed);
+	daemon_barrier_unref(r);
+}
+
+/*
+ * Every stall-timeout while a barrier waits: if the store cannot commit
+ * (disk full, read-only, locked, gone), answer now with FST_EXIT_STORE
+ * instead of leaving the client hanging; the records stay queued and the
+ * barrier op still completes (unanswered) once commits work again.
+ */
+static void
+daemon_barrier_timeout(uv_timer_t *t)
+{
+	struct barrier_req	*r = t->data;
+
+	if (r->answered ||
+	    !(atomic_load(&fstd.degraded) & (1 << DEGRADED_STORE)))
+		return;
+	r->answered = 1;
+	r->cb(FST_EXIT_STORE, r->arg);
+	uv_timer_stop(t);
 }
 
 /*
@@ -149,6 +191,11 @@ daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
 		fatal("out of memory");
 	r->cb = cb;
 	r->arg = arg;
+	r->refs = 2;
+	uv_timer_init(fstd.loop, &r->timer);
+	r->timer.data = r;
+	uv_timer_start(&r->timer, daemon_barrier_timeout,
+	    fstd.cfg.stall_timeout_ms, fstd.cfg.stall_timeout_ms);
 	op = store_op_new(OP_BARRIER);
 	op->snapshot = since;
 	op->done = daemon_barrier_done;
@@ -166,8 +213,10 @@ daemon_set_degraded(int source, const char *why)
 	pthread_mutex_lock(&daemon_degraded_lock);
 	snprintf(fstd.degraded_reason[source], sizeof fstd.degraded_reason[0],
 	    "%s", why);
-	pthread_mutex_unlock(&daemon_degraded_lock);
+	if (!(atomic_load(&fstd.degraded) & (1 << source)))
+		fstd.degraded_since[source] = time(NULL);
 	atomic_fetch_or(&fstd.degraded, 1 << source);
+	pthread_mutex_unlock(&daemon_degraded_lock);
 }
 
 /* Leave the degraded state for one source. */
@@ -249,6 +298,9 @@ daemon_status(struct sbuf *sb)
 			sbuf_addstr(sb, "degraded_reason\t");
 			sbuf_add_escaped(sb, fstd.degraded_reason[i]);
 			sbuf_addstr(sb, "\n");
+			strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ",
+			    gmtime(&fstd.degraded_since[i]));
+			sbuf_printf(sb, "degraded_since\t%s\n", buf);
 		}
 		pthread_mutex_unlock(&daemon_degraded_lock);
 	}

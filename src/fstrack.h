@@ -134,6 +134,7 @@ struct fst_daemon {
 	struct fst_stats	 st;
 	_Atomic int		 degraded;
 	char			 degraded_reason[2][256];
+	time_t			 degraded_since[2];	/* under the degraded lock */
 	_Atomic int		 reconciling;
 	_Atomic int		 ready;
 	pid_t			 pid;
@@ -241,6 +242,7 @@ void	 store_stop(void);
 struct store_op *store_op_new(enum store_op_type);
 void	 store_op_free(struct store_op *);
 uint64_t store_submit(struct store_op *);
+uint64_t store_submit_many(struct store_op **, int);
 uint64_t store_committed(void);
 int	 store_event_fd(void);
 int64_t	 store_max_snapshot(void);

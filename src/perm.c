@@ -115,7 +115,11 @@
  *
  * STALL GUARD.  If a durable commit does not finish within stall-timeout
  * (disk stalled or full, database locked), parked openers are allowed,
- * the daemon reports itself degraded, and the records stay queued.  The
+ * the daemon reports itself degraded, and the records stay queued.  That
+ * starts an episode: from then on write-opens are allowed at once (their
+ * records still queued) until every record let by has committed, so a
+ * disk that stays full costs one stall-timeout, not one per directory;
+ * the log says so once per episode.  The
  * checkpoint cannot advance past them (store.c invariant 2), so if the
  * machine dies before they commit, the next start-up rescans from before
  * the stall.  During a stall the guarantee weakens to "reported after the
@@ -190,7 +194,7 @@ static _Atomic uint64_t	 perm_npending;
 static int		 perm_stalling;
 static uint64_t		 perm_stall_seq;	/* last record a stall let by */
 static struct perm_dir	**perm_pend;		/* armed, commit not yet seen */
-static size_t		 perm_npend, perm_pend_cap;
+static size_t		 perm_pend_head, perm_npend, perm_pend_cap;
 /* Evictable where the kernel has it: the marks then pin no inodes. */
 static unsigned int	 perm_mark_flags = FAN_MARK_ADD | FAN_MARK_IGNORE_SURV |
 			     FAN_MARK_EVICTABLE;
@@ -373,6 +377,12 @@ perm_pend_add(struct perm_dir *d)
 {
 	if (d->pending)
 		return;
+	if (perm_npend == perm_pend_cap && perm_pend_head > perm_pend_cap / 2) {
+		memmove(perm_pend, perm_pend + perm_pend_head, (perm_npend -
+		    perm_pend_head) * sizeof *perm_pend);
+		perm_npend -= perm_pend_head;
+		perm_pend_head = 0;
+	}
 	if (perm_npend == perm_pend_cap) {
 		perm_pend_cap = perm_pend_cap ? perm_pend_cap * 2 : 256;
 		if ((perm_pend = realloc(perm_pend, perm_pend_cap *
@@ -620,7 +630,18 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 		perm_ignore_dir(d);
 		return;
 	}
-	if (write)
+	if (write && perm_stalling) {
+		/*
+		 * A stall episode is on: commits did not finish within
+		 * stall-timeout, and until the records let by so far commit,
+		 * waiting again would only wedge writers one timeout each.
+		 * The record stays queued; the checkpoint cannot pass it.
+		 */
+		perm_answer(fd);
+		atomic_fetch_add(&fstd.st.perm_stalled, 1);
+		if (d->seq > perm_stall_seq)
+			perm_stall_seq = d->seq;
+	} else if (write)
 		perm_park(fd, d);
 	else
 		perm_answer(fd);
@@ -663,8 +684,10 @@ static int
 perm_arm_ahead(struct fst_fs *fs, uint64_t gen, const struct fst_handle *hs,
     int n, unsigned char *isnew)
 {
-	struct perm_dir	*d, *last = NULL;
-	int		 i;
+	struct perm_dir	*dirs[n];
+	struct store_op	*ops[n];
+	uint64_t	 seq;
+	int		 i, k = 0;
 
 	pthread_mutex_lock(&perm_lock);
 	if (gen != perm_gen || atomic_load(&perm_stopping)) {
@@ -672,18 +695,29 @@ perm_arm_ahead(struct fst_fs *fs, uint64_t gen, const struct fst_handle *hs,
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		d = perm_dir_get(fs, &hs[i]);
+		struct perm_dir *d = perm_dir_get(fs, &hs[i]);
+
 		isnew[i] = d->gen != perm_gen || d->seq == 0;
 		if (!isnew[i])
 			continue;
-		if (last != NULL)
-			perm_submit_arm(last, 0);
-		last = d;
-		perm_pend_add(d);
+		ops[k] = store_op_new(OP_ARM);
+		ops[k]->snapshot = perm_snapshot;
+		ops[k]->fs_id = fs->id;
+		ops[k]->dir = d->h;
+		dirs[k++] = d;
 	}
-	if (last != NULL)
-		perm_submit_arm(last, 1);
-	atomic_fetch_add(&fstd.st.perm_armed_ahead, n);
+	if (k > 0) {
+		ops[k - 1]->durable = 1;
+		seq = store_submit_many(ops, k);
+		for (i = 0; i < k; i++) {
+			dirs[i]->seq = seq + i;
+			dirs[i]->durable = 0;
+			dirs[i]->gen = perm_gen;
+			dirs[i]->marked = 0;
+			perm_pend_add(dirs[i]);
+		}
+	}
+	atomic_fetch_add(&fstd.st.perm_armed_ahead, k);
 	pthread_mutex_unlock(&perm_lock);
 	return 0;
 }
@@ -706,7 +740,8 @@ perm_release(void)
 				perm_ignore_dir(w->dir);
 			}
 			perm_answer(w->fd);
-		} else if (now >= w->deadline_ms) {
+		} else if (now >= w->deadline_ms || perm_stalling) {
+			/* Once an episode began, nobody waits again in it. */
 			perm_answer(w->fd);
 			atomic_fetch_add(&fstd.st.perm_stalled, 1);
 			if (w->seq > perm_stall_seq)
@@ -717,20 +752,26 @@ perm_release(void)
 	}
 	perm_nwaits = j;
 	atomic_store(&perm_npending, perm_nwaits);
-	for (i = j = 0; i < perm_npend; i++) {
+	/*
+	 * Arms were queued in sequence order (a covered directory may carry
+	 * an older one: it is marked a little late, or by its next event), so
+	 * stop at the first that is not committed: O(committed), not O(all),
+	 * however many arms are in flight.
+	 */
+	for (i = perm_pend_head; i < perm_npend; i++) {
 		struct perm_dir *d = perm_pend[i];
 
-		if (d->gen == perm_gen && d->seq > committed) {
-			perm_pend[j++] = d;
-			continue;
-		}
+		if (d->gen == perm_gen && d->seq > committed)
+			break;
 		d->pending = 0;
 		if (d->gen == perm_gen) {
 			d->durable = 1;
 			perm_ignore_dir(d);
 		}
 	}
-	perm_npend = j;
+	perm_pend_head = i;
+	if (perm_pend_head == perm_npend)
+		perm_pend_head = perm_npend = 0;
 	if (stalled && !perm_stalling) {
 		log_warnx("durable commit stalled for more than %d ms%s%s: "
 		    "allowing writers before their directory is recorded; "

@@ -23,6 +23,7 @@
 #define FST_EXIT_NOSNAPSHOT	3
 #define FST_EXIT_GAP		4
 #define FST_EXIT_BUSY		5
+#define FST_EXIT_STORE		6	/* the daemon cannot commit now */
 #define FST_EXIT_PERM		13
 
 /* A growable byte buffer. */

@@ -425,6 +425,34 @@ store_submit(struct store_op *op)
 	return seq;
 }
 
+/*
+ * Queue ops[0..n-1] in that order with one wake-up of the writer (a walk
+ * that arms thousands of directories must not wake it thousands of times).
+ * Their sequence numbers are consecutive; returns the first.  Any thread.
+ */
+uint64_t
+store_submit_many(struct store_op **ops, int n)
+{
+	uint64_t	first;
+	int		i, urgent = 0;
+
+	pthread_mutex_lock(&store_lock);
+	first = store_next_seq;
+	for (i = 0; i < n; i++) {
+		ops[i]->next = NULL;
+		ops[i]->seq = store_next_seq++;
+		*store_qtail = ops[i];
+		store_qtail = &ops[i]->next;
+		urgent |= ops[i]->durable || ops[i]->done != NULL;
+	}
+	if (urgent)
+		store_urgent = 1;
+	atomic_fetch_add(&fstd.st.queue_depth, n);
+	pthread_cond_signal(&store_cond);
+	pthread_mutex_unlock(&store_lock);
+	return first;
+}
+
 /* The highest sequence number known to be committed. */
 uint64_t
 store_committed(void)

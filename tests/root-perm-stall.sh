@@ -13,6 +13,14 @@
 #     while their records are still uncommitted, lock released, restart
 #     (reconcile-margin 0, so only the checkpoint that the stall held back
 #     can bring them in): their directories must be reported.
+#  C. One wait per episode (daemon restarted with --stall-timeout 3000):
+#     with the lock held, a first set of writers is held ~3 s; writers in
+#     other unrecorded directories after that go on at once (each open
+#     < 1.5 s, half the timeout), status says degraded with a
+#     degraded_since time, the log says "stalled" once, and
+#     `fstrack changed` answers within a bounded time with exit 6 (the
+#     daemon cannot commit) instead of hanging.  After the lock goes:
+#     state ready, and every writer's directory is listed.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=permlib.sh
@@ -95,9 +103,10 @@ wait_state() {
 
 T=$MNT/t
 for i in $(seq 1 "$NW"); do
-	mkdir -p "$T/a$i" "$T/b$i"
-	echo old >"$T/a$i/file"
-	echo old >"$T/b$i/file"
+	for p in a b c d; do
+		mkdir -p "$T/$p$i"
+		echo old >"$T/$p$i/file"
+	done
 done
 sync
 sleep 1.5
@@ -196,5 +205,64 @@ else
 fi
 [ "$(status_field state)" = ready ] || wait_state ready 20 ||
 	fail "B: state '$(status_field state)' after restart"
+stop_daemon || fail "fstrackd exit $? after SIGTERM"
+
+# --- C: one wait per episode; queries answer ----------------------------------
+start_daemon -c "$CONF" --stall-timeout 3000 "$MNT"
+N=$(fst snapshot | tail -n 1)
+nlog0=$(grep -c "durable commit stalled" "$DAEMON_LOG" || true)
+lock_db
+rc=0
+writers "$T/c" "$WORK/times-c" || rc=$?
+[ "$rc" -eq 0 ] || fail "C: first writers exit $rc: $(cat "$WORK/times-c")"
+log "C: first writers: $(awk '{ printf "%s ", $2 }' "$WORK/times-c")"
+if awk '$2 < 2.4 { bad = 1 } END { exit !bad }' "$WORK/times-c"; then
+	fail "C: the first writers of the episode were not held (~3 s expected)"
+fi
+rc=0
+writers "$T/d" "$WORK/times-d" || rc=$?
+[ "$rc" -eq 0 ] || fail "C: later writers exit $rc: $(cat "$WORK/times-d")"
+log "C: later writers: $(awk '{ printf "%s ", $2 }' "$WORK/times-d")"
+if awk '$2 >= 1.5 { bad = 1 } END { exit !bad }' "$WORK/times-d"; then
+	fail "C: writers waited again in the same stall episode"
+else
+	pass "C: later writers in the episode went on at once"
+fi
+if [ "$(status_field state)" = degraded ] &&
+	[[ $(status_field degraded_since) =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T ]]; then
+	pass "C: degraded, with degraded_since $(status_field degraded_since)"
+else
+	fail "C: status: state '$(status_field state)', degraded_since '$(status_field degraded_since)'"
+fi
+nlog=$(grep -c "durable commit stalled" "$DAEMON_LOG" || true)
+if [ $((nlog - nlog0)) -eq 1 ]; then
+	pass "C: the stall is logged once in the episode"
+else
+	fail "C: the stall is logged $((nlog - nlog0)) times in one episode"
+fi
+rc=0
+FST_TIMEOUT=60 fst changed --since "$N" >"$WORK/changed-c" 2>"$WORK/changed-c.err" || rc=$?
+if [ "$rc" -eq 6 ] && [ -s "$WORK/changed-c.err" ]; then
+	pass "C: changed answers exit 6 while the database cannot commit: $(cat "$WORK/changed-c.err")"
+else
+	fail "C: changed exit $rc while the database cannot commit (expected 6): $(cat "$WORK/changed-c.err")"
+fi
+unlock_db
+wait_state ready 30 || fail "C: state '$(status_field state)' 30 s after the lock was released"
+fst changed --since "$N" --dirs >"$WORK/dirs-c.txt" || fail "C: changed --since $N failed after the lock went"
+missing=0
+for i in $(seq 1 "$NW"); do
+	for d in "$T/c$i" "$T/d$i"; do
+		grep -qxF -- "$d" "$WORK/dirs-c.txt" || {
+			missing=$((missing + 1))
+			echo "    missing: $d" >&2
+		}
+	done
+done
+if [ "$missing" -eq 0 ]; then
+	pass "C: every writer's directory listed once commits work"
+else
+	fail "C: $missing writers' directories not listed after the episode"
+fi
 stop_daemon || fail "fstrackd exit $? after SIGTERM"
 finish
