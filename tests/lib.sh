@@ -291,14 +291,19 @@ kill_daemon() {
 
 # start_workload ROOT ARGS...: run workload.py in its own process group
 # (pgid = $WORKLOAD_PID) with a progress file; output in $WORK/workload.out.
+# Its pause directory is $WORK/pause (made empty here): pass --pause-at K to
+# have every worker stop by itself after K operations (see wait_paused).
 start_workload() {
 	local n=100
 	rm -f "$WORK/progress"
+	rm -rf "$WORK/pause"
+	mkdir "$WORK/pause"
 	"$PY" "$WORKLOAD" "$@" --own-pgrp --progress-file "$WORK/progress" \
+		--pause-dir "$WORK/pause" \
 		>"$WORK/workload.out" 2>&1 </dev/null &
 	WORKLOAD_PID=$!
 	# The progress file appears after setpgid(): from then on the whole
-	# group can be stopped.
+	# group can be killed.
 	while [ ! -e "$WORK/progress" ]; do
 		pid_alive "$WORKLOAD_PID" || break
 		n=$((n - 1))
@@ -312,54 +317,33 @@ workload_progress() {
 	cat "$WORK/progress" 2>/dev/null || echo 0
 }
 
-# wait_progress OPS SECS: wait until the workload did OPS operations.
-wait_progress() {
-	local want=$1 n=$(($2 * 10))
-	while [ "$(workload_progress)" -lt "$want" ]; do
-		pid_alive "$WORKLOAD_PID" || return 1
+# wait_paused PROCS SECS: wait at most SECS until each of the PROCS workers
+# of a workload started with --pause-at has paused by itself (written
+# $WORK/pause/paused-N; it then waits for resume_paused, at most the
+# workload's --pause-timeout, 600 s by default).  A paused worker has no
+# system call in flight, however fast or slow it ran.  Dies when the
+# workload ends first (a crashed worker) or the workers do not all get there
+# in time (stalled).
+wait_paused() {
+	local procs=$1 n=$(($2 * 20)) got
+	while :; do
+		got=$(find "$WORK/pause" -maxdepth 1 -name 'paused-[0-9]*' \
+			! -name '*.tmp' | wc -l)
+		[ "$got" -lt "$procs" ] || return 0
+		if ! pid_alive "$WORKLOAD_PID"; then
+			cat "$WORK/workload.out" >&2
+			die "workload ended before all its workers paused ($got of $procs)"
+		fi
 		n=$((n - 1))
-		[ "$n" -gt 0 ] || return 1
+		[ "$n" -gt 0 ] ||
+			die "only $got of $procs workers paused within $2 s (stalled workload?)"
 		sleep 0.05
 	done
 }
 
-# group_pids PGID: the live processes of a process group.
-group_pids() {
-	local f s rest pgrp
-	for f in /proc/[0-9]*/stat; do
-		{ read -r s <"$f"; } 2>/dev/null || continue
-		rest=${s##*) }
-		read -r _ _ pgrp _ <<<"$rest"
-		[ "$pgrp" = "$1" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
-	done
-	return 0
-}
-
-# pause_workload: SIGSTOP every workload process and wait (at most 20 s)
-# until all of them are stopped, i.e. no system call of theirs is running.
-pause_workload() {
-	local n=200 p s rest busy
-	kill -STOP -- "-$WORKLOAD_PID" 2>/dev/null || return 0
-	while :; do
-		busy=
-		for p in $(group_pids "$WORKLOAD_PID"); do
-			{ read -r s <"/proc/$p/stat"; } 2>/dev/null || continue
-			rest=${s##*) }
-			case ${rest%% *} in
-			T | t | Z | X) ;;
-			*) busy="$busy $p:${rest%% *}" ;;
-			esac
-		done
-		[ -n "$busy" ] || return 0
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || die "workload not stopped after 20s:$busy"
-		sleep 0.1
-	done
-}
-
-# resume_workload: SIGCONT the workload's process group.
-resume_workload() {
-	kill -CONT -- "-$WORKLOAD_PID" 2>/dev/null || true
+# resume_paused: let the paused workers go on.
+resume_paused() {
+	: >"$WORK/pause/resume"
 }
 
 # wait_workload SECS: wait for the workload; kill it and fail on timeout.

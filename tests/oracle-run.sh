@@ -7,10 +7,10 @@
 #            AFTER, `fstrack changed --since N --dirs -0`, oracle compare:
 #            every directory whose entries changed (oracle.py --level full)
 #            must be listed under its current path;
-#   restart: the same, but in the middle of the workload the workload is
-#            SIGSTOPped (every process stopped, no system call in flight),
-#            fstrackd is SIGTERMed (must exit 0) and restarted, then the
-#            workload is SIGCONTed.  Nothing changes while the daemon is down,
+#   restart: the same, but every workload process pauses by itself after a
+#            third of its operations (workload.py --pause-at: between two
+#            operations, no system call in flight), fstrackd is SIGTERMed
+#            (must exit 0) and restarted, then the workload resumes.  Nothing changes while the daemon is down,
 #            so no gap is acceptable and snapshot N must still answer.
 #
 # Environment: FSTRACK_TEST_SEED (default 1), FSTRACK_TEST_OPS (default
@@ -51,38 +51,45 @@ start_daemon "$MNT"
 
 # round NAME RESTART: one snapshot/workload/compare cycle.
 round() {
-	local name=$1 restart=$2 n rc at
+	local name=$1 restart=$2 n rc at pause
 	fst snapshot >"$WORK/snap-$name.out" ||
 		die "snapshot failed: $(cat "$WORK/snap-$name.out")"
 	n=$(tail -n 1 "$WORK/snap-$name.out")
 	[[ $n =~ ^[0-9]+$ ]] || die "snapshot printed '$n'"
 	log "round $name: snapshot $n"
 	oracle record "$MNT" "$WORK/before-$name.json" "${EXCLUDES[@]}" ||
-		die "oracle record (before) failed"
+		hard_error "oracle record (before) failed: the harness cannot read its own tree"
 
 	mkdir "$WORK/journal-$name"
-	start_workload "$TREE" --procs "$PROCS" --ops "$OPS" --seed "$SEED-$name" \
-		--journal "$WORK/journal-$name"
 	if [ "$restart" = yes ]; then
-		wait_progress $((OPS / 3)) 120 ||
-			die "workload ended or stalled before a third of its operations ($(workload_progress) done)"
-		pause_workload
-		at=$(workload_progress)
-		log "round $name: workload stopped after $at operations; SIGTERM fstrackd"
-		[ "$at" -lt "$OPS" ] || die "workload already done: no restart mid-workload"
+		# Every worker stops by itself after a third of its share and
+		# waits for resume_paused: nothing runs while the daemon is down,
+		# whatever the speed of the workload.
+		pause=$((OPS / PROCS / 3))
+		[ "$pause" -gt 0 ] || hard_error "FSTRACK_TEST_OPS=$OPS too small for $PROCS processes"
+		start_workload "$TREE" --procs "$PROCS" --ops "$OPS" \
+			--seed "$SEED-$name" --journal "$WORK/journal-$name" \
+			--pause-at "$pause"
+		wait_paused "$PROCS" 300
+		at=$(cat "$WORK/pause"/paused-[0-9]* | awk '{ s += $1 } END { print s + 0 }')
+		log "round $name: all $PROCS workers paused ($at operations done); SIGTERM fstrackd"
+		[ "$at" -lt "$OPS" ] || hard_error "workload at $at of $OPS operations while paused"
 		rc=0
 		stop_daemon || rc=$?
 		[ "$rc" -eq 0 ] || fail "round $name: fstrackd exited $rc on SIGTERM"
 		start_daemon "$MNT"
-		resume_workload
+		resume_paused
 		log "round $name: fstrackd restarted, workload resumed"
+	else
+		start_workload "$TREE" --procs "$PROCS" --ops "$OPS" \
+			--seed "$SEED-$name" --journal "$WORK/journal-$name"
 	fi
 	rc=0
 	wait_workload 900 || rc=$?
 	cat "$WORK/workload.out"
 	[ "$rc" -eq 0 ] || fail "round $name: workload exited $rc"
 	oracle record "$MNT" "$WORK/after-$name.json" "${EXCLUDES[@]}" ||
-		die "oracle record (after) failed"
+		hard_error "oracle record (after) failed: the harness cannot read its own tree"
 
 	rc=0
 	fst changed --since "$n" --dirs -0 >"$WORK/reported-$name" \

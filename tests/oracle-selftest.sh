@@ -228,6 +228,63 @@ expect_status 1 "transient hard link, strict with --linked-inodes" \
 	oracle compare --linked-inodes "$W/linked6" \
 	"$W/b6.json" "$W/a6.json" "$W/onlyb"
 
+# --- scenario 7: a tree deeper than PATH_MAX ---------------------------------
+# (a random workload builds such trees by moving directories into each
+# other): record must walk it, compare must demand its deep directories.
+T=$W/t7
+mkdir -p "$T"
+# deepen T N PRINT: a chain of N directories of 100-character names under T,
+# made through directory fds; with PRINT, a file added at the bottom and the
+# two deepest paths printed NUL-separated.
+deepen() {
+	"$PY" - "$@" <<'PYEOF'
+import os, sys
+root, n, act = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+path = root
+parent = None
+for i in range(n):
+    name = "%03d" % i + "x" * 97
+    if act == "make":
+        os.mkdir(name, dir_fd=fd)
+    nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+    parent, path = path, path + "/" + name
+if act == "make":
+    os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+else:
+    os.close(os.open("new", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    sys.stdout.buffer.write(os.fsencode(path) + b"\0" +
+                            os.fsencode(parent) + b"\0")
+PYEOF
+}
+deepen "$T" 60 make
+expect_status 0 "record of a tree deeper than PATH_MAX" \
+	oracle record "$T" "$W/b7.json"
+grep -q 'longest directory path [0-9]\{4,\} bytes' "$W/out" ||
+	fail "deep tree: longest path not reported: $(cat "$W/out")"
+sleep 0.05
+deepen "$T" 60 change >"$W/deep0"
+[ "$(head -c 5000 "$W/deep0" | tr -d '\0' | wc -c)" -ge 4096 ] ||
+	fail "deep tree: the deepest path is not longer than PATH_MAX"
+expect_status 0 "record of the changed deep tree" \
+	oracle record "$T" "$W/a7.json"
+expect_status 0 "deep tree: both deep directories reported, no misses" \
+	oracle compare --reported0 "$W/b7.json" "$W/a7.json" "$W/deep0"
+head -z -n 1 "$W/deep0" >"$W/deep0-bottom"
+expect_status 1 "deep tree: the parent of the bottom is required (full)" \
+	oracle compare --reported0 "$W/b7.json" "$W/a7.json" "$W/deep0-bottom"
+expect_status 0 "deep tree: the bottom alone is enough (entries)" \
+	oracle compare --reported0 --level entries "$W/b7.json" "$W/a7.json" \
+	"$W/deep0-bottom"
+expect_status 1 "deep tree: nothing reported" \
+	oracle compare --reported0 --level entries "$W/b7.json" "$W/a7.json" \
+	"$W/empty"
+grep -q "^oracle: MISSES 1\$" "$W/out" || fail "deep tree: not exactly one miss"
+expect_status 2 "record of a missing tree is an error, not a verdict" \
+	oracle record "$W/nonexistent" "$W/x.json"
+
 # --- scenario 4: a random workload, reported in full ------------------------
 T=$W/t4
 mkdir -p "$T"

@@ -7,7 +7,8 @@
                       [--linked-inodes FILE]
                       [--max-misses N] [--verbose]
 
-record walks ROOT (no symlinks followed, no other mounts entered) and stores,
+record walks ROOT (no symlinks followed, no other mounts entered; through
+directory fds, so any depth works, paths beyond PATH_MAX included) and stores,
 for every directory, its own lstat and the lstat of each entry: inode, type,
 size, mtime_ns, ctime_ns, mode, nlink.  ctime covers xattr and ACL changes.
 
@@ -45,7 +46,8 @@ count changed, or the inode is listed in --linked-inodes FILE: inode
 numbers, whitespace-separated, that the workload gave a second name during
 the run).  Excused directories are counted and listed.
 
-Exit status: 0 no misses, 1 misses, 2 usage or input error.
+Exit status: 0 no misses, 1 misses, 2 usage or input error (record: the
+tree could not be read; tests treat that as a hard error of the harness).
 """
 
 import argparse
@@ -77,25 +79,27 @@ def ftype(mode):
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
 MAX_HANDLE_SZ = 128
+PATH_MAX = 4096
+O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def handle_of(path):
-    """Hex file handle of PATH (type + bytes; carries the inode generation,
-    so a reused inode number gets a new identity), or None."""
+def handle_of(fd):
+    """Hex file handle of the open directory FD (type + bytes; carries the
+    inode generation, so a reused inode number gets a new identity), or
+    None where the filesystem has no handles."""
     fn = getattr(_libc, "name_to_handle_at", None)
     if fn is None:
         return None
     buf = ctypes.create_string_buffer(8 + MAX_HANDLE_SZ)
     ctypes.c_uint.from_buffer(buf, 0).value = MAX_HANDLE_SZ
     mount_id = ctypes.c_int()
-    if fn(AT_FDCWD, os.fsencode(path), buf, ctypes.byref(mount_id),
-          0) != 0:  # flags 0: the last component is not followed
+    if fn(fd, b"", buf, ctypes.byref(mount_id), AT_EMPTY_PATH) != 0:
         e = ctypes.get_errno()
         if e in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
             return None
-        raise OSError(e, os.strerror(e), path)
+        raise OSError(e, os.strerror(e))
     n = ctypes.c_uint.from_buffer(buf, 0).value
     htype = ctypes.c_int.from_buffer(buf, 4).value
     return "%d:%s" % (htype, buf.raw[8:8 + n].hex())
@@ -121,43 +125,98 @@ def join(d, name):
     return d + name if d.endswith("/") else d + "/" + name
 
 
+def short(p, n=160):
+    """P for a message: its tail when it is very long."""
+    return p if len(p) <= n else "..." + p[-n:]
+
+
+def raise_nofile():
+    """The walk holds one fd per level of the current directory chain: raise
+    the soft RLIMIT_NOFILE to the hard limit, for very deep trees."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def scan_dir(fd, path, excl, dev, dirs):
+    """Record the directory open as FD (full path PATH) in DIRS; return its
+    subdirectories on the same filesystem as (name, lstat) pairs."""
+    dst = os.fstat(fd)
+    names = os.listdir(fd)
+    entries = {}
+    subdirs = []
+    for name in sorted(names):
+        p = join(path, name)
+        if p in excl:
+            continue
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        rec = statrec(st)
+        if st.st_dev != dev:
+            # A mount point: the entry is there, its attributes belong
+            # to another filesystem, and we do not enter it.
+            rec = {"ino": None, "type": "mount", "dev": st.st_dev}
+        elif stat.S_ISDIR(st.st_mode):
+            subdirs.append((name, st))
+        entries[name] = rec
+    self_rec = statrec(dst)
+    self_rec["handle"] = handle_of(fd)
+    dirs[path] = {"self": self_rec, "entries": entries}
+    return subdirs
+
+
 def record(root, out, excludes):
-    """Walk ROOT and write the JSON record to OUT."""
+    """Walk ROOT and write the JSON record to OUT.
+
+    The walk goes through directory fds (openat/fstatat/name_to_handle_at
+    relative to the parent's fd), never through full paths, so a tree of
+    any depth works, paths longer than PATH_MAX included; the recorded
+    paths are full strings all the same."""
     root = normpath(root)
     excl = {normpath(e) for e in excludes}
-    rst = os.lstat(root)
-    if not stat.S_ISDIR(rst.st_mode):
-        raise OracleError("%s: not a directory" % root)
-    dev = rst.st_dev
+    raise_nofile()
+    try:
+        rfd = os.open(root, O_DIR)
+    except OSError as e:
+        raise OracleError("cannot open %s: %s" % (root, e.strerror))
     dirs = {}
-    stack = [root]
-    nentries = 0
-    while stack:
-        d = stack.pop()
-        try:
-            dst = os.lstat(d)
-            names = os.listdir(d)
-        except OSError as e:
-            raise OracleError("cannot read %s: %s (is something still "
-                              "changing the tree?)" % (d, e.strerror))
-        entries = {}
-        for name in sorted(names):
-            p = join(d, name)
-            if p in excl:
+    stack = []
+    path = root
+    try:
+        dev = os.fstat(rfd).st_dev
+        stack.append((rfd, root, iter(scan_dir(rfd, root, excl, dev, dirs))))
+        while stack:
+            fd, path, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                os.close(fd)
+                stack.pop()
                 continue
-            st = os.lstat(p)
-            rec = statrec(st)
-            if st.st_dev != dev:
-                # A mount point: the entry is there, its attributes belong
-                # to another filesystem, and we do not enter it.
-                rec = {"ino": None, "type": "mount", "dev": st.st_dev}
-            elif stat.S_ISDIR(st.st_mode):
-                stack.append(p)
-            entries[name] = rec
-            nentries += 1
-        self_rec = statrec(dst)
-        self_rec["handle"] = handle_of(d)
-        dirs[d] = {"self": self_rec, "entries": entries}
+            name, st = nxt
+            path = join(path, name)
+            cfd = os.open(name, O_DIR, dir_fd=fd)
+            try:
+                cst = os.fstat(cfd)
+                if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
+                    raise OSError(errno.ESTALE, "replaced while walking")
+                sub = scan_dir(cfd, path, excl, dev, dirs)
+            except BaseException:
+                os.close(cfd)
+                raise
+            stack.append((cfd, path, iter(sub)))
+    except OSError as e:
+        raise OracleError("cannot read %s (depth %d, %d bytes): %s (is "
+                          "something still changing the tree?)"
+                          % (short(path), path.count("/"),
+                             len(os.fsencode(path)), e.strerror))
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+    nentries = sum(len(d["entries"]) for d in dirs.values())
+    maxlen = max(len(os.fsencode(p)) for p in dirs)
     data = {"format": FORMAT, "root": root, "dev": dev,
             "excludes": sorted(excl), "dirs": dirs}
     tmp = out + ".tmp"
@@ -165,8 +224,9 @@ def record(root, out, excludes):
         # ensure_ascii keeps undecodable names (surrogate escapes) intact.
         json.dump(data, f, ensure_ascii=True, sort_keys=True)
     os.replace(tmp, out)
-    print("oracle: recorded %d directories, %d entries under %s"
-          % (len(dirs), nentries, root))
+    print("oracle: recorded %d directories, %d entries under %s "
+          "(longest directory path %d bytes)"
+          % (len(dirs), nentries, root, maxlen))
 
 
 def load(path):
@@ -357,6 +417,10 @@ def compare(args):
         for p in extra[:args.max_misses]:
             print("EXTRA %r" % p)
     print("oracle: MISSES %d" % len(misses))
+    deep = sum(1 for p in misses if len(os.fsencode(p)) >= PATH_MAX)
+    if deep:
+        print("oracle: misses with a path of PATH_MAX (%d) bytes or more: %d"
+              % (PATH_MAX, deep))
     for p in misses[:args.max_misses]:
         reasons = req[p]
         more = " (+%d more reasons)" % (len(reasons) - 1) \

@@ -18,6 +18,14 @@
 #	FSTRACK_CRASH_PROCS	workload processes (default 3)
 #	FSTRACK_CRASH_CHUNK	seconds per workload run; a new run starts while
 #				kill points remain (default 20)
+#	FSTRACK_CRASH_RATE	workload operations per second, all processes
+#				together (default 1500; 0: as fast as it goes).
+#				Paced, the amount of change (and the depth the
+#				random directory moves reach: ~650 bytes of path
+#				per 20,000 operations) does not depend on the
+#				speed of the machine; unpaced, 20 kills made
+#				~240,000 operations here and paths beyond
+#				PATH_MAX
 #	FSTRACK_TEST_HARDLINKS	strict|lenient: the mode that decides (default
 #				strict, as in oracle-run.sh); the other one is
 #				computed and printed too
@@ -45,6 +53,9 @@ KILLS=${FSTRACK_CRASH_KILLS:-20}
 SEED=${FSTRACK_TEST_SEED:-1}
 PROCS=${FSTRACK_CRASH_PROCS:-3}
 CHUNK=${FSTRACK_CRASH_CHUNK:-20}
+RATE=${FSTRACK_CRASH_RATE:-1500}
+RATE_ARGS=()
+[ "$RATE" = 0 ] || RATE_ARGS=(--rate "$RATE")
 HARDLINKS=${FSTRACK_TEST_HARDLINKS:-strict}
 DURABILITY=${FSTRACK_CRASH_DURABILITY:-strict}
 SABOTAGE=${FSTRACK_CRASH_SABOTAGE:-0}
@@ -64,7 +75,7 @@ if [ "$SABOTAGE" = 1 ]; then
 fi
 SAB_NOTE=
 [ "$SABOTAGE" != 1 ] || SAB_NOTE=", SABOTAGE (negative check: must fail)"
-log "$TYPE, $KILLS kill points, seed $SEED, $PROCS workload processes, durability $DURABILITY, hardlinks $HARDLINKS$SAB_NOTE"
+log "$TYPE, $KILLS kill points, seed $SEED, $PROCS workload processes (rate ${RATE}/s), durability $DURABILITY, hardlinks $HARDLINKS$SAB_NOTE"
 
 TREE=$MNT/tree
 mkdir "$TREE"
@@ -74,7 +85,7 @@ start_daemon "${DAEMON_ARGS[@]}" "$MNT"
 
 N=$(take_snapshot)
 log "snapshot $N"
-oracle record "$MNT" "$WORK/before.json" || die "oracle record (before) failed"
+oracle record "$MNT" "$WORK/before.json" || hard_error "oracle record (before) failed: the harness cannot read its own tree"
 
 CHUNKS=0
 WL_FAILED=0
@@ -86,7 +97,7 @@ next_chunk() {
 	CHUNKS=$((CHUNKS + 1))
 	start_workload "$TREE" --procs "$PROCS" --ops 100000000 \
 		--duration "$CHUNK" --seed "$SEED-crash-$CHUNKS" \
-		--journal "$WORK/journal"
+		--journal "$WORK/journal" "${RATE_ARGS[@]}"
 }
 
 # end_chunk SECS: wait for the current run (bounded), keep its output.
@@ -123,7 +134,7 @@ done
 log "$kills kills done; waiting for the workload run to end"
 end_chunk $((CHUNK + 120))
 
-oracle record "$MNT" "$WORK/after.json" || die "oracle record (after) failed"
+oracle record "$MNT" "$WORK/after.json" || hard_error "oracle record (after) failed: the harness cannot read its own tree"
 rc=0
 fst changed --since "$N" --dirs -0 >"$WORK/reported" 2>"$WORK/changed.err" ||
 	rc=$?

@@ -110,7 +110,7 @@ round() {
 	n=$(take_snapshot)
 	log "round $name: snapshot $n"
 	oracle record "$MNT" "$WORK/before-$name.json" >/dev/null ||
-		die "oracle record (before) failed"
+		hard_error "oracle record (before) failed: the harness cannot read its own tree"
 	if [ "$how" = term ]; then
 		rc=0
 		stop_daemon || rc=$?
@@ -132,7 +132,7 @@ round() {
 	fi
 	start_daemon "${DAEMON_ARGS[@]}" "$MNT"
 	oracle record "$MNT" "$WORK/after-$name.json" >/dev/null ||
-		die "oracle record (after) failed"
+		hard_error "oracle record (after) failed: the harness cannot read its own tree"
 	rc=0
 	fst changed --since "$n" --dirs -0 >"$WORK/reported-$name" \
 		2>"$WORK/changed-$name.err" || rc=$?

@@ -23,6 +23,24 @@ FST_TIMEOUT=60
 # Extra daemon options for negative checks (unquoted on purpose).
 EXTRA=${FSTRACK_TEST_DAEMON_ARGS:-}
 WL_SECS=${WL_SECS:-20}
+# The workload must not fill the filesystem (that also holds the state
+# dir): a full disk is another subject than this test's.  Unpaced it writes
+# ~3 KiB per operation at ~10,000 operations/s here, which fills the 512M
+# image in 20 s; paced at WL_RATE operations/s and capped at WL_RATE *
+# WL_SECS operations it writes ~130 MiB at most.  FREE_MARGIN_KB: below
+# this much free space before a query, the harness is at fault: hard error.
+WL_RATE=${WL_RATE:-2000}
+WL_OPS=$((WL_RATE * WL_SECS))
+FREE_MARGIN_KB=${FREE_MARGIN_KB:-131072}
+
+# check_space WHAT: hard error when $MNT is nearly full.
+check_space() {
+	local avail
+	avail=$(df -Pk "$MNT" | awk 'NR == 2 { print $4 }')
+	[[ $avail =~ ^[0-9]+$ ]] || hard_error "df $MNT: '$avail'"
+	[ "$avail" -ge "$FREE_MARGIN_KB" ] ||
+		hard_error "$1: only $((avail / 1024)) MiB free on $MNT (margin $((FREE_MARGIN_KB / 1024)) MiB): the workload outgrew the filesystem (harness sizing, not the daemon)"
+}
 
 # status_field KEY
 status_field() {
@@ -78,11 +96,13 @@ log "snapshot $N, state dir $STATE"
 idle_check "after start"
 
 t0=$(date +%s)
-start_workload "$W" --procs 4 --ops 1000000 --duration "$WL_SECS" --seed 11
+start_workload "$W" --procs 4 --ops "$WL_OPS" --rate "$WL_RATE" \
+	--duration "$WL_SECS" --seed 11
 i=0
 while pid_alive "$WORKLOAD_PID"; do
 	i=$((i + 1))
 	[ "$i" -le $((WL_SECS * 3 + 60)) ] || break
+	check_space "during the workload ($i)"
 	# Every daemon round trip bounded; a hang is a failure, not a stall.
 	timeout 15 "$FSTRACK" -s "$SOCK" status >/dev/null 2>&1 ||
 		die "status did not answer within 15 s during the workload (deadlock?)"
@@ -109,6 +129,8 @@ else
 	fail "workload took $((t1 - t0)) s for a ${WL_SECS} s run"
 fi
 [ "$(workload_progress)" -gt 1000 ] || fail "workload did only $(workload_progress) operations"
+check_space "after the workload"
+log "after the workload: $(df -Pk "$MNT" | awk 'NR == 2 { print int($3 / 1024) " MiB used, " int($4 / 1024) " MiB free" }') on $MNT"
 
 fst changed --since "$N" >"$WORK/entries.txt" || fail "changed --since $N failed"
 fst changed --since "$N" --dirs >"$WORK/dirs.txt" || fail "changed --dirs failed"

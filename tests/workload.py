@@ -3,6 +3,8 @@
 
     workload.py ROOT [--procs 4] [--ops 2000] [--seed S] [--duration SECS]
                      [--progress-file F] [--own-pgrp] [--no-weird-names]
+                     [--pause-at K --pause-dir DIR [--pause-timeout SECS]]
+                     [--stop-file F] [--rate OPS_PER_SEC]
     workload.py ROOT --populate [--dirs 150] [--files 500] [--seed S]
 
 Every worker process works on the whole tree under ROOT: it picks its
@@ -18,6 +20,23 @@ about ten times a second) with the number of operations done so far, so a
 test can act in the middle of the run.  --own-pgrp puts the workload in a
 process group of its own (its pid), so that a test can SIGSTOP/SIGCONT
 every worker at once with kill -STOP -- -PID.
+
+--pause-at K --pause-dir DIR: every worker stops by itself after its
+first K operations (between two operations: none of its system calls is in
+flight), writes DIR/paused-N (N: the worker index; the file holds K) and
+waits for DIR/resume to appear; after --pause-timeout seconds (default 600)
+without it the worker gives up and the workload exits 1.  A worker with K
+or fewer operations pauses after its last one.  A test waits for all the
+paused-N files, acts (e.g. restarts the daemon) and creates DIR/resume:
+the pause does not depend on how fast the workload runs.  Time spent paused
+does not count against --duration.
+
+--rate R: at most R operations per second in all (each worker paces itself
+at R/procs), so that --ops spreads over at least --ops/R seconds and a test
+knows how much a run of a given duration can write at most.
+
+--stop-file F: every worker stops before its next operation once F exists
+(so a test can keep a workload running for exactly as long as it needs).
 
 --journal DIR writes DIR/worker-N.log: one line per operation with the
 paths it picked and their inode numbers, to trace a reported miss back to
@@ -487,12 +506,44 @@ class Worker:
     def count(self, key):
         self.counts[key] = self.counts.get(key, 0) + 1
 
-    def run(self, nops, deadline, progress, slot):
+    def pause(self, pause_dir, done, timeout):
+        """Write PAUSE_DIR/paused-INDEX, wait (bounded) for PAUSE_DIR/resume.
+        Returns the seconds spent paused; raises on timeout."""
+        t0 = time.monotonic()
+        marker = os.path.join(pause_dir, "paused-%d" % self.index)
+        with open(marker + ".tmp", "w") as f:
+            f.write("%d\n" % done)
+        os.replace(marker + ".tmp", marker)
+        resume = os.path.join(pause_dir, "resume")
+        while not os.path.exists(resume):
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError("worker %d: paused after %d operations, "
+                                   "no %s after %d s" % (self.index, done,
+                                                         resume, timeout))
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
+    def run(self, nops, deadline, progress, slot, pause_at=None,
+            pause_dir=None, pause_timeout=600, stop_file=None, rate=None):
         names = [n for n, _ in WEIGHTS]
         weights = [w for _, w in WEIGHTS]
         done = 0
+        paused = pause_at is None
+        t0 = time.monotonic()
         for _ in range(nops):
+            if not paused and done >= pause_at:
+                paused = True
+                waited = self.pause(pause_dir, done, pause_timeout)
+                t0 += waited
+                if deadline is not None:
+                    deadline += waited
+            if rate:
+                ahead = t0 + done / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
             if deadline is not None and time.monotonic() >= deadline:
+                break
+            if stop_file is not None and os.path.exists(stop_file):
                 break
             op = self.rng.choices(names, weights)[0]
             try:
@@ -521,6 +572,8 @@ class Worker:
             done += 1
             if progress is not None:
                 struct.pack_into("q", progress, slot * 8, done)
+        if not paused:
+            self.pause(pause_dir, done, pause_timeout)
         return done
 
 
@@ -572,6 +625,15 @@ def main():
                     help="directory for per-worker logs of every operation "
                     "(picked paths with their inode numbers), for "
                     "investigating a miss")
+    ap.add_argument("--pause-at", type=int, metavar="K",
+                    help="every worker pauses after K of its operations "
+                    "(needs --pause-dir)")
+    ap.add_argument("--pause-dir", metavar="DIR")
+    ap.add_argument("--pause-timeout", type=float, default=600)
+    ap.add_argument("--rate", type=float, metavar="OPS_PER_SEC",
+                    help="at most this many operations per second in all")
+    ap.add_argument("--stop-file", metavar="F",
+                    help="workers stop once F exists")
     ap.add_argument("--populate", action="store_true")
     ap.add_argument("--dirs", type=int, default=150)
     ap.add_argument("--files", type=int, default=500)
@@ -585,6 +647,15 @@ def main():
         return 0
     if args.procs < 1 or args.ops < 0:
         print("workload: bad --procs/--ops", file=sys.stderr)
+        return 2
+    if args.rate is not None and args.rate <= 0:
+        print("workload: bad --rate", file=sys.stderr)
+        return 2
+    if args.pause_at is not None and (args.pause_at < 0 or
+                                      not args.pause_dir or
+                                      not os.path.isdir(args.pause_dir)):
+        print("workload: --pause-at needs --pause-at >= 0 and an existing "
+              "--pause-dir", file=sys.stderr)
         return 2
     if args.own_pgrp:
         os.setpgid(0, 0)
@@ -607,7 +678,13 @@ def main():
                                                 "worker-%d.log" % i), "ab")
                 wk = Worker(root, i, args.seed, not args.no_weird_names,
                             journal)
-                done = wk.run(nops, deadline, progress, i)
+                done = wk.run(nops, deadline, progress, i,
+                              pause_at=args.pause_at,
+                              pause_dir=args.pause_dir,
+                              pause_timeout=args.pause_timeout,
+                              stop_file=args.stop_file,
+                              rate=args.rate / args.procs
+                              if args.rate else None)
                 if journal is not None:
                     journal.close()
                 res = {"done": done, "counts": wk.counts,
