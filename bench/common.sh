@@ -298,13 +298,14 @@ proc_cpu_sec() {
 }
 
 # thread_cpu_sec PID NAME: CPU seconds of the threads of PID called NAME
-# (the daemon names its threads: fstrackd-perm, -writer, -ahead, -walk).
+# (the daemon names its threads: fstrackd-perm, -writer, -ahead, -walk),
+# from schedstat (nanoseconds; the tick-based stat counts in 10 ms steps).
 thread_cpu_sec() {
 	local t sum=0 c
 	for t in /proc/"$1"/task/*; do
 		[ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] || continue
-		c=$(proc_cpu_sec "$1/task/${t##*/}")
-		sum=$(awk -v a="$sum" -v b="$c" 'BEGIN { printf "%.2f", a + b }')
+		read -r c _ <"$t/schedstat" 2>/dev/null || continue
+		sum=$(awk -v a="$sum" -v b="$c" 'BEGIN { printf "%.6f", a + b / 1e9 }')
 	done
 	echo "$sum"
 }
