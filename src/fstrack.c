@@ -109,7 +109,7 @@ request(const char *line, struct reply *r)
 	char			 buf[65536], *p, *nl, *tab;
 	ssize_t			 n;
 	size_t			 off = 0;
-	int			 fd, waiting = 0, waited = 0;
+	int			 fd, waiting = 0, waited = 0, werr = 0;
 	struct pollfd		 pfd;
 
 	memset(r, 0, sizeof *r);
@@ -128,12 +128,16 @@ request(const char *line, struct reply *r)
 			close(fd);
 		return r->code = FST_EXIT_ERROR;
 	}
-	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line) ||
-	    write(fd, "\n", 1) != 1) {
-		fprintf(stderr, "fstrack: write: %s\n", strerror(errno));
-		close(fd);
-		return r->code = FST_EXIT_ERROR;
-	}
+	/*
+	 * A daemon that refuses the connection (too many clients) answers
+	 * and closes before reading: never die of SIGPIPE, read its answer.
+	 */
+	sbuf_init(&in);
+	sbuf_add(&in, line, strlen(line));
+	sbuf_add(&in, "\n", 1);
+	if (send(fd, in.data, in.len, MSG_NOSIGNAL) != (ssize_t)in.len)
+		werr = errno != 0 ? errno : EIO;
+	sbuf_free(&in);
 	sbuf_init(&in);
 	r->code = -1;
 	for (;;) {
@@ -190,7 +194,11 @@ request(const char *line, struct reply *r)
 done:
 	sbuf_free(&in);
 	close(fd);
-	if (r->code == -1) {
+	if (r->code == -1 && werr != 0) {
+		fprintf(stderr, "fstrack: cannot send the request to "
+		    "fstrackd: %s\n", strerror(werr));
+		r->code = FST_EXIT_ERROR;
+	} else if (r->code == -1) {
 		fprintf(stderr, "fstrack: fstrackd closed the connection "
 		    "without an answer\n");
 		r->code = FST_EXIT_ERROR;
