@@ -47,7 +47,7 @@
 #define RA_MAX_QUEUE	256	/* requests waiting; more are dropped */
 #define RA_MAX_DIRS	32768	/* directories armed per request */
 #define RA_MAX_DEPTH	128	/* levels below the requested directory */
-#define RA_CHUNK	256	/* child directories handed over at once */
+#define RA_CHUNK	64	/* child directories handed over at once */
 
 /* A getdents64 record (glibc 2.36 has no public definition). */
 struct linux_dirent64 {

@@ -185,8 +185,9 @@ daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
 	struct store_op		*op;
 	uint32_t		 kind = FST_M_OPENED_WRITE;
 
-	notify_drain();
+	/* Walk first: a mapping dropped meanwhile queues its CLOSE_WRITE. */
 	openscan_writers(daemon_carry_writer, &kind);
+	notify_drain();
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		fatal("out of memory");
 	r->cb = cb;
@@ -201,6 +202,21 @@ daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
 	op->done = daemon_barrier_done;
 	op->arg = r;
 	store_submit(op);
+}
+
+/*
+ * Record every file open for writing or mapped shared and writable now, in
+ * the current snapshot.  At a clean stop: such a file in an armed
+ * directory may be written through its mapping while the daemon is down
+ * and unmapped before it starts again, with no event and a ctime older
+ * than the last checkpoint; recorded now, it stays listed.
+ */
+void
+daemon_record_writers(void)
+{
+	uint32_t	kind = FST_M_OPENED_WRITE;
+
+	openscan_writers(daemon_carry_writer, &kind);
 }
 
 /*

@@ -314,6 +314,7 @@ void	 control_fini(void);
 /* daemon.c */
 void	 daemon_snapshot(void (*)(int64_t, int, void *), void *);
 void	 daemon_barrier(int64_t, void (*)(int, void *), void *);
+void	 daemon_record_writers(void);
 #define DEGRADED_STORE	0	/* commits fail */
 #define DEGRADED_STALL	1	/* writers allowed before their record */
 void	 daemon_set_degraded(int, const char *);

@@ -110,6 +110,7 @@ signal_cb(uv_signal_t *s, int signum)
 		notify_checkpoint_tick(1);
 	notify_fini();
 	perm_stop();
+	daemon_record_writers();
 	/*
 	 * The last record, durable: everything before it is in, and the next
 	 * start-up knows this stop was clean (no arms to promote, perm.c).

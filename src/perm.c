@@ -97,7 +97,17 @@
  *    directories write-opened in the last PERM_RECENT_MS are recorded in
  *    the new snapshot (their openers may be between our answer and the end
  *    of open(), invisible to openscan).
- *  - a clean SIGTERM: see above; nothing is promoted.
+ *  - a clean SIGTERM: see above; nothing is promoted.  Files open for
+ *    writing or mapped at that moment are recorded by the last commit
+ *    (daemon_record_writers), since their mappings may be written and
+ *    dropped while the daemon is down; parked writers go on only once
+ *    their records are in (bounded by stall-timeout).
+ *  - every directory that gets an ignore mark has an arm row in the
+ *    snapshot, also one recorded by a change or covered by its parent
+ *    (perm_ignore_dir), so the switch race above is covered for it too.
+ *  - not seen by openscan: fds in io_uring fixed-file tables and fds in
+ *    flight over SCM_RIGHTS; their writes show only as FAN_MODIFY (live)
+ *    and ctime (rescan), like writes in async mode (fstrackd(8) CAVEATS).
  *
  * WHAT THE KERNEL LETS THROUGH UNHELD ANYWAY, AND WHAT COVERS IT.
  *  - create, unlink, rename, link, symlink, mkdir, rmdir, chmod, chown,
@@ -121,10 +131,14 @@
  * disk that stays full costs one stall-timeout, not one per directory;
  * the log says so once per episode.  The
  * checkpoint cannot advance past them (store.c invariant 2), so if the
- * machine dies before they commit, the next start-up rescans from before
- * the stall.  During a stall the guarantee weakens to "reported after the
- * next start-up reconcile", never to "missed".  An arm that never
- * committed has no ignore mark: its directory's opens keep coming here.
+ * daemon dies before they commit, the next start-up rescans from before
+ * the stall and the ctime of every inode written meanwhile brings it in.
+ * What a stall does give up is the power-cut guarantee for the writers it
+ * let by: if the machine loses power before their records commit, a write
+ * that reached the disk without its inode's new ctime is missed.  That is
+ * why a stall is loud (degraded, logged, degraded_since in status) and
+ * why stall-timeout is long by default.  An arm that never committed has
+ * no ignore mark: its directory's opens keep coming here.
  *
  * SAFETY.  This thread never waits on SQLite, never opens a file on a
  * tracked filesystem (O_PATH opens and name_to_handle_at generate no
@@ -168,6 +182,7 @@ struct perm_dir {
 	char			*name;		/* last name write-opened */
 	int			 pending;	/* on perm_pend: mark when durable */
 	int			 marked;	/* ignore mark added in gen */
+	int			 arm_queued;	/* an arm row queued in gen */
 };
 
 struct perm_wait {
@@ -349,6 +364,7 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 	d->durable = 0;
 	d->gen = perm_gen;
 	d->marked = 0;
+	d->arm_queued = 0;
 }
 
 /*
@@ -369,6 +385,7 @@ perm_submit_arm(struct perm_dir *d, int durable)
 	d->durable = 0;
 	d->gen = perm_gen;
 	d->marked = 0;
+	d->arm_queued = 1;
 }
 
 /* Remember that d's ignore mark goes on once its record is committed. */
@@ -471,6 +488,24 @@ perm_ignore_dir(struct perm_dir *d)
 	if (d->marked)
 		return;
 	d->marked = 1;	/* tried once per generation, whatever the result */
+	/*
+	 * Every marked directory has an arm row in this snapshot, also one
+	 * recorded by a change or covered by its parent: an opener that
+	 * passes this mark just before the next snapshot switch may write in
+	 * the next snapshot, which only the promotion of this snapshot's arms
+	 * covers.  It need not be durable now: the next snapshot's row is
+	 * committed durably after it, before anyone can ask about that
+	 * snapshot; within this one the change or the parent covers d.
+	 */
+	if (!d->arm_queued) {
+		struct store_op	*op = store_op_new(OP_ARM);
+
+		op->snapshot = perm_snapshot;
+		op->fs_id = d->fs->id;
+		op->dir = d->h;
+		store_submit(op);
+		d->arm_queued = 1;
+	}
 	u.fh.handle_bytes = d->h.len;
 	u.fh.handle_type = d->h.type;
 	memcpy(u.fh.f_handle, d->h.bytes, d->h.len);
@@ -515,6 +550,7 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 	struct fst_handle	 ph;
 	struct perm_dir		*p;
 	char			 ppath[PATH_MAX], *slash;
+	int64_t			 btime;
 
 	if (d->gen == perm_gen && d->seq != 0) {
 		if (!d->durable && d->seq <= store_committed()) {
@@ -528,9 +564,12 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) ==
 	    -1 || !(stx.stx_mask & STATX_BTIME))
 		return NULL;
-	if ((int64_t)stx.stx_btime.tv_sec * 1000000000 + stx.stx_btime.tv_nsec <
-	    perm_snapshot_ns)
+	btime = (int64_t)stx.stx_btime.tv_sec * 1000000000 +
+	    stx.stx_btime.tv_nsec;
+	if (btime < perm_snapshot_ns)
 		return NULL;	/* older than the snapshot */
+	if (btime > now_ns() + 1000000000)
+		return NULL;	/* from the future: the clock stepped back */
 	snprintf(ppath, sizeof ppath, "%s", path);
 	if ((slash = strrchr(ppath, '/')) == NULL)
 		return NULL;
@@ -552,6 +591,7 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 	d->seq = p->seq;
 	d->durable = p->durable;
 	d->marked = 0;
+	d->arm_queued = 0;
 	atomic_fetch_add(&fstd.st.perm_covered, 1);
 	return p;
 }
@@ -714,6 +754,7 @@ perm_arm_ahead(struct fst_fs *fs, uint64_t gen, const struct fst_handle *hs,
 			dirs[i]->durable = 0;
 			dirs[i]->gen = perm_gen;
 			dirs[i]->marked = 0;
+			dirs[i]->arm_queued = 1;
 			perm_pend_add(dirs[i]);
 		}
 	}
@@ -735,7 +776,12 @@ perm_release(void)
 		struct perm_wait *w = &perm_waits[i];
 
 		if (w->seq <= committed) {
-			if (!w->dir->durable && w->dir->gen == perm_gen) {
+			/*
+			 * The waiter's record is in; the directory is durable
+			 * in this snapshot only if its own current record is.
+			 */
+			if (!w->dir->durable && w->dir->gen == perm_gen &&
+			    w->dir->seq <= committed) {
 				w->dir->durable = 1;
 				perm_ignore_dir(w->dir);
 			}
@@ -865,8 +911,22 @@ perm_main(void *arg)
 		if (atomic_load(&perm_stopping))
 			break;
 	}
-	/* Answer everything: parked openers and whatever is still queued. */
+	/*
+	 * Parked openers go on only once their records are in (bounded by
+	 * stall-timeout): the writer still runs, and a power cut right after
+	 * a clean stop must find their directories.  Then answer everything.
+	 */
 	pthread_mutex_lock(&perm_lock);
+	next = perm_now_ms() + fstd.cfg.stall_timeout_ms;
+	while (perm_nwaits > 0 && perm_now_ms() < next) {
+		pthread_mutex_unlock(&perm_lock);
+		pfd[0].fd = store_event_fd();
+		pfd[0].events = POLLIN;
+		if (poll(pfd, 1, 50) == 1)
+			(void)!read(store_event_fd(), &v, sizeof v);
+		pthread_mutex_lock(&perm_lock);
+		perm_release();
+	}
 	for (i = 0; i < perm_nwaits; i++)
 		perm_answer(perm_waits[i].fd);
 	perm_nwaits = 0;
@@ -914,8 +974,9 @@ perm_new_snapshot(int64_t id)
 	perm_gen++;
 	perm_snapshot = id;
 	perm_snapshot_ns = now_ns();
+	/* Old marks left in place would let writers by unheld: never. */
 	if (fanotify_mark(perm_fan, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) == -1)
-		log_warn("flush ignore marks");
+		fatal("cannot flush the ignore marks at a snapshot switch");
 	perm_ignore_state_dir();
 	for (i = 0; i < perm_dirs_size; i++)
 		for (d = perm_dirs[i]; d != NULL; d = d->hnext)
@@ -923,10 +984,17 @@ perm_new_snapshot(int64_t id)
 			    d->name != NULL)
 				perm_submit(d, d->name,
 				    FST_M_OPENED_WRITE | FST_M_OPEN_AT_SNAPSHOT);
-	/* Parked openers now wait for the record in the new snapshot. */
-	for (i = 0; i < perm_nwaits; i++)
-		if (perm_waits[i].dir->gen == perm_gen)
-			perm_waits[i].seq = perm_waits[i].dir->seq;
+	/*
+	 * Parked openers now wait for a record in the new snapshot, however
+	 * long they have waited: their directory is recorded again here.
+	 */
+	for (i = 0; i < perm_nwaits; i++) {
+		d = perm_waits[i].dir;
+		if (d->gen != perm_gen)
+			perm_submit(d, d->name != NULL ? d->name : ".",
+			    FST_M_OPENED_WRITE | FST_M_OPEN_AT_SNAPSHOT);
+		perm_waits[i].seq = d->seq;
+	}
 	pthread_mutex_unlock(&perm_lock);
 	(void)!write(perm_wake, &one, sizeof one);
 }

@@ -716,12 +716,16 @@ store_promote_arms(int64_t into, int64_t *count)
 			if (fstd.fs[i].id == fs_id)
 				mfd = fstd.fs[i].mount_fd;
 		/*
-		 * A directory that no longer opens was removed: the removal
-		 * changed its parent, which the start-up rescan finds.
+		 * A directory that no longer opens (ESTALE) was removed: the
+		 * removal changed its parent, which the start-up rescan finds.
+		 * Any other failure (a path longer than PATH_MAX, a filesystem
+		 * not tracked in this run) still promotes, with the last path
+		 * known or "?".
 		 */
-		if (mfd == -1 || handle_path(mfd, &h, path, sizeof path) != 0)
+		if (mfd != -1 && handle_path(mfd, &h, path, sizeof path) != 0 &&
+		    (errno == ESTALE || errno == ENOENT))
 			continue;
-		if ((id = store_dir_id(fs_id, &h, path)) == 0) {
+		if ((id = store_dir_id(fs_id, &h, NULL)) == 0) {
 			rc = SQLITE_ERROR;
 			break;
 		}

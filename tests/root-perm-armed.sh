@@ -17,6 +17,12 @@
 #     write-open there is held -- the ignore mark must not go on before the
 #     arm is durable.  The held writer is still blocked 1 s later (the stall
 #     timeout is 60 s), and goes on once the lock is released.
+#  D. A clean stop while a file in an armed directory is mapped shared and
+#     written through the mapping (no event), with the mapping written again
+#     and dropped while the daemon is down (no event, and no new ctime: the
+#     page is already dirty): after the restart (reconcile-margin 0, so the
+#     rescan cannot find it by ctime) the file must be listed -- the daemon
+#     records files mapped or open for writing at its clean stop.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=permlib.sh
@@ -156,5 +162,50 @@ while [ ! -e "$WORK/opened" ]; do
 done
 wait "$WRITER" || fail "the held writer failed"
 [ -e "$WORK/opened" ] && pass "held writer went on once the arm committed"
+
+# --- D. mapped at a clean stop, written and dropped while down ----------------
+stop_daemon || fail "fstrackd exit $? after SIGTERM"
+CONF=$WORK/fstrackd.conf
+printf 'reconcile-margin 0\n' >"$CONF"
+start_daemon -c "$CONF" "$MNT"
+N=$(fst snapshot | tail -n 1)
+D=$T/a11/b/c
+find "$D" -type f -exec cat {} + >/dev/null
+rm -f "$WORK/mapped" "$WORK/unmap" "$WORK/done"
+timeout 60 "$PY" - "$D/f5" "$WORK/mapped" "$WORK/unmap" "$WORK/done" <<'PYEOF' &
+import mmap, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, os.fstat(fd).st_size)
+os.close(fd)			# only the mapping is left
+m[0:1] = b"A"			# first fault: sets ctime
+open(sys.argv[2], "w").close()
+end = time.monotonic() + 50
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.02)
+m[1:2] = b"B"			# the page is dirty: no fault, no new ctime
+m.close()
+open(sys.argv[4], "w").close()
+PYEOF
+MAPPER=$!
+n=0
+while [ ! -e "$WORK/mapped" ]; do
+	pid_alive "$MAPPER" || hard_error "the mapping writer died"
+	n=$((n + 1))
+	[ "$n" -lt 500 ] || hard_error "the mapping writer did not map in 25 s"
+	sleep 0.05
+done
+sleep 1.5	# a checkpoint later than the first fault's ctime
+stop_daemon || fail "fstrackd exit $? after SIGTERM"
+: >"$WORK/unmap"
+wait "$MAPPER" || fail "the mapping writer failed"
+[ -e "$WORK/done" ] || hard_error "the mapping writer did not finish"
+start_daemon -c "$CONF" "$MNT"
+fst changed --since "$N" >"$WORK/changed-d" || fail "changed --since $N failed"
+if grep -qF -- "	$D/f5" "$WORK/changed-d"; then
+	pass "file mapped at a clean stop and written while down: listed"
+else
+	fail "$D/f5 mapped at a clean stop and written while down NOT listed"
+	sed 's/^/    /' "$WORK/changed-d" >&2
+fi
 stop_daemon || fail "fstrackd exit $? after SIGTERM"
 finish
