@@ -1,6 +1,6 @@
 /*
  * daemon.c -- what the daemon does as a whole: snapshots, query barriers,
- * gaps, degraded state, status, readiness and privileges.  Main thread.
+ * status, readiness and privileges.  Main thread.
  */
 #include "config.h"
 
@@ -21,8 +21,6 @@
 
 #include "fstrack.h"
 #include "log.h"
-
-static pthread_mutex_t	daemon_degraded_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct snapshot_req {
 	void	(*cb)(int64_t, int, void *);
@@ -162,7 +160,7 @@ daemon_barrier_timeout(uv_timer_t *t)
 	struct barrier_req	*r = t->data;
 
 	if (r->answered ||
-	    !(atomic_load(&fstd.degraded) & (1 << DEGRADED_STORE)))
+	    !(health_degraded() & (1 << DEGRADED_STORE)))
 		return;
 	r->answered = 1;
 	r->cb(FST_EXIT_STORE, r->arg);
@@ -219,55 +217,6 @@ daemon_record_writers(void)
 	openscan_writers(daemon_carry_writer, &kind);
 }
 
-/*
- * Enter the degraded state for one source (any thread); the reason shows in
- * status.  Each source clears only its own flag.
- */
-void
-daemon_set_degraded(int source, const char *why)
-{
-	pthread_mutex_lock(&daemon_degraded_lock);
-	snprintf(fstd.degraded_reason[source], sizeof fstd.degraded_reason[0],
-	    "%s", why);
-	if (!(atomic_load(&fstd.degraded) & (1 << source)))
-		fstd.degraded_since[source] = time(NULL);
-	atomic_fetch_or(&fstd.degraded, 1 << source);
-	pthread_mutex_unlock(&daemon_degraded_lock);
-}
-
-/* Leave the degraded state for one source. */
-void
-daemon_clear_degraded(int source)
-{
-	atomic_fetch_and(&fstd.degraded, ~(1 << source));
-}
-
-/*
- * Record that history of fs (NULL: every tracked filesystem) is incomplete
- * in the current snapshot: queries since it or earlier say so.
- */
-void
-daemon_record_gap(struct fst_fs *fs, const char *reason)
-{
-	struct store_op	*op;
-	int		 i;
-
-	for (i = 0; i < fstd.nfs; i++) {
-		if (fs != NULL && &fstd.fs[i] != fs)
-			continue;
-		op = store_op_new(OP_GAP);
-		op->fs_id = fstd.fs[i].id;
-		op->snapshot = atomic_load(&fstd.cur_snapshot);
-		op->value = now_ns();
-		op->durable = 1;
-		if ((op->name = strdup(reason)) == NULL)
-			fatal("out of memory");
-		store_submit(op);
-		log_warnx("gap recorded for '%s' in snapshot %lld: %s",
-		    fstd.fs[i].mountpoint, (long long)op->snapshot, reason);
-	}
-}
-
 /* Rates for status, updated by daemon_status from counter deltas. */
 static double
 daemon_rate(uint64_t now_count, uint64_t *last_count, int64_t *last_t)
@@ -297,7 +246,7 @@ daemon_status(struct sbuf *sb)
 	const char	*state;
 	int		 i;
 
-	if (atomic_load(&fstd.degraded))
+	if (health_degraded())
 		state = "degraded";
 	else if (atomic_load(&fstd.reconciling))
 		state = "reconciling";
@@ -306,20 +255,7 @@ daemon_status(struct sbuf *sb)
 	sbuf_printf(sb, "version\t%s\n", PACKAGE_VERSION);
 	sbuf_printf(sb, "pid\t%d\n", (int)fstd.pid);
 	sbuf_printf(sb, "state\t%s\n", state);
-	if (atomic_load(&fstd.degraded)) {
-		pthread_mutex_lock(&daemon_degraded_lock);
-		for (i = 0; i < 2; i++) {
-			if (!(atomic_load(&fstd.degraded) & (1 << i)))
-				continue;
-			sbuf_addstr(sb, "degraded_reason\t");
-			sbuf_add_escaped(sb, fstd.degraded_reason[i]);
-			sbuf_addstr(sb, "\n");
-			strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ",
-			    gmtime(&fstd.degraded_since[i]));
-			sbuf_printf(sb, "degraded_since\t%s\n", buf);
-		}
-		pthread_mutex_unlock(&daemon_degraded_lock);
-	}
+	health_status(sb);
 	sbuf_printf(sb, "durability\t%s\n", fstd.cfg.durability ==
 	    DURABILITY_STRICT ? "strict" : "async");
 	sbuf_addstr(sb, "database\t");

@@ -56,6 +56,7 @@ static struct dc_entry	**dc_ents;
 static size_t		  dc_nents, dc_ents_size;
 static unsigned		  dc_path_gen = 1;
 static int64_t		  dc_snapshot;
+static void		(*dc_move_hook)(struct fst_fs *, const char *);
 
 /* FNV-1a over a byte range, continuing from h. */
 static uint64_t
@@ -144,6 +145,17 @@ dircache_new_snapshot(int64_t snap)
 {
 	dc_snapshot = snap;
 	dc_clear_entries();
+}
+
+/*
+ * Tell fn about every directory rename (its new path), from the main
+ * thread: the reconcile pass walks a moved subtree again (reconcile.c).
+ * Registered from above, so this file names nothing of the layer above.
+ */
+void
+dircache_set_move_hook(void (*fn)(struct fst_fs *, const char *))
+{
+	dc_move_hook = fn;
 }
 
 /* Find or add a directory. */
@@ -341,7 +353,8 @@ dircache_rename(struct fst_fs *fs, const struct fst_handle *olddir,
 	snprintf(to, sizeof to, "%s/%s", strcmp(nd->path, "/") ?
 	    nd->path : "", newname);
 	/* A running walk must see the subtree where it is now. */
-	reconcile_note_move(fs, to);
+	if (dc_move_hook != NULL)
+		dc_move_hook(fs, to);
 	if (!ok)
 		return;
 	snprintf(from, sizeof from, "%s/%s", strcmp(od->path, "/") ?

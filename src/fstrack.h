@@ -3,16 +3,53 @@
  * the file that owns them (tmux style).  The wire protocol is in proto.h, the
  * fanotify compatibility constants in compat.h.
  *
- * Threads of the daemon and what each may touch:
- *   main      libuv loop: notification group, control socket, timers, the
- *             directory cache (dircache.c).  Never waits on SQLite.
- *   writer    store.c: owns the only SQLite write connection; applies queued
- *             operations in group commits.
- *   perm      perm.c: answers permission events; never waits on SQLite or on
- *             anything that opens files on a tracked filesystem.
- *   reconcile reconcile.c: start-up walk, hands records to the writer.
- * They communicate only through the writer queue (mutex), the committed
- * sequence number (atomic) and wake-ups (uv_async, eventfd).
+ * THREADS, what each owns, and what they share.
+ *
+ *   thread        owns (only it touches)            wakes on
+ *   main          libuv loop, notification group    loop: fanotify fd,
+ *                 (notify.c), control socket,       socket, timers, the
+ *                 dircache.c, fstd.fs[] (*),        writer's uv_async
+ *                 snapshot switches (daemon.c)
+ *   writer        store.c: the only SQLite write    store_cond
+ *   (store.c)     connection, store_st[]
+ *   perm          perm.c: the permission group,     poll: group fd,
+ *                 perm_dirs, perm_waits, perm_pend  store eventfd,
+ *                                                   perm_wake eventfd
+ *   ahead         armahead.c: its walk; arms go     ra_cond
+ *   (armahead.c)  through perm's callback
+ *   walk x4       reconcile.c walkers (start-up     rc_cond
+ *   (reconcile.c) pass, hard-link searches)
+ *
+ * LOCKS, in the only order in which they nest (take left before right;
+ * none is held across a wait on another thread, except as noted):
+ *
+ *   perm_lock -> ra_lock           perm thread requests an arm-ahead walk
+ *   perm_lock -> store_lock        arms and records submitted under it
+ *   perm_lock -> health_lock       the stall guard reports an episode
+ *   rc_lock   -> store_lock        reconcile_start records gaps/checkpoints
+ *   perm_lock, rc_lock -> log_lock messages logged under them
+ *   store_lock, ra_lock, rc_lock   each also guards its condition variable
+ *   links_lock, store_err_lock,    leaves: nothing is taken inside them
+ *   health_lock, log_lock
+ * perm_lock is taken by the perm thread, by the walker's callback
+ * (perm_arm_ahead) and by the main thread at a snapshot switch
+ * (perm_new_snapshot, which flushes the ignore marks under it).
+ *
+ * SHARED FIELDS and who writes them:
+ *   fstd.cur_snapshot      main (daemon_snapshot); atomic
+ *   fstd.reconciling,      main; atomic
+ *   fstd.ready
+ *   fstd.st.*              the thread named in each counter's use; atomic
+ *   store_committed_seq    writer; atomic (perm and main read it)
+ *   health flags/reasons   any thread; atomic flags, reasons under
+ *                          health_lock (health.c)
+ *   fs->reconcile_threshold  main, under rc_lock (walkers read it there)
+ *   (*) fs->state, fs->checkpoint_ns: written by the main thread, read by
+ *   the writer (store_refresh_paths) and the walkers at start-up; an int
+ *   and an int64 written whole, a stale read only delays a path refresh
+ *   or is taken before the walkers start.
+ * Nothing else is shared: threads hand work over through the writer queue
+ * (store_submit, any thread), the arm-ahead queue and the reconcile queue.
  */
 #ifndef FSTRACK_H
 #define FSTRACK_H
@@ -132,9 +169,6 @@ struct fst_daemon {
 	_Atomic int64_t		 cur_snapshot;
 	int64_t			 first_snapshot;
 	struct fst_stats	 st;
-	_Atomic int		 degraded;
-	char			 degraded_reason[2][256];
-	time_t			 degraded_since[2];	/* under the degraded lock */
 	_Atomic int		 reconciling;
 	_Atomic int		 ready;
 	pid_t			 pid;
@@ -143,6 +177,14 @@ struct fst_daemon {
 };
 
 extern struct fst_daemon fstd;
+
+/* health.c */
+#define DEGRADED_STORE	0	/* commits fail */
+#define DEGRADED_STALL	1	/* writers allowed before their record */
+void	 health_set_degraded(int, const char *);
+void	 health_clear_degraded(int);
+int	 health_degraded(void);
+void	 health_status(struct sbuf *);
 
 /* config.c */
 void	 config_defaults(struct fst_config *);
@@ -188,6 +230,7 @@ int64_t	 now_coarse_ns(void);
 /* dircache.c */
 struct dc_dir;
 void	 dircache_init(void);
+void	 dircache_set_move_hook(void (*)(struct fst_fs *, const char *));
 void	 dircache_fini(void);
 void	 dircache_new_snapshot(int64_t);
 void	 dircache_record(struct fst_fs *, const struct fst_handle *,
@@ -243,6 +286,7 @@ struct store_op *store_op_new(enum store_op_type);
 void	 store_op_free(struct store_op *);
 uint64_t store_submit(struct store_op *);
 uint64_t store_submit_many(struct store_op **, int);
+void	 store_record_gap(struct fst_fs *, const char *);
 uint64_t store_committed(void);
 int	 store_event_fd(void);
 int64_t	 store_max_snapshot(void);
@@ -315,11 +359,6 @@ void	 control_fini(void);
 void	 daemon_snapshot(void (*)(int64_t, int, void *), void *);
 void	 daemon_barrier(int64_t, void (*)(int, void *), void *);
 void	 daemon_record_writers(void);
-#define DEGRADED_STORE	0	/* commits fail */
-#define DEGRADED_STALL	1	/* writers allowed before their record */
-void	 daemon_set_degraded(int, const char *);
-void	 daemon_clear_degraded(int);
-void	 daemon_record_gap(struct fst_fs *, const char *);
 void	 daemon_status(struct sbuf *);
 void	 daemon_sd_notify(const char *);
 int	 daemon_drop_caps(void);

@@ -417,6 +417,7 @@ main(int argc, char **argv)
 	atomic_store(&fstd.cur_snapshot, snap);
 	note_run_state(snap);
 	dircache_init();
+	dircache_set_move_hook(reconcile_note_move);
 	dircache_new_snapshot(snap);
 
 	if (notify_init(err, sizeof err) != 0)
@@ -438,9 +439,9 @@ main(int argc, char **argv)
 			fatalx("database '%s': cannot record filesystem",
 			    fstd.db_path);
 		if (gap[0] != '\0' && !fs->is_new)
-			daemon_record_gap(fs, gap);
+			store_record_gap(fs, gap);
 		else if (gap[0] != '\0' && snap != fstd.first_snapshot)
-			daemon_record_gap(fs, gap);
+			store_record_gap(fs, gap);
 		if (fs->is_new) {
 			/*
 			 * Its history starts here: no event can predate the

@@ -111,7 +111,7 @@ links_add(struct fst_fs *fs, const struct fst_handle *h,
 		pthread_mutex_unlock(&links_lock);
 		log_warnx("more than %d hard-linked names: not all of them "
 		    "can be followed", LINKS_MAX);
-		daemon_record_gap(fs, "too many hard-linked names to follow");
+		store_record_gap(fs, "too many hard-linked names to follow");
 		return;
 	}
 	pthread_mutex_unlock(&links_lock);

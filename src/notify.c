@@ -185,7 +185,7 @@ notify_handle(struct fst_event *ev)
 		atomic_fetch_add(&fstd.st.overflows, 1);
 		log_warnx("fanotify event queue overflowed: events were lost; "
 		    "recording a gap on every filesystem");
-		daemon_record_gap(NULL, "event queue overflowed");
+		store_record_gap(NULL, "event queue overflowed");
 		return;
 	}
 	if (ev->pid == fstd.pid) {
@@ -251,7 +251,7 @@ notify_read_once(void)
 	if (r == -1) {
 		log_warnx("malformed fanotify record at offset %zu of %zd; "
 		    "recording a gap", off, n);
-		daemon_record_gap(NULL, "malformed event record");
+		store_record_gap(NULL, "malformed event record");
 	}
 	return n;
 }

@@ -824,14 +824,14 @@ perm_release(void)
 		    "the next start-up reconciles from before the stall",
 		    fstd.cfg.stall_timeout_ms, store_last_error()[0] ?
 		    ": " : "", store_last_error());
-		daemon_set_degraded(DEGRADED_STALL, "durable commit stalled: "
+		health_set_degraded(DEGRADED_STALL, "durable commit stalled: "
 		    "writers allowed before their directory was recorded");
 		perm_stalling = 1;
 	} else if (!stalled && perm_stalling && committed >= perm_stall_seq) {
 		/* Every record of the stalled writers is in: caught up. */
 		perm_stalling = 0;
 		log_warnx("durable commits keep up again");
-		daemon_clear_degraded(DEGRADED_STALL);
+		health_clear_degraded(DEGRADED_STALL);
 	}
 }
 

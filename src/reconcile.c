@@ -490,7 +490,7 @@ reconcile_start(void)
 		} else if (now < fs->checkpoint_ns) {
 			struct store_op *op;
 
-			daemon_record_gap(fs, "clock is earlier than the last "
+			store_record_gap(fs, "clock is earlier than the last "
 			    "checkpoint (stepped backwards?)");
 			fs->reconcile_threshold = 0;
 			/*

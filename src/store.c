@@ -453,6 +453,33 @@ store_submit_many(struct store_op **ops, int n)
 	return first;
 }
 
+/*
+ * Record that history of fs (NULL: every tracked filesystem) is incomplete
+ * in the current snapshot: queries since it or earlier say so.  Any
+ * thread (it only queues a durable OP_GAP).
+ */
+void
+store_record_gap(struct fst_fs *fs, const char *reason)
+{
+	struct store_op	*op;
+	int		 i;
+
+	for (i = 0; i < fstd.nfs; i++) {
+		if (fs != NULL && &fstd.fs[i] != fs)
+			continue;
+		op = store_op_new(OP_GAP);
+		op->fs_id = fstd.fs[i].id;
+		op->snapshot = atomic_load(&fstd.cur_snapshot);
+		op->value = now_ns();
+		op->durable = 1;
+		if ((op->name = strdup(reason)) == NULL)
+			fatal("out of memory");
+		store_submit(op);
+		log_warnx("gap recorded for '%s' in snapshot %lld: %s",
+		    fstd.fs[i].mountpoint, (long long)op->snapshot, reason);
+	}
+}
+
 /* The highest sequence number known to be committed. */
 uint64_t
 store_committed(void)
@@ -938,7 +965,7 @@ store_main(void *arg)
 				    "keeping %d records in memory and retrying",
 				    store_last_error(), n);
 			failing = 1;
-			daemon_set_degraded(DEGRADED_STORE, store_last_error());
+			health_set_degraded(DEGRADED_STORE, store_last_error());
 			backoff = backoff == 0 ? 50 : backoff * 2;
 			if (backoff > 1000)
 				backoff = 1000;
@@ -957,7 +984,7 @@ store_main(void *arg)
 		}
 		if (failing) {
 			log_warnx("database commits work again");
-			daemon_clear_degraded(DEGRADED_STORE);
+			health_clear_degraded(DEGRADED_STORE);
 			failing = 0;
 			backoff = 0;
 		}
