@@ -18,7 +18,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -52,6 +54,7 @@ usage(void)
 	    "  snapshot\n"
 	    "  snapshots [--json]\n"
 	    "  changed --since N [--dirs] [-0] [--json] [--no-wait]\n"
+	    "  verify --since N [--sample K] [--json]\n"
 	    "  consumers [--json]\n"
 	    "  consumer get NAME | consumer set NAME SNAPSHOT | "
 	    "consumer delete NAME\n"
@@ -378,6 +381,61 @@ cmd_changed(int argc, char **argv)
 	return rc;
 }
 
+/* fstrack verify --since N [--sample K] [--json] */
+static int
+cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "since",	required_argument,	NULL, 'S' },
+		{ "sample",	required_argument,	NULL, 'k' },
+		{ "json",	no_argument,		NULL, 'j' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct reply	 r;
+	struct timespec	 ts;
+	long long	 since = -1;
+	long		 sample = 0;
+	int		 ch, json = 0, rc;
+	char		 line[128], state[PATH_MAX], *slash, *end;
+	const char	*dbp, *cur;
+	struct sqlite3	*db;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'S': since = parse_snapshot(optarg); break;
+		case 'k':
+			sample = strtol(optarg, &end, 10);
+			if (*end != '\0' || sample < 1)
+				usage();
+			break;
+		case 'j': json = 1; break;
+		default: usage();
+		}
+	}
+	if (since < 0 || optind != argc)
+		usage();
+	/* Changes from now on are after the question: not checked. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	snprintf(line, sizeof line, "barrier %lld", since);
+	if (request(line, &r) != 0)
+		return reply_fail(&r);
+	if ((dbp = reply_get(&r, "dbpath")) == NULL ||
+	    (cur = reply_get(&r, "snapshot")) == NULL ||
+	    (db = query_open(dbp)) == NULL) {
+		reply_free(&r);
+		return FST_EXIT_ERROR;
+	}
+	snprintf(state, sizeof state, "%s", dbp);
+	if ((slash = strrchr(state, '/')) != NULL && slash != state)
+		*slash = '\0';
+	rc = query_verify(db, since, strtoll(cur, NULL, 10),
+	    (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, sample, json, state);
+	query_close(db);
+	reply_free(&r);
+	return rc;
+}
+
 /* fstrack snapshots [--json] / consumers [--json] */
 static int
 cmd_list(int argc, char **argv, int consumers)
@@ -491,6 +549,8 @@ main(int argc, char **argv)
 		return cmd_list(argc, argv, 0);
 	if (strcmp(cmd, "changed") == 0)
 		return cmd_changed(argc, argv);
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_verify(argc, argv);
 	if (strcmp(cmd, "consumers") == 0)
 		return cmd_list(argc, argv, 1);
 	if (strcmp(cmd, "consumer") == 0)

@@ -135,19 +135,15 @@ query_snapshot_exists(sqlite3 *db, int64_t id)
 }
 
 /*
- * fstrack changed --since since: check the history is complete, then list
- * the changes.  cur is the daemon's current snapshot.  Returns the exit
- * status.
+ * Whether "since snapshot since" can be answered from this database: 0, or
+ * the exit status (no such snapshot, or history pruned / older than this
+ * database) after saying why on stderr (and, with Q_JSON, on stdout).
  */
 int
-query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
+query_since_ok(sqlite3 *db, int64_t since, int64_t cur, int flags)
 {
 	sqlite3_stmt	*st;
-	struct sbuf	 out, path, prev;
-	int64_t		 oldest = 0, mask = 0, gone = 0;
-	int		 rc, ngaps = 0, first = 1, have = 0;
-	const char	*sql;
-	char		 tbuf[32];
+	int64_t		 oldest = 0;
 
 	if (since < 1 || since > cur) {
 		fprintf(stderr, "fstrack: no such snapshot %lld (the current "
@@ -157,7 +153,7 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	if (sqlite3_prepare_v2(db, "SELECT max(coalesce((SELECT min(id) FROM "
 	    "snapshots), 0), coalesce((SELECT CAST(value AS INTEGER) FROM meta "
 	    "WHERE key = 'oldest_snapshot'), 0))", -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
+		return FST_EXIT_ERROR;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		oldest = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
@@ -178,6 +174,27 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 			    (long long)since, (long long)cur, (long long)oldest);
 		return FST_EXIT_GAP;
 	}
+
+	return 0;
+}
+
+/*
+ * fstrack changed --since since: check the history is complete, then list
+ * the changes.  cur is the daemon's current snapshot.  Returns the exit
+ * status.
+ */
+int
+query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
+{
+	sqlite3_stmt	*st;
+	struct sbuf	 out, path, prev;
+	int64_t		 mask = 0, gone = 0;
+	int		 rc, ngaps = 0, first = 1, have = 0;
+	const char	*sql;
+	char		 tbuf[32];
+
+	if ((rc = query_since_ok(db, since, cur, flags)) != 0)
+		return rc;
 
 	sbuf_init(&out);
 	sbuf_init(&path);

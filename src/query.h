@@ -12,6 +12,11 @@ struct sqlite3;
 struct sqlite3	*query_open(const char *);
 void		 query_close(struct sqlite3 *);
 int		 query_changed(struct sqlite3 *, int64_t, int64_t, int);
+int		 query_since_ok(struct sqlite3 *, int64_t, int64_t, int);
+
+/* verify.c */
+int		 query_verify(struct sqlite3 *, int64_t, int64_t, int64_t, long,
+		    int, const char *);
 int		 query_snapshots(struct sqlite3 *, int);
 int		 query_consumers(struct sqlite3 *, int64_t, int);
 int		 query_consumer_get(struct sqlite3 *, const char *);
