@@ -333,6 +333,36 @@ cmd_snapshot(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
 }
 
+/*
+ * Run a barrier since snapshot since and open the database read-only.
+ * Returns it, with the reply in *r (the caller frees it), the current
+ * snapshot and the database path; NULL with *rc the exit status.
+ */
+static struct sqlite3 *
+barrier_open(long long since, int nowait, struct reply *r, int64_t *cur,
+    const char **dbp, int *rc)
+{
+	struct sqlite3	*db;
+	const char	*c;
+	char		 line[128];
+
+	snprintf(line, sizeof line, "barrier %lld%s", since,
+	    nowait ? " nowait" : "");
+	if (request(line, r) != 0) {
+		*rc = reply_fail(r);
+		return NULL;
+	}
+	if ((*dbp = reply_get(r, "dbpath")) == NULL ||
+	    (c = reply_get(r, "snapshot")) == NULL ||
+	    (db = query_open(*dbp)) == NULL) {
+		reply_free(r);
+		*rc = FST_EXIT_ERROR;
+		return NULL;
+	}
+	*cur = strtoll(c, NULL, 10);
+	return db;
+}
+
 /* fstrack changed --since N [--dirs] [-0] [--json] [--no-wait] */
 static int
 cmd_changed(int argc, char **argv)
@@ -347,9 +377,9 @@ cmd_changed(int argc, char **argv)
 	};
 	struct reply	 r;
 	long long	 since = -1;
+	int64_t		 cur;
 	int		 ch, flags = 0, nowait = 0, rc;
-	char		 line[128];
-	const char	*dbp, *cur;
+	const char	*dbp;
 	struct sqlite3	*db;
 
 	optind = 1;
@@ -365,17 +395,9 @@ cmd_changed(int argc, char **argv)
 	}
 	if (since < 0 || optind != argc)
 		usage();
-	snprintf(line, sizeof line, "barrier %lld%s", since,
-	    nowait ? " nowait" : "");
-	if (request(line, &r) != 0)
-		return reply_fail(&r);
-	if ((dbp = reply_get(&r, "dbpath")) == NULL ||
-	    (cur = reply_get(&r, "snapshot")) == NULL ||
-	    (db = query_open(dbp)) == NULL) {
-		reply_free(&r);
-		return FST_EXIT_ERROR;
-	}
-	rc = query_changed(db, since, strtoll(cur, NULL, 10), flags);
+	if ((db = barrier_open(since, nowait, &r, &cur, &dbp, &rc)) == NULL)
+		return rc;
+	rc = query_changed(db, since, cur, flags);
 	query_close(db);
 	reply_free(&r);
 	return rc;
@@ -395,9 +417,10 @@ cmd_verify(int argc, char **argv)
 	struct timespec	 ts;
 	long long	 since = -1;
 	long		 sample = 0;
+	int64_t		 cur;
 	int		 ch, json = 0, rc;
-	char		 line[128], state[PATH_MAX], *slash, *end;
-	const char	*dbp, *cur;
+	char		 state[PATH_MAX], *slash, *end;
+	const char	*dbp;
 	struct sqlite3	*db;
 
 	optind = 1;
@@ -417,20 +440,13 @@ cmd_verify(int argc, char **argv)
 		usage();
 	/* Changes from now on are after the question: not checked. */
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	snprintf(line, sizeof line, "barrier %lld", since);
-	if (request(line, &r) != 0)
-		return reply_fail(&r);
-	if ((dbp = reply_get(&r, "dbpath")) == NULL ||
-	    (cur = reply_get(&r, "snapshot")) == NULL ||
-	    (db = query_open(dbp)) == NULL) {
-		reply_free(&r);
-		return FST_EXIT_ERROR;
-	}
+	if ((db = barrier_open(since, 0, &r, &cur, &dbp, &rc)) == NULL)
+		return rc;
 	snprintf(state, sizeof state, "%s", dbp);
 	if ((slash = strrchr(state, '/')) != NULL && slash != state)
 		*slash = '\0';
-	rc = query_verify(db, since, strtoll(cur, NULL, 10),
-	    (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, sample, json, state);
+	rc = query_verify(db, since, cur, (int64_t)ts.tv_sec * 1000000000 +
+	    ts.tv_nsec, sample, json, state);
 	query_close(db);
 	reply_free(&r);
 	return rc;
