@@ -72,14 +72,6 @@ static struct ra_req	 ra_queue[RA_MAX_QUEUE];
 static int		 ra_nqueue;
 static _Atomic int	 ra_stopping;
 static armahead_cb	 ra_cb;
-static _Atomic uint64_t	 ra_walked;
-
-/* Directories the walker has handed to the callback so far (for status). */
-uint64_t
-armahead_walked(void)
-{
-	return atomic_load(&ra_walked);
-}
 
 /*
  * Read the names of dfd's child directories into a NUL-separated buffer;
@@ -161,7 +153,6 @@ ra_walk(struct ra_req *r, int dfd, int depth, int *budget)
 			rc = -1;
 			break;
 		}
-		atomic_fetch_add(&ra_walked, n);
 		*budget -= n;
 		for (i = 0; i < n && rc == 0; i++) {
 			if (!isnew[i] || depth + 1 >= RA_MAX_DEPTH)

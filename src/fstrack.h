@@ -322,7 +322,6 @@ typedef int (*armahead_cb)(struct fst_fs *, uint64_t,
 int	 armahead_start(armahead_cb);
 void	 armahead_request(struct fst_fs *, const struct fst_handle *, uint64_t);
 void	 armahead_stop(void);
-uint64_t armahead_walked(void);
 
 /* openscan.c */
 typedef void (*openscan_cb)(struct fst_fs *, const char *, void *);

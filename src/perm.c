@@ -347,6 +347,20 @@ perm_dirs_trim(void)
 	}
 }
 
+/*
+ * d's record (an arm when arm) was queued as seq in this generation: not
+ * durable, not marked, until that commits.  Caller holds perm_lock.
+ */
+static void
+perm_dir_queued(struct perm_dir *d, uint64_t seq, int arm)
+{
+	d->seq = seq;
+	d->durable = 0;
+	d->gen = perm_gen;
+	d->marked = 0;
+	d->arm_queued = arm;
+}
+
 /* Queue a durable record of (d, name) in the current snapshot. */
 static void
 perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
@@ -360,11 +374,7 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 	op->name = strdup(name);
 	op->mask = kinds;
 	op->durable = 1;
-	d->seq = store_submit(op);
-	d->durable = 0;
-	d->gen = perm_gen;
-	d->marked = 0;
-	d->arm_queued = 0;
+	perm_dir_queued(d, store_submit(op), 0);
 }
 
 /*
@@ -381,11 +391,7 @@ perm_submit_arm(struct perm_dir *d, int durable)
 	op->fs_id = d->fs->id;
 	op->dir = d->h;
 	op->durable = durable;
-	d->seq = store_submit(op);
-	d->durable = 0;
-	d->gen = perm_gen;
-	d->marked = 0;
-	d->arm_queued = 1;
+	perm_dir_queued(d, store_submit(op), 1);
 }
 
 /* Remember that d's ignore mark goes on once its record is committed. */
@@ -649,7 +655,9 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 		free(d->name);
 		d->name = strdup(name);
 	}
-	if (d->path == NULL || strcmp(d->path, dpath) != 0) {
+	/* The path is only a hint for the records queued below. */
+	if ((write || d->gen != perm_gen || d->seq == 0) &&
+	    (d->path == NULL || strcmp(d->path, dpath) != 0)) {
 		free(d->path);
 		d->path = strdup(dpath);
 	}
@@ -750,11 +758,7 @@ perm_arm_ahead(struct fst_fs *fs, uint64_t gen, const struct fst_handle *hs,
 		ops[k - 1]->durable = 1;
 		seq = store_submit_many(ops, k);
 		for (i = 0; i < k; i++) {
-			dirs[i]->seq = seq + i;
-			dirs[i]->durable = 0;
-			dirs[i]->gen = perm_gen;
-			dirs[i]->marked = 0;
-			dirs[i]->arm_queued = 1;
+			perm_dir_queued(dirs[i], seq + i, 1);
 			perm_pend_add(dirs[i]);
 		}
 	}

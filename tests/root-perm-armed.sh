@@ -37,6 +37,18 @@ LOCK_PID=
 
 trap perm_cleanup EXIT
 
+# wait_mapped: wait (bounded) until the mapping writer $MAPPER has written
+# through its mapping ($WORK/mapped exists).
+wait_mapped() {
+	local n=0
+	while [ ! -e "$WORK/mapped" ]; do
+		pid_alive "$MAPPER" || hard_error "the mapping writer died"
+		n=$((n + 1))
+		[ "$n" -lt 500 ] || hard_error "the mapping writer did not map in 25 s"
+		sleep 0.05
+	done
+}
+
 # status_field KEY
 status_field() {
 	fst status | awk -v k="$1:" '$1 == k { print $2; exit }'
@@ -113,13 +125,7 @@ m.close()
 os.close(fd)
 EOF
 MAPPER=$!
-n=0
-while [ ! -e "$WORK/mapped" ]; do
-	pid_alive "$MAPPER" || hard_error "the mapping writer died"
-	n=$((n + 1))
-	[ "$n" -lt 500 ] || hard_error "the mapping writer did not map in 25 s"
-	sleep 0.05
-done
+wait_mapped
 e1=$(status_field perm_events)
 [ "$e1" = "$e0" ] || log "note: the write-open made $((e1 - e0)) permission events (directory not yet silent)"
 fst changed --since "$N" >"$WORK/changed-b" || fail "changed --since $N failed"
@@ -187,13 +193,7 @@ m.close()
 open(sys.argv[4], "w").close()
 PYEOF
 MAPPER=$!
-n=0
-while [ ! -e "$WORK/mapped" ]; do
-	pid_alive "$MAPPER" || hard_error "the mapping writer died"
-	n=$((n + 1))
-	[ "$n" -lt 500 ] || hard_error "the mapping writer did not map in 25 s"
-	sleep 0.05
-done
+wait_mapped
 sleep 1.5	# a checkpoint later than the first fault's ctime
 stop_daemon || fail "fstrackd exit $? after SIGTERM"
 : >"$WORK/unmap"

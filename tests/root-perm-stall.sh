@@ -89,6 +89,22 @@ check_times() {
 	fi
 }
 
+# count_missing LIST PREFIX...: how many of $T/PREFIX1 .. $T/PREFIX$NW, for
+# each PREFIX, LIST (one directory a line) lacks; names them on stderr.
+count_missing() {
+	local list=$1 p i missing=0
+	shift
+	for p in "$@"; do
+		for i in $(seq 1 "$NW"); do
+			grep -qxF -- "$T/$p$i" "$list" || {
+				missing=$((missing + 1))
+				echo "    missing: $T/$p$i" >&2
+			}
+		done
+	done
+	echo "$missing"
+}
+
 # wait_state WANT SECS: wait until status says state WANT.
 wait_state() {
 	local n=$(($2 * 10)) s
@@ -160,13 +176,7 @@ else
 	fail "A: state '$(status_field state)' 20 s after the lock was released"
 fi
 fst changed --since "$N" --dirs >"$WORK/dirs-a.txt" || fail "A: changed --since $N failed"
-missing=0
-for i in $(seq 1 "$NW"); do
-	grep -qxF -- "$T/a$i" "$WORK/dirs-a.txt" || {
-		missing=$((missing + 1))
-		echo "    missing: $T/a$i" >&2
-	}
-done
+missing=$(count_missing "$WORK/dirs-a.txt" a)
 if [ "$missing" -eq 0 ]; then
 	pass "A: the stalled writers' directories are recorded once commits work"
 else
@@ -189,15 +199,7 @@ start_daemon -c "$CONF" "$MNT"
 rc=0
 fst changed --since "$N" --dirs >"$WORK/dirs-b.txt" 2>"$WORK/dirs-b.err" || rc=$?
 [ "$rc" -eq 0 ] || fail "B: changed --since $N --dirs exit $rc: $(cat "$WORK/dirs-b.err")"
-missing=0
-for i in $(seq 1 "$NW"); do
-	for d in "$T/a$i" "$T/b$i"; do
-		grep -qxF -- "$d" "$WORK/dirs-b.txt" || {
-			missing=$((missing + 1))
-			echo "    missing: $d" >&2
-		}
-	done
-done
+missing=$(count_missing "$WORK/dirs-b.txt" a b)
 if [ "$missing" -eq 0 ]; then
 	pass "B: every stalled writer's directory reported after SIGKILL and restart"
 else
@@ -250,15 +252,7 @@ fi
 unlock_db
 wait_state ready 30 || fail "C: state '$(status_field state)' 30 s after the lock was released"
 fst changed --since "$N" --dirs >"$WORK/dirs-c.txt" || fail "C: changed --since $N failed after the lock went"
-missing=0
-for i in $(seq 1 "$NW"); do
-	for d in "$T/c$i" "$T/d$i"; do
-		grep -qxF -- "$d" "$WORK/dirs-c.txt" || {
-			missing=$((missing + 1))
-			echo "    missing: $d" >&2
-		}
-	done
-done
+missing=$(count_missing "$WORK/dirs-c.txt" c d)
 if [ "$missing" -eq 0 ]; then
 	pass "C: every writer's directory listed once commits work"
 else
