@@ -438,8 +438,12 @@ cmd_verify(int argc, char **argv)
 	}
 	if (since < 0 || optind != argc)
 		usage();
-	/* Changes from now on are after the question: not checked. */
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	/*
+	 * Changes from now on are after the question: not checked.  The fine
+	 * clock: a ctime is at most the fine time of its change, while the
+	 * coarse clock can lag a just-made change's (multigrain) ctime.
+	 */
+	clock_gettime(CLOCK_REALTIME, &ts);
 	if ((db = barrier_open(since, 0, &r, &cur, &dbp, &rc)) == NULL)
 		return rc;
 	snprintf(state, sizeof state, "%s", dbp);

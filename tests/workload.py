@@ -93,6 +93,8 @@ WEIGHTS = [
     ("rdonly_trunc", 2), ("mkfifo", 1),
 ]
 
+NO_LINKS = False   # --no-links: no file ever gets a second name
+
 OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -525,8 +527,10 @@ class Worker:
 
     def run(self, nops, deadline, progress, slot, pause_at=None,
             pause_dir=None, pause_timeout=600, stop_file=None, rate=None):
-        names = [n for n, _ in WEIGHTS]
-        weights = [w for _, w in WEIGHTS]
+        table = [(n, w) for n, w in WEIGHTS
+                 if not (NO_LINKS and n == "link")]
+        names = [n for n, _ in table]
+        weights = [w for _, w in table]
         done = 0
         paused = pause_at is None
         t0 = time.monotonic()
@@ -621,6 +625,8 @@ def main():
     ap.add_argument("--progress-file")
     ap.add_argument("--own-pgrp", action="store_true")
     ap.add_argument("--no-weird-names", action="store_true")
+    ap.add_argument("--no-links", action="store_true",
+                    help="never give a file a second name (hard link)")
     ap.add_argument("--journal",
                     help="directory for per-worker logs of every operation "
                     "(picked paths with their inode numbers), for "
@@ -638,6 +644,8 @@ def main():
     ap.add_argument("--dirs", type=int, default=150)
     ap.add_argument("--files", type=int, default=500)
     args = ap.parse_args()
+    global NO_LINKS
+    NO_LINKS = args.no_links
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):
         print("workload: %s: not a directory" % root, file=sys.stderr)
