@@ -20,7 +20,10 @@
  * machine with a wrong clock wrote the filesystem.  Paths longer than
  * PATH_MAX are skipped (and counted).  Entries changed while the walk runs
  * are ignored (their ctime is after the question).  The state directory is
- * skipped: the daemon does not track itself.
+ * skipped: the daemon does not track itself.  A transient hard link made
+ * elsewhere changes a file's ctime (its link count) with nothing else
+ * changed; the daemon reports other names only when it finds them, and
+ * verify names such a file as a miss: it reports what ctime shows.
  */
 #include "config.h"
 
