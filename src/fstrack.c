@@ -10,12 +10,9 @@
  */
 #include "config.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <limits.h>
@@ -23,26 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "proto.h"
 #include "query.h"
-
-#define DEFAULT_SOCKET	"/run/fstrack/fstrackd.sock"
-#define CLIENT_TIMEOUT_MS	(24 * 3600 * 1000)
-
-static const char	*socket_path;
-
-struct reply;
-static int	request(const char *, struct reply *);
-static void	show_progress(void);
-
-/* Reply of one request: data lines as key/value pairs. */
-struct reply {
-	int	 code;
-	char	*msg;
-	char	**keys;
-	char	**values;
-	int	 n;
-};
 
 static void __attribute__((noreturn))
 usage(void)
@@ -62,198 +42,15 @@ usage(void)
 	exit(FST_EXIT_USAGE);
 }
 
-/* Free what a reply holds; the reply is empty afterwards. */
-static void
-reply_free(struct reply *r)
-{
-	int	i;
-
-	for (i = 0; i < r->n; i++) {
-		free(r->keys[i]);
-		free(r->values[i]);
-	}
-	free(r->keys);
-	free(r->values);
-	free(r->msg);
-	memset(r, 0, sizeof *r);
-}
-
-/* Free a failed reply and return its exit status. */
-static int
-reply_fail(struct reply *r)
-{
-	int	code = r->code;
-
-	reply_free(r);
-	return code;
-}
-
-/* Find a data value in a reply. */
-static const char *
-reply_get(struct reply *r, const char *key)
-{
-	int	i;
-
-	for (i = 0; i < r->n; i++)
-		if (strcmp(r->keys[i], key) == 0)
-			return r->values[i];
-	return NULL;
-}
-
-/*
- * Send one request and collect the reply.  Lines with key "waiting" are
- * reported on stderr as they arrive.  Returns the ERR code or 0.
- */
-static int
-request(const char *line, struct reply *r)
-{
-	struct sockaddr_un	 sun;
-	struct sbuf		 in;
-	char			 buf[65536], *p, *nl, *tab;
-	ssize_t			 n;
-	size_t			 off = 0;
-	int			 fd, waiting = 0, waited = 0, werr = 0;
-	struct pollfd		 pfd;
-
-	memset(r, 0, sizeof *r);
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(socket_path) >= sizeof sun.sun_path) {
-		fprintf(stderr, "fstrack: socket path too long\n");
-		return r->code = FST_EXIT_ERROR;
-	}
-	strcpy(sun.sun_path, socket_path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
-		fprintf(stderr, "fstrack: cannot reach fstrackd at '%s': %s\n",
-		    socket_path, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return r->code = FST_EXIT_ERROR;
-	}
-	/*
-	 * A daemon that refuses the connection (too many clients) answers
-	 * and closes before reading: never die of SIGPIPE, read its answer.
-	 */
-	sbuf_init(&in);
-	sbuf_add(&in, line, strlen(line));
-	sbuf_add(&in, "\n", 1);
-	if (send(fd, in.data, in.len, MSG_NOSIGNAL) != (ssize_t)in.len)
-		werr = errno != 0 ? errno : EIO;
-	sbuf_free(&in);
-	sbuf_init(&in);
-	r->code = -1;
-	for (;;) {
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		n = poll(&pfd, 1, waiting ? 1000 : CLIENT_TIMEOUT_MS);
-		if (n == 0 && waiting && waited++ < CLIENT_TIMEOUT_MS / 1000) {
-			show_progress();
-			continue;
-		}
-		if (n <= 0)
-			break;
-		n = read(fd, buf, sizeof buf);
-		if (n <= 0)
-			break;
-		sbuf_add(&in, buf, n);
-		while ((nl = memchr(in.data + off, '\n', in.len - off)) != NULL) {
-			*nl = '\0';
-			p = in.data + off;
-			off = nl - in.data + 1;
-			if (strcmp(p, "OK") == 0) {
-				r->code = 0;
-				goto done;
-			}
-			if (strncmp(p, "ERR ", 4) == 0) {
-				r->code = atoi(p + 4);
-				if ((p = strchr(p + 4, ' ')) != NULL) {
-					r->msg = strdup(p + 1);
-					proto_unescape(r->msg);
-				}
-				if (r->code <= 0)
-					r->code = FST_EXIT_ERROR;
-				goto done;
-			}
-			if ((tab = strchr(p, '\t')) == NULL)
-				continue;
-			*tab++ = '\0';
-			proto_unescape(tab);
-			if (strcmp(p, "waiting") == 0) {
-				fprintf(stderr, "fstrack: waiting for the "
-				    "start-up %s pass to finish\n", tab);
-				waiting = isatty(STDERR_FILENO);
-			}
-			r->keys = realloc(r->keys, (r->n + 1) * sizeof *r->keys);
-			r->values = realloc(r->values, (r->n + 1) *
-			    sizeof *r->values);
-			if (r->keys == NULL || r->values == NULL)
-				abort();
-			r->keys[r->n] = strdup(p);
-			r->values[r->n] = strdup(tab);
-			r->n++;
-		}
-	}
-done:
-	sbuf_free(&in);
-	close(fd);
-	if (r->code == -1 && werr != 0) {
-		fprintf(stderr, "fstrack: cannot send the request to "
-		    "fstrackd: %s\n", strerror(werr));
-		r->code = FST_EXIT_ERROR;
-	} else if (r->code == -1) {
-		fprintf(stderr, "fstrack: fstrackd closed the connection "
-		    "without an answer\n");
-		r->code = FST_EXIT_ERROR;
-	} else if (r->code != 0)
-		fprintf(stderr, "fstrack: %s\n", r->msg != NULL ? r->msg :
-		    "request failed");
-	return r->code;
-}
-
-/* On a terminal, while waiting for the reconcile pass: how far it got. */
-static void
-show_progress(void)
-{
-	struct reply	 r;
-	const char	*scanned, *rate, *eta;
-
-	if (request("status", &r) != 0)
-		return;
-	scanned = reply_get(&r, "reconcile_scanned");
-	rate = reply_get(&r, "reconcile_per_sec");
-	eta = reply_get(&r, "reconcile_eta_sec");
-	fprintf(stderr, "\rfstrack: reconcile: %s entries scanned, %s/s%s%s%s  ",
-	    scanned ? scanned : "?", rate ? rate : "?", eta ? ", about " : "",
-	    eta ? eta : "", eta ? " s left" : "");
-	reply_free(&r);
-}
-
-/* Ask for the database path and open it. */
+/* Ask for the database path and open it, or exit. */
 static struct sqlite3 *
 open_db(int64_t *cur)
 {
-	struct reply	 r;
-	const char	*p;
-
 	struct sqlite3	*db;
+	int		 rc;
 
-	if (request("status", &r) != 0) {
-		int code = r.code;
-
-		reply_free(&r);
-		exit(code);
-	}
-	if ((p = reply_get(&r, "database")) == NULL) {
-		fprintf(stderr, "fstrack: fstrackd did not name its database\n");
-		reply_free(&r);
-		exit(FST_EXIT_ERROR);
-	}
-	if (cur != NULL)
-		*cur = strtoll(reply_get(&r, "snapshot") ?
-		    reply_get(&r, "snapshot") : "0", NULL, 10);
-	db = query_open(p);
-	reply_free(&r);
+	if ((db = client_open_db(cur, &rc)) == NULL)
+		exit(rc);
 	return db;
 }
 
@@ -281,7 +78,7 @@ cmd_status(int argc, char **argv)
 
 	if (argc > 2 || (argc == 2 && !json))
 		usage();
-	if (request("status", &r) != 0)
+	if (client_request("status", &r) != 0)
 		return reply_fail(&r);
 	if (!json) {
 		for (i = 0; i < r.n; i++)
@@ -322,7 +119,7 @@ cmd_snapshot(int argc, char **argv)
 
 	if (argc != 1)
 		usage();
-	if (request("snapshot", &r) != 0)
+	if (client_request("snapshot", &r) != 0)
 		return reply_fail(&r);
 	if ((id = reply_get(&r, "snapshot")) == NULL) {
 		reply_free(&r);
@@ -331,36 +128,6 @@ cmd_snapshot(int argc, char **argv)
 	printf("%s\n", id);
 	reply_free(&r);
 	return fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
-}
-
-/*
- * Run a barrier since snapshot since and open the database read-only.
- * Returns it, with the reply in *r (the caller frees it), the current
- * snapshot and the database path; NULL with *rc the exit status.
- */
-static struct sqlite3 *
-barrier_open(long long since, int nowait, struct reply *r, int64_t *cur,
-    const char **dbp, int *rc)
-{
-	struct sqlite3	*db;
-	const char	*c;
-	char		 line[128];
-
-	snprintf(line, sizeof line, "barrier %lld%s", since,
-	    nowait ? " nowait" : "");
-	if (request(line, r) != 0) {
-		*rc = reply_fail(r);
-		return NULL;
-	}
-	if ((*dbp = reply_get(r, "dbpath")) == NULL ||
-	    (c = reply_get(r, "snapshot")) == NULL ||
-	    (db = query_open(*dbp)) == NULL) {
-		reply_free(r);
-		*rc = FST_EXIT_ERROR;
-		return NULL;
-	}
-	*cur = strtoll(c, NULL, 10);
-	return db;
 }
 
 /* fstrack changed --since N [--dirs] [-0] [--json] [--no-wait] */
@@ -395,7 +162,7 @@ cmd_changed(int argc, char **argv)
 	}
 	if (since < 0 || optind != argc)
 		usage();
-	if ((db = barrier_open(since, nowait, &r, &cur, &dbp, &rc)) == NULL)
+	if ((db = client_barrier_open(since, nowait, &r, &cur, &dbp, &rc)) == NULL)
 		return rc;
 	rc = query_changed(db, since, cur, flags);
 	query_close(db);
@@ -444,7 +211,7 @@ cmd_verify(int argc, char **argv)
 	 * coarse clock can lag a just-made change's (multigrain) ctime.
 	 */
 	clock_gettime(CLOCK_REALTIME, &ts);
-	if ((db = barrier_open(since, 0, &r, &cur, &dbp, &rc)) == NULL)
+	if ((db = client_barrier_open(since, 0, &r, &cur, &dbp, &rc)) == NULL)
 		return rc;
 	snprintf(state, sizeof state, "%s", dbp);
 	if ((slash = strrchr(state, '/')) != NULL && slash != state)
@@ -504,7 +271,7 @@ cmd_consumer(int argc, char **argv)
 		snprintf(line, sizeof line, "consumer-delete %s", argv[2]);
 	else
 		usage();
-	rc = request(line, &r);
+	rc = client_request(line, &r);
 	reply_free(&r);
 	return rc;
 }
@@ -524,7 +291,7 @@ cmd_prune(int argc, char **argv)
 		    parse_snapshot(argv[2]));
 	else
 		usage();
-	if (request(line, &r) != 0)
+	if (client_request(line, &r) != 0)
 		return reply_fail(&r);
 	if ((to = reply_get(&r, "pruned_to")) != NULL && strcmp(to, "0") != 0)
 		printf("pruned history before snapshot %s\n", to);
@@ -546,12 +313,10 @@ main(int argc, char **argv)
 	int		 ch;
 	const char	*cmd;
 
-	socket_path = getenv("FSTRACK_SOCKET");
-	if (socket_path == NULL || *socket_path == '\0')
-		socket_path = DEFAULT_SOCKET;
+	client_init("fstrack", NULL);
 	while ((ch = getopt_long(argc, argv, "+s:hV", opts, NULL)) != -1) {
 		switch (ch) {
-		case 's': socket_path = optarg; break;
+		case 's': client_init("fstrack", optarg); break;
 		case 'V': printf("fstrack %s\n", PACKAGE_VERSION); return 0;
 		default: usage();
 		}

@@ -65,24 +65,7 @@
 
 #include "proto.h"
 
-#define FSTRACK_DB_NAME		"fstrack.db"
-#define FSTRACK_APPLICATION_ID	0x66737472	/* 'fstr' */
-#define FSTRACK_SCHEMA_VERSION	2
-
-/* Bits of changes.mask (documented in fstrack-db(5); never renumber). */
-#define FST_M_CREATED		0x001
-#define FST_M_DELETED		0x002
-#define FST_M_MODIFIED		0x004
-#define FST_M_ATTRIB		0x008
-#define FST_M_MOVED_FROM	0x010
-#define FST_M_MOVED_TO		0x020
-#define FST_M_CLOSED_WRITE	0x040
-#define FST_M_OPENED_WRITE	0x080
-#define FST_M_RESCANNED		0x100
-#define FST_M_ISDIR		0x200
-#define FST_M_CONTENTS		0x400	/* the entry is a directory whose contents changed */
-#define FST_M_OPEN_AT_SNAPSHOT	0x800	/* open for writing when the snapshot began */
-#define FST_M_ARMED		0x1000	/* armed when the daemon stopped uncleanly */
+#include "dbformat.h"
 
 enum fst_durability {
 	DURABILITY_STRICT,

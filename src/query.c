@@ -179,6 +179,53 @@ query_since_ok(sqlite3 *db, int64_t since, int64_t cur, int flags)
 }
 
 /*
+ * Tell every gap recorded since snapshot since on stderr and, for JSON and
+ * --dirs output, into out; *ngaps is how many.  Returns 0, or -1 on a
+ * database error.
+ */
+static int
+query_gaps(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
+    int *ngaps)
+{
+	sqlite3_stmt	*st;
+	char		 tbuf[32];
+	int		 rc;
+
+	*ngaps = 0;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(f.mountpoint, '/'), "
+	    "g.reason, g.snapshot, g.at FROM gaps g LEFT JOIN filesystems f "
+	    "ON f.id = g.fs_id WHERE g.snapshot >= ? ORDER BY g.id", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *mp = (const char *)sqlite3_column_text(st, 0);
+		const char *why = (const char *)sqlite3_column_text(st, 1);
+
+		query_time(sqlite3_column_int64(st, 3), tbuf, sizeof tbuf);
+		fprintf(stderr, "fstrack: history incomplete for %s since "
+		    "snapshot %lld (%s, at %s): full scan required\n", mp,
+		    (long long)since, why, tbuf);
+		if (flags & Q_JSON) {
+			sbuf_addstr(out, *ngaps ? ",{\"mountpoint\":" :
+			    "{\"mountpoint\":");
+			sbuf_add_json_string(out, mp);
+			sbuf_addstr(out, ",\"reason\":");
+			sbuf_add_json_string(out, why);
+			sbuf_printf(out, ",\"since\":%lld,\"snapshot\":%lld,"
+			    "\"at\":\"%s\"}", (long long)since,
+			    (long long)sqlite3_column_int64(st, 2), tbuf);
+		} else if (flags & Q_DIRS)
+			query_put_path(out, mp, flags);
+		(*ngaps)++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return 0;
+}
+
+/*
  * fstrack changed --since since: check the history is complete, then list
  * the changes.  cur is the daemon's current snapshot.  Returns the exit
  * status.
@@ -191,7 +238,6 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	int64_t		 mask = 0, gone = 0;
 	int		 rc, ngaps = 0, first = 1, have = 0;
 	const char	*sql;
-	char		 tbuf[32];
 
 	if ((rc = query_since_ok(db, since, cur, flags)) != 0)
 		return rc;
@@ -202,35 +248,7 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	if (flags & Q_JSON)
 		sbuf_printf(&out, "{\"since\":%lld,\"snapshot\":%lld,\"gaps\":[",
 		    (long long)since, (long long)cur);
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(f.mountpoint, '/'), "
-	    "g.reason, g.snapshot, g.at FROM gaps g LEFT JOIN filesystems f "
-	    "ON f.id = g.fs_id WHERE g.snapshot >= ? ORDER BY g.id", -1, &st,
-	    NULL) != SQLITE_OK)
-		goto dberr;
-	sqlite3_bind_int64(st, 1, since);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *mp = (const char *)sqlite3_column_text(st, 0);
-		const char *why = (const char *)sqlite3_column_text(st, 1);
-
-		query_time(sqlite3_column_int64(st, 3), tbuf, sizeof tbuf);
-		fprintf(stderr, "fstrack: history incomplete for %s since "
-		    "snapshot %lld (%s, at %s): full scan required\n", mp,
-		    (long long)since, why, tbuf);
-		if (flags & Q_JSON) {
-			sbuf_addstr(&out, ngaps ? ",{\"mountpoint\":" :
-			    "{\"mountpoint\":");
-			sbuf_add_json_string(&out, mp);
-			sbuf_addstr(&out, ",\"reason\":");
-			sbuf_add_json_string(&out, why);
-			sbuf_printf(&out, ",\"since\":%lld,\"snapshot\":%lld,"
-			    "\"at\":\"%s\"}", (long long)since,
-			    (long long)sqlite3_column_int64(st, 2), tbuf);
-		} else if (flags & Q_DIRS)
-			query_put_path(&out, mp, flags);
-		ngaps++;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
+	if (query_gaps(db, since, flags, &out, &ngaps) != 0)
 		goto dberr;
 	if (flags & Q_JSON)
 		sbuf_printf(&out, "],\"complete\":%s,\"%s\":[", ngaps ?
@@ -413,9 +431,12 @@ query_consumers(sqlite3 *db, int64_t cur, int json)
 	return rc == SQLITE_DONE ? FST_EXIT_OK : FST_EXIT_ERROR;
 }
 
-/* fstrack consumer get NAME: print the cursor, exit 3 if unknown. */
+/*
+ * The cursor of consumer name into *cursor: 0, FST_EXIT_NOSNAPSHOT if there
+ * is no such consumer, FST_EXIT_ERROR (said on stderr) if it cannot be read.
+ */
 int
-query_consumer_get(sqlite3 *db, const char *name)
+query_consumer_cursor(sqlite3 *db, const char *name, int64_t *cursor)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -428,10 +449,73 @@ query_consumer_get(sqlite3 *db, const char *name)
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		printf("%lld\n", (long long)sqlite3_column_int64(st, 0));
-	else if (rc == SQLITE_DONE)
-		fprintf(stderr, "fstrack: no such consumer '%s'\n", name);
+		*cursor = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		fprintf(stderr, "fstrack: database: %s\n", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? FST_EXIT_OK : rc == SQLITE_DONE ?
 	    FST_EXIT_NOSNAPSHOT : FST_EXIT_ERROR;
+}
+
+/* fstrack consumer get NAME: print the cursor, exit 3 if unknown. */
+int
+query_consumer_get(sqlite3 *db, const char *name)
+{
+	int64_t	cursor;
+	int	rc;
+
+	rc = query_consumer_cursor(db, name, &cursor);
+	if (rc == FST_EXIT_OK)
+		printf("%lld\n", (long long)cursor);
+	else if (rc == FST_EXIT_NOSNAPSHOT)
+		fprintf(stderr, "fstrack: no such consumer '%s'\n", name);
+	return rc;
+}
+
+/*
+ * Call fn for every change recorded since snapshot since, in no particular
+ * order: the directory's path, the entry's name ("." for the directory
+ * itself), its kinds (FST_M_* bits) and whether the directory is gone.
+ * The history must be complete: otherwise fn is never called and the exit
+ * status is returned after saying why on stderr (4 for a gap).  fn
+ * returning non-zero stops the walk; that value is returned.
+ */
+int
+query_each_change(sqlite3 *db, int64_t since, int64_t cur,
+    query_change_fn fn, void *arg)
+{
+	sqlite3_stmt	*st;
+	struct sbuf	 out;
+	int		 rc, ngaps, stop = 0;
+
+	if ((rc = query_since_ok(db, since, cur, 0)) != 0)
+		return rc;
+	sbuf_init(&out);
+	rc = query_gaps(db, since, 0, &out, &ngaps);
+	sbuf_free(&out);
+	if (rc != 0)
+		goto dberr;
+	if (ngaps != 0)
+		return FST_EXIT_GAP;
+	if (sqlite3_prepare_v2(db, "SELECT d.path, c.name, c.mask, d.gone "
+	    "FROM changes c JOIN dirs d ON d.id = c.dir_id WHERE c.snapshot "
+	    ">= ? AND d.path LIKE '/%'", -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_int64(st, 1, since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		stop = fn(arg, (const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3));
+		if (stop != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop != 0)
+		return stop;
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	return FST_EXIT_OK;
+dberr:
+	fprintf(stderr, "fstrack: database: %s\n", sqlite3_errmsg(db));
+	return FST_EXIT_ERROR;
 }

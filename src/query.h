@@ -14,11 +14,18 @@ void		 query_close(struct sqlite3 *);
 int		 query_changed(struct sqlite3 *, int64_t, int64_t, int);
 int		 query_since_ok(struct sqlite3 *, int64_t, int64_t, int);
 
+/* One recorded change: directory, entry name, kinds, directory gone. */
+typedef int	(*query_change_fn)(void *, const char *, const char *, int64_t,
+		    int);
+int		 query_each_change(struct sqlite3 *, int64_t, int64_t,
+		    query_change_fn, void *);
+
 /* verify.c */
 int		 query_verify(struct sqlite3 *, int64_t, int64_t, int64_t, long,
 		    int, const char *);
 int		 query_snapshots(struct sqlite3 *, int);
 int		 query_consumers(struct sqlite3 *, int64_t, int);
 int		 query_consumer_get(struct sqlite3 *, const char *);
+int		 query_consumer_cursor(struct sqlite3 *, const char *, int64_t *);
 
 #endif

@@ -5,7 +5,7 @@
  * say so and pass trivially without it.  Check's fork mode (the default,
  * CK_FORK=yes) runs every test in its own process, which the store and
  * dircache tests rely on: store.c keeps its state in statics.  Select
- * suites with CK_RUN_SUITE=event|proto|config|store|dircache and test cases
+ * suites with CK_RUN_SUITE=event|proto|config|store|dircache|syncplan and test cases
  * with CK_RUN_CASE.
  */
 #include "config.h"
@@ -246,6 +246,7 @@ main(void)
 	srunner_add_suite(sr, config_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, dircache_suite());
+	srunner_add_suite(sr, syncplan_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -1,5 +1,5 @@
 #!/bin/bash
-# root-rsync: contrib/fstrack-rsync keeps a copy in step with the tracked
+# root-rsync: fstrack-rsync (src/fstrack-rsync.c) keeps a copy in step with the tracked
 # filesystem, transferring only the changed directories.
 #
 #   - first run: full sync (no cursor);
@@ -37,7 +37,7 @@ setup_workdir
 FS=${RSYNC_TEST_FS:-tmpfs}
 ROUNDS=${RSYNC_TEST_ROUNDS:-4}
 OPS=${RSYNC_TEST_OPS:-500}
-WRAP=$top_srcdir/contrib/fstrack-rsync
+WRAP=$top_builddir/fstrack-rsync
 [ -x "$WRAP" ] || hard_error "$WRAP missing"
 export FSTRACK
 SRC=$MNT

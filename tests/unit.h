@@ -17,6 +17,7 @@ Suite	*proto_suite(void);
 Suite	*config_suite(void);
 Suite	*store_suite(void);
 Suite	*dircache_suite(void);
+Suite	*syncplan_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); the caller owns the string. */
 char	*unit_mkdtemp(void);

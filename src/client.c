@@ -1,0 +1,284 @@
+/*
+ * client.c -- one request to fstrackd, and the barrier before a read.
+ *
+ * The protocol (proto.h, doc/CONTRACT.md) is one request line per
+ * connection; the answer is key/value lines and a final OK or ERR line
+ * whose code is the exit status a client returns.  Every client program
+ * says who it is (client_init), so messages name the program the user ran.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "proto.h"
+#include "query.h"
+
+#define CLIENT_TIMEOUT_MS	(24 * 3600 * 1000)
+
+static const char	*client_prog = "fstrack";
+static const char	*socket_path = CLIENT_DEFAULT_SOCKET;
+
+static void	show_progress(void);
+
+/*
+ * Name the program for messages and choose the socket: path if not NULL,
+ * else $FSTRACK_SOCKET, else the default.
+ */
+void
+client_init(const char *prog, const char *path)
+{
+	const char	*env = getenv("FSTRACK_SOCKET");
+
+	client_prog = prog;
+	if (path != NULL)
+		socket_path = path;
+	else if (env != NULL && *env != '\0')
+		socket_path = env;
+	else
+		socket_path = CLIENT_DEFAULT_SOCKET;
+}
+
+/* The socket requests go to. */
+const char *
+client_socket(void)
+{
+	return socket_path;
+}
+
+/* Free what a reply holds; the reply is empty afterwards. */
+void
+reply_free(struct reply *r)
+{
+	int	i;
+
+	for (i = 0; i < r->n; i++) {
+		free(r->keys[i]);
+		free(r->values[i]);
+	}
+	free(r->keys);
+	free(r->values);
+	free(r->msg);
+	memset(r, 0, sizeof *r);
+}
+
+/* Free a failed reply and return its exit status. */
+int
+reply_fail(struct reply *r)
+{
+	int	code = r->code;
+
+	reply_free(r);
+	return code;
+}
+
+/* Find a data value in a reply. */
+const char *
+reply_get(const struct reply *r, const char *key)
+{
+	int	i;
+
+	for (i = 0; i < r->n; i++)
+		if (strcmp(r->keys[i], key) == 0)
+			return r->values[i];
+	return NULL;
+}
+
+/*
+ * Send one request and collect the reply.  Lines with key "waiting" are
+ * reported on stderr as they arrive.  Returns the ERR code or 0.
+ */
+int
+client_request(const char *line, struct reply *r)
+{
+	struct sockaddr_un	 sun;
+	struct sbuf		 in;
+	char			 buf[65536], *p, *nl, *tab;
+	ssize_t			 n;
+	size_t			 off = 0;
+	int			 fd, waiting = 0, waited = 0, werr = 0;
+	struct pollfd		 pfd;
+
+	memset(r, 0, sizeof *r);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(socket_path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "%s: socket path too long\n", client_prog);
+		return r->code = FST_EXIT_ERROR;
+	}
+	strcpy(sun.sun_path, socket_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		fprintf(stderr, "%s: cannot reach fstrackd at '%s': %s\n",
+		    client_prog, socket_path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return r->code = FST_EXIT_ERROR;
+	}
+	/*
+	 * A daemon that refuses the connection (too many clients) answers
+	 * and closes before reading: never die of SIGPIPE, read its answer.
+	 */
+	sbuf_init(&in);
+	sbuf_add(&in, line, strlen(line));
+	sbuf_add(&in, "\n", 1);
+	if (send(fd, in.data, in.len, MSG_NOSIGNAL) != (ssize_t)in.len)
+		werr = errno != 0 ? errno : EIO;
+	sbuf_free(&in);
+	sbuf_init(&in);
+	r->code = -1;
+	for (;;) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		n = poll(&pfd, 1, waiting ? 1000 : CLIENT_TIMEOUT_MS);
+		if (n == 0 && waiting && waited++ < CLIENT_TIMEOUT_MS / 1000) {
+			show_progress();
+			continue;
+		}
+		if (n <= 0)
+			break;
+		n = read(fd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		sbuf_add(&in, buf, n);
+		while ((nl = memchr(in.data + off, '\n', in.len - off)) != NULL) {
+			*nl = '\0';
+			p = in.data + off;
+			off = nl - in.data + 1;
+			if (strcmp(p, "OK") == 0) {
+				r->code = 0;
+				goto done;
+			}
+			if (strncmp(p, "ERR ", 4) == 0) {
+				r->code = atoi(p + 4);
+				if ((p = strchr(p + 4, ' ')) != NULL) {
+					r->msg = strdup(p + 1);
+					proto_unescape(r->msg);
+				}
+				if (r->code <= 0)
+					r->code = FST_EXIT_ERROR;
+				goto done;
+			}
+			if ((tab = strchr(p, '\t')) == NULL)
+				continue;
+			*tab++ = '\0';
+			proto_unescape(tab);
+			if (strcmp(p, "waiting") == 0) {
+				fprintf(stderr, "%s: waiting for the "
+				    "start-up %s pass to finish\n", client_prog, tab);
+				waiting = isatty(STDERR_FILENO);
+			}
+			r->keys = realloc(r->keys, (r->n + 1) * sizeof *r->keys);
+			r->values = realloc(r->values, (r->n + 1) *
+			    sizeof *r->values);
+			if (r->keys == NULL || r->values == NULL)
+				abort();
+			r->keys[r->n] = strdup(p);
+			r->values[r->n] = strdup(tab);
+			r->n++;
+		}
+	}
+done:
+	sbuf_free(&in);
+	close(fd);
+	if (r->code == -1 && werr != 0) {
+		fprintf(stderr, "%s: cannot send the request to "
+		    "fstrackd: %s\n", client_prog, strerror(werr));
+		r->code = FST_EXIT_ERROR;
+	} else if (r->code == -1) {
+		fprintf(stderr, "%s: fstrackd closed the connection "
+		    "without an answer\n", client_prog);
+		r->code = FST_EXIT_ERROR;
+	} else if (r->code != 0)
+		fprintf(stderr, "%s: %s\n", client_prog, r->msg != NULL ? r->msg :
+		    "request failed");
+	return r->code;
+}
+
+/* On a terminal, while waiting for the reconcile pass: how far it got. */
+static void
+show_progress(void)
+{
+	struct reply	 r;
+	const char	*scanned, *rate, *eta;
+
+	if (client_request("status", &r) != 0)
+		return;
+	scanned = reply_get(&r, "reconcile_scanned");
+	rate = reply_get(&r, "reconcile_per_sec");
+	eta = reply_get(&r, "reconcile_eta_sec");
+	fprintf(stderr, "\r%s: reconcile: %s entries scanned, %s/s%s%s%s  ",
+	    client_prog, scanned ? scanned : "?", rate ? rate : "?", eta ? ", about " : "",
+	    eta ? eta : "", eta ? " s left" : "");
+	reply_free(&r);
+}
+
+/*
+ * Run a barrier since snapshot since and open the database read-only.
+ * Returns it, with the reply in *r (the caller frees it), the current
+ * snapshot and the database path; NULL with *rc the exit status.
+ */
+struct sqlite3 *
+client_barrier_open(long long since, int nowait, struct reply *r, int64_t *cur,
+    const char **dbp, int *rc)
+{
+	struct sqlite3	*db;
+	const char	*c;
+	char		 line[128];
+
+	snprintf(line, sizeof line, "barrier %lld%s", since,
+	    nowait ? " nowait" : "");
+	if (client_request(line, r) != 0) {
+		*rc = reply_fail(r);
+		return NULL;
+	}
+	if ((*dbp = reply_get(r, "dbpath")) == NULL ||
+	    (c = reply_get(r, "snapshot")) == NULL ||
+	    (db = query_open(*dbp)) == NULL) {
+		reply_free(r);
+		*rc = FST_EXIT_ERROR;
+		return NULL;
+	}
+	*cur = strtoll(c, NULL, 10);
+	return db;
+}
+
+
+/*
+ * Ask fstrackd where its database is and open it read-only; the current
+ * snapshot into *cur if not NULL.  NULL with *rc the exit status.
+ */
+struct sqlite3 *
+client_open_db(int64_t *cur, int *rc)
+{
+	struct reply	 r;
+	const char	*p, *s;
+	struct sqlite3	*db;
+
+	if (client_request("status", &r) != 0) {
+		*rc = reply_fail(&r);
+		return NULL;
+	}
+	if ((p = reply_get(&r, "database")) == NULL) {
+		fprintf(stderr, "%s: fstrackd did not name its database\n",
+		    client_prog);
+		reply_free(&r);
+		*rc = FST_EXIT_ERROR;
+		return NULL;
+	}
+	if (cur != NULL)
+		*cur = strtoll((s = reply_get(&r, "snapshot")) != NULL ? s :
+		    "0", NULL, 10);
+	db = query_open(p);
+	reply_free(&r);
+	*rc = db != NULL ? 0 : FST_EXIT_ERROR;
+	return db;
+}
