@@ -237,16 +237,53 @@ sp_rel(const struct syncplan *p, const char *path)
 	return NULL;
 }
 
+/*
+ * lstat of rel (relative to src), also when rel is longer than PATH_MAX:
+ * then it is opened a part of at most PATH_MAX - 1 bytes at a time.
+ */
+static int
+sp_lstat(const struct syncplan *p, const char *rel, struct stat *st)
+{
+	char		*copy, *s, *cut;
+	int		 fd = p->srcfd, nfd, rc;
+
+	if (strlen(rel) < PATH_MAX)
+		return fstatat(p->srcfd, rel, st, AT_SYMLINK_NOFOLLOW);
+	copy = sp_strdup(rel);
+	for (s = copy; strlen(s) >= PATH_MAX; s = cut + 1) {
+		/* the last slash that leaves a part shorter than PATH_MAX */
+		for (cut = s + PATH_MAX - 1; cut > s && *cut != '/'; cut--)
+			;
+		if (cut == s) {
+			errno = ENAMETOOLONG;
+			rc = -1;
+			goto out;
+		}
+		*cut = '\0';
+		nfd = openat(fd, s, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (fd != p->srcfd)
+			close(fd);
+		if ((fd = nfd) == -1) {
+			rc = -1;
+			goto out;
+		}
+	}
+	rc = fstatat(fd, s, st, AT_SYMLINK_NOFOLLOW);
+out:
+	if (fd != p->srcfd && fd != -1)
+		close(fd);
+	free(copy);
+	return rc;
+}
+
 /* Whether rel (relative to src) is a directory now, not a symlink to one. */
 static int
 sp_isdir(const struct syncplan *p, const char *rel)
 {
 	struct stat	st;
 
-	if (fstatat(p->srcfd, rel, &st, AT_SYMLINK_NOFOLLOW |
-	    AT_EMPTY_PATH) == -1)
-		return 0;
-	return S_ISDIR(st.st_mode);
+	return sp_lstat(p, rel, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* Whether rsync's list cannot hold directory rel. */
@@ -287,7 +324,7 @@ sp_changed_dir(struct syncplan *p, const char *path)
 	p->st.reported++;
 	if ((rel = sp_rel(p, path)) == NULL)
 		return;
-	if (sp_too_long(rel) || sp_isdir(p, rel))
+	if (sp_isdir(p, rel))
 		sp_list(p, rel);	/* too long: rsync cannot, say so */
 	else
 		p->st.gone++;
@@ -347,7 +384,9 @@ sp_entry(struct syncplan *p, const char *dir, const char *name, int64_t mask)
 	}
 	sp_changed_dir(p, dir);
 	if (isnew && (relp = sp_rel(p, path)) != NULL) {
-		if (sp_too_long(relp))
+		struct stat st;
+
+		if (sp_too_long(relp) && sp_lstat(p, relp, &st) == 0)
 			sp_list(p, relp);	/* counted as too long */
 		else if (sp_isdir(p, relp))
 			sp_push(&p->newtrees, &p->nnew, &p->capnew,

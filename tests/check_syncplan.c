@@ -376,15 +376,21 @@ START_TEST(test_too_long_counted)
 			strcat(rel, "/");
 		strcat(rel, name);
 	}
+	nfd = openat(fd, "f", O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ne(nfd, -1);
+	close(nfd);
 	close(fd);
 	p = plan();
 	syncplan_add(p, abs_path(rel), "f", FST_M_CREATED);
+	syncplan_add(p, abs_path(rel), "gone", FST_M_CREATED);
 	syncplan_add(p, abs_path(name), "f", FST_M_CREATED);
+	strcat(rel, "/nodir");
+	syncplan_add(p, abs_path(rel), "x", FST_M_CREATED);
 	ck_assert_int_eq(syncplan_finish(p), 0);
 	syncplan_stats(p, &st);
-	/* the directory, and the new entry in it */
+	/* the directory, and the new entry in it that is there */
 	ck_assert_uint_eq(st.too_long, 2);
-	ck_assert_uint_eq(st.gone, 0);
+	ck_assert_uint_eq(st.gone, 1);
 	ck_assert_str_eq(listed(p), name);
 	syncplan_free(p);
 }
