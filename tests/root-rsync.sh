@@ -60,6 +60,7 @@ start_daemon "$MNT"
 # (one string for sh -c, so rsync's own argument quoting is honoured).
 cat >"$WORK/fakersh" <<'EOF'
 #!/bin/sh
+printf '%s\n' "$*" >>"${FAKERSH_LOG:-/dev/null}"
 while [ $# -gt 0 ]; do
 	case $1 in
 	-l) shift 2 ;;
@@ -446,6 +447,54 @@ for r in 1 2 3; do
 	check "$RDEST" "remote run $r"
 done
 fst consumers | grep -aq '^rsync-localhost_' || fail "no derived consumer name in: $(fst consumers)"
+
+# --- pull: HOST:SRC/ DEST, the cursor and the listing on HOST ----------------
+# fstrack-rsync runs on "HOST" through the remote shell (--server-plan, then
+# --server-commit); this side runs the one rsync, which pulls.
+PDEST=$WORK/pdest
+mkdir -p "$PDEST"
+export FAKERSH_LOG=$WORK/rsh.log
+for r in 1 2 3; do
+	[ "$r" -eq 1 ] || workload "$OPS" $((600 + r))
+	: >"$FAKERSH_LOG"
+	rc=0
+	wrap "$WORK/prun.log" "${ROPTS[@]}" -e "$WORK/fakersh" \
+		--fstrack-rsync-path "$WRAP" "localhost:$SRC/" "$PDEST" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		cat "$WORK/prun.log"
+		fail "pull run $r: exit $rc"
+	fi
+	report "$WORK/prun.log" "pull run $r"
+	if [ "$r" -eq 1 ]; then
+		grep -q 'full sync: no cursor' "$WORK/prun.log" || fail "first pull run not full"
+	else
+		grep -q 'full sync' "$WORK/prun.log" && fail "pull run $r: unexpected full sync"
+	fi
+	grep -q -- '--server-plan' "$FAKERSH_LOG" || fail "pull run $r: no plan step over the remote shell"
+	grep -q -- '--server-commit' "$FAKERSH_LOG" || fail "pull run $r: no commit over the remote shell"
+	n=$(grep -c -- '--server-plan\|--server-commit' "$FAKERSH_LOG" || true)
+	[ "$n" -eq 2 ] ||
+		fail "pull run $r: $n fstrack-rsync calls over the remote shell, expected 2"
+	check "$PDEST" "pull run $r"
+done
+pname=$(fst consumers | grep -a '_pdest-' | cut -f1)
+[ -n "$pname" ] || fail "no consumer derived from the pull's DEST in: $(fst consumers)"
+workload 200 610
+before=$(cursor "$pname")
+rc=0
+RSYNC=false wrap "$WORK/prun.log" "${ROPTS[@]}" -e "$WORK/fakersh" \
+	--fstrack-rsync-path "$WRAP" "localhost:$SRC/" "$PDEST" || rc=$?
+[ "$rc" -eq 1 ] || fail "pull with RSYNC=false: exit $rc, expected 1"
+[ "$(cursor "$pname")" = "$before" ] || fail "pull with RSYNC=false: cursor moved"
+rc=0
+wrap "$WORK/prun.log" -e "$WORK/fakersh" --fstrack-rsync-path /nonexistent/fstrack-rsync \
+	"localhost:$SRC/" "$PDEST" || rc=$?
+[ "$rc" -eq 1 ] || fail "pull with a missing remote fstrack-rsync: exit $rc, expected 1"
+[ "$(cursor "$pname")" = "$before" ] || fail "failed pull moved the cursor"
+wrap "$WORK/prun.log" "${ROPTS[@]}" -e "$WORK/fakersh" --fstrack-rsync-path "$WRAP" \
+	"localhost:$SRC/" "$PDEST" || fail "pull after the failures: $(cat "$WORK/prun.log")"
+check "$PDEST" "pull after the failures"
+unset FAKERSH_LOG
 
 # --- --full -------------------------------------------------------------------
 sync_local "--full" --full
