@@ -31,6 +31,7 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 FST_TIMEOUT=${FST_TIMEOUT:-300}
 LINUX_TAR=$BENCH_CACHE/linux-source-6.1.tar
 BENCH_NAME=$(basename "$0" .sh)
+PY=$(command -v python3 || echo /usr/bin/python3)
 
 WORK=		# tmpfs private to the namespace: state, socket, logs
 IMGDIR=		# on disk (under BENCH_CACHE): loop images of this run
@@ -176,17 +177,19 @@ ensure_linux_tar() {
 	rm -rf "$tmp"
 }
 
-# make_loop_ext4 NAME SIZE DIR: a fresh sparse SIZE ext4 image NAME in
-# IMGDIR, loop-mounted on DIR (the loop device is released on unmount).
+# make_loop_ext4 NAME SIZE DIR [MKFS-OPTION...]: a fresh sparse SIZE ext4
+# image NAME in IMGDIR, loop-mounted on DIR (the loop device is released on
+# unmount); the options go to mkfs.ext4 (e.g. -i 4096 for many inodes).
 make_loop_ext4() {
-	local img=$IMGDIR/$1.img
+	local img=$IMGDIR/$1.img size=$2 dir=$3
+	shift 3
 	rm -f "$img"
-	truncate -s "$2" "$img"
+	truncate -s "$size" "$img"
 	timeout 300 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 \
-		"$img" || die "mkfs.ext4 $img failed"
-	mkdir -p "$3"
-	mount -o loop "$img" "$3" || die "cannot loop-mount $img"
-	MOUNTS+=("$3")
+		"$@" "$img" || die "mkfs.ext4 $img failed"
+	mkdir -p "$dir"
+	mount -o loop "$img" "$dir" || die "cannot loop-mount $img"
+	MOUNTS+=("$dir")
 }
 
 # umount_fs DIR: unmount DIR (mounted by make_loop_ext4 or make_tmpfs) and
