@@ -396,15 +396,38 @@ check_mounts(const char *src, const struct reply *status, int onefs,
 		}
 		if (!onefs && path_under(fields[4], src) &&
 		    strcmp(fields[4], src) != 0 && !tracked(status, fields[4])) {
+			char *m = strdup(fields[4]);
+
 			fclose(f);
-			die("%s is mounted below %s and not tracked by "
-			    "fstrackd; track it or pass -x", fields[4], src);
+			free(line);
+			if (m == NULL)
+				abort();
+			say("%s is mounted below %s and not tracked by "
+			    "fstrackd; track it or pass -x", m, src);
+			free(m);
+			cleanup();
+			exit(FST_EXIT_ERROR);
 		}
 	}
 	free(line);
 	fclose(f);
 	if (mnt[0] == '\0')
 		die("%s: cannot find its mount point", src);
+}
+
+/* Free what a plan holds. */
+static void
+plan_free(struct plan *pl)
+{
+	size_t	i;
+
+	for (i = 0; i < pl->ntoolong; i++)
+		free(pl->toolong[i]);
+	free(pl->toolong);
+	free(pl->list);
+	free(pl->full);
+	free(pl->src);
+	memset(pl, 0, sizeof *pl);
 }
 
 /* The cursor of a plan as text: its number or "none". */
@@ -647,11 +670,13 @@ run(char **argv, int out)
 	return WEXITSTATUS(status);
 }
 
-/* A growable argv. */
+/* A growable argv, and the strings it made itself (freed with it). */
 struct argv {
 	char	**v;
 	int	  n;
 	int	  cap;
+	char	**own;
+	int	  nown;
 };
 
 /* Append a string (not copied) to an argv. */
@@ -679,6 +704,22 @@ av_addf(struct argv *a, const char *fmt, ...)
 		abort();
 	va_end(ap);
 	av_add(a, s);
+	if ((a->own = realloc(a->own, (a->nown + 1) * sizeof *a->own)) == NULL)
+		abort();
+	a->own[a->nown++] = s;
+}
+
+/* Free an argv and the strings it made. */
+static void
+av_free(struct argv *a)
+{
+	int	i;
+
+	for (i = 0; i < a->nown; i++)
+		free(a->own[i]);
+	free(a->own);
+	free(a->v);
+	memset(a, 0, sizeof *a);
 }
 
 /* Append s to b quoted for a POSIX shell ('...', with '\'' inside). */
@@ -716,7 +757,7 @@ rsh_argv(const struct opts *o, const char *host, const char *cmd,
 		if (*rsh == '\0' || (q == 0 && (*rsh == ' ' || *rsh == '\t'))) {
 			if (p != w) {
 				*p = '\0';
-				av_add(a, strdup(w));
+				av_addf(a, "%s", w);
 			}
 			p = w;
 			if (*rsh == '\0')
@@ -733,11 +774,11 @@ rsh_argv(const struct opts *o, const char *host, const char *cmd,
 	free(w);
 	if ((at = strrchr(host, '@')) != NULL) {
 		av_add(a, "-l");
-		av_add(a, strndup(host, at - host));
+		av_addf(a, "%.*s", (int)(at - host), host);
 		host = at + 1;
 	}
-	av_add(a, host);
-	av_add(a, cmd);
+	av_addf(a, "%s", host);
+	av_addf(a, "%s", cmd);
 }
 
 /*
@@ -861,7 +902,7 @@ remote_plan(const struct opts *o, const char *host, const char *path,
     const char *name, struct plan *pl)
 {
 	struct argv	 a = { 0 };
-	char		*buf = NULL, p[PATH_MAX + 16];
+	char		*buf = NULL, *cmd, p[PATH_MAX + 16];
 	size_t		 len = 0, cap = 0;
 	ssize_t		 n;
 	int		 fd, rc;
@@ -870,8 +911,12 @@ remote_plan(const struct opts *o, const char *host, const char *path,
 	if ((fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
 		die("%s: %s", p, strerror(errno));
 	unlink(p);
-	rsh_argv(o, host, remote_cmd(o, "--server-plan", name, path), &a);
-	if ((rc = run(a.v, fd)) != 0)
+	cmd = remote_cmd(o, "--server-plan", name, path);
+	rsh_argv(o, host, cmd, &a);
+	free(cmd);
+	rc = run(a.v, fd);
+	av_free(&a);
+	if (rc != 0)
 		die("the plan step on %s failed (exit %d)", host, rc);
 	if (lseek(fd, 0, SEEK_SET) == -1)
 		die("lseek: %s", strerror(errno));
@@ -886,10 +931,11 @@ remote_plan(const struct opts *o, const char *host, const char *path,
 		len += n;
 	}
 	close(fd);
-	if (read_plan(buf, len, pl) != 0)
+	rc = read_plan(buf, len, pl);
+	free(buf);
+	if (rc != 0)
 		die("%s on %s answered something that is not a plan (is it "
 		    "the same version? see --fstrack-rsync-path)", PROG, host);
-	free(buf);
 }
 
 /* Move the cursor of consumer name to snapshot, here or on HOST. */
@@ -899,14 +945,17 @@ commit(const struct opts *o, const char *host, const char *name,
 {
 	struct reply	 r;
 	struct argv	 a = { 0 };
-	char		 line[256], num[32];
+	char		 line[256], num[32], *cmd;
 	int		 rc;
 
 	if (host != NULL) {
 		snprintf(num, sizeof num, "%lld", snapshot);
-		rsh_argv(o, host, remote_cmd(o, "--server-commit", name, num),
-		    &a);
-		if ((rc = run(a.v, -1)) != 0)
+		cmd = remote_cmd(o, "--server-commit", name, num);
+		rsh_argv(o, host, cmd, &a);
+		free(cmd);
+		rc = run(a.v, -1);
+		av_free(&a);
+		if (rc != 0)
 			die("moving the cursor of %s to %lld on %s failed "
 			    "(exit %d)", name, snapshot, host, rc);
 	} else {
@@ -926,15 +975,14 @@ commit(const struct opts *o, const char *host, const char *name,
 static int
 server_main(int argc, char **argv)
 {
-	struct opts	 o;
-	struct plan	 pl;
+	static struct opts	 o;
+	static struct plan	 pl;
 	struct reply	 r;
 	const char	*mode = argv[1], *name = NULL, *arg = NULL;
 	char		 line[256];
 	unsigned long long v;
 	int		 i;
 
-	memset(&o, 0, sizeof o);
 	for (i = 2; i < argc; i++) {
 		if ((strcmp(argv[i], "--socket") == 0 ||
 		    strcmp(argv[i], "--name") == 0) && i + 1 < argc) {
@@ -969,16 +1017,20 @@ server_main(int argc, char **argv)
 	}
 	make_plan(&o, arg, "", &pl);
 	write_plan(&pl, stdout);
-	return fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
+	i = fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
+	plan_free(&pl);
+	return i;
 }
 
 int
 main(int argc, char **argv)
 {
-	struct opts	 o;
-	struct plan	 pl;
-	struct argv	 cmd = { 0 };
-	const char	*colon, *host = NULL, *rsync, *where;
+	/* static: what they hold stays reachable when die() exits */
+	static struct opts	 o;
+	static struct plan	 pl;
+	static struct argv	 cmd;
+	static char		*host;
+	const char	*colon, *rsync, *where;
 	char		 name[80], listpath[PATH_MAX + 16], *t, *srcarg;
 	int		 i, rc, fd;
 	FILE		*f;
@@ -986,7 +1038,6 @@ main(int argc, char **argv)
 	if (argc >= 2 && (strcmp(argv[1], "--server-plan") == 0 ||
 	    strcmp(argv[1], "--server-commit") == 0))
 		return server_main(argc, argv);
-	memset(&o, 0, sizeof o);
 	parse_args(argc, argv, &o);
 	client_init(PROG, o.socket);
 	catch_signals();
@@ -1097,18 +1148,18 @@ main(int argc, char **argv)
 		say("%zu entries could not be synced (paths too long for "
 		    "rsync); cursor of %s left at %s", pl.ntoolong, name,
 		    cursor_str(&pl));
-		return EXIT_PARTIAL;
-	}
-	if (rc != 0) {
+		rc = EXIT_PARTIAL;
+	} else if (rc != 0)
 		say("rsync failed (exit %d); cursor of %s left at %s", rc, name,
 		    cursor_str(&pl));
-		return rc;
-	}
-	if (o.dry) {
+	else if (o.dry)
 		info("dry run: cursor of %s left at %s", name,
 		    cursor_str(&pl));
-		return 0;
-	}
-	commit(&o, host, name, pl.snapshot);
-	return 0;
+	else
+		commit(&o, host, name, pl.snapshot);
+	plan_free(&pl);
+	av_free(&cmd);
+	free(o.ropts);
+	free(host);
+	return rc;
 }
