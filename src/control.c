@@ -373,6 +373,11 @@ ctl_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	uv_read_stop(s);
 	uv_timer_stop(&c->timer);
+	/* Its newline may come in the read that crossed the limit. */
+	if (nl - c->in.data > PROTO_MAX_LINE) {
+		ctl_err(c, FST_EXIT_USAGE, "request too long");
+		return;
+	}
 	*nl = '\0';
 	if (strlen(c->in.data) != (size_t)(nl - c->in.data)) {
 		ctl_err(c, FST_EXIT_USAGE, "NUL byte in request");
