@@ -96,16 +96,17 @@ reply_get(const struct reply *r, const char *key)
  * Read a reply from fd (connected to fstrackd, the request sent) into r
  * until its final line or the end of the connection.  Lines with key
  * "waiting" are reported on stderr as they arrive.  Returns r->code: 0
- * for OK, the code of ERR (at least 1), or -1 if the connection ended
+ * for OK, the code of ERR (1-255), or -1 if the connection ended
  * without a final line.  fd is left open.
  */
 int
 client_read_reply(int fd, struct reply *r)
 {
 	struct sbuf		 in;
-	char			 buf[65536], *p, *nl, *tab;
+	char			 buf[65536], *p, *nl, *tab, *end;
 	ssize_t			 n;
 	size_t			 off = 0;
+	long			 code;
 	int			 waiting = 0, waited = 0;
 	struct pollfd		 pfd;
 
@@ -135,13 +136,20 @@ client_read_reply(int fd, struct reply *r)
 				goto done;
 			}
 			if (strncmp(p, "ERR ", 4) == 0) {
-				r->code = atoi(p + 4);
+				/*
+				 * The code becomes the exit status: one that
+				 * is not 1-255 (exit(256) is success) is an
+				 * error like any other.
+				 */
+				errno = 0;
+				code = strtol(p + 4, &end, 10);
+				r->code = end == p + 4 || errno != 0 ||
+				    code < 1 || code > 255 ? FST_EXIT_ERROR :
+				    (int)code;
 				if ((p = strchr(p + 4, ' ')) != NULL) {
 					r->msg = strdup(p + 1);
 					proto_unescape(r->msg);
 				}
-				if (r->code <= 0)
-					r->code = FST_EXIT_ERROR;
 				goto done;
 			}
 			if ((tab = strchr(p, '\t')) == NULL)

@@ -125,6 +125,7 @@ SEEDS = {
         "err": reply_raw(b"ERR 3 no such snapshot\n"),
         "err-nomsg": reply_raw(b"ERR 5\n"),
         "err-zero": reply_raw(b"ERR 0 zero\n"),
+        "err-huge": reply_raw(b"ERR 99999999999 huge\n"),
         "waiting": reply_raw(b"waiting\treconcile\nsnapshot\t1\nOK\n", 3),
         "escapes": reply_raw(b"k\ta\\tb\\nc\\\\d\\q\\\nOK\n"),
         "no-final": reply_raw(b"snapshot\t1\n"),
