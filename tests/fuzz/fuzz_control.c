@@ -77,8 +77,9 @@ fuzz_watchdog_cb(uv_timer_t *t)
 
 /*
  * Set up a daemon as fstrackd's main() does, minus the filesystems: the
- * configuration's defaults, a new database with its first snapshot (id 1,
- * so inputs can name it), the directory cache and the writer thread.
+ * configuration's defaults (but a short retention), a new database with
+ * its first snapshot (id 1, so inputs can name it), the directory cache
+ * and the writer thread.
  */
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -98,6 +99,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    mkdtemp(fuzz_dir) == NULL)
 		fatal("scratch directory in '%s'", tmp);
 	config_defaults(&fstd.cfg);
+	/*
+	 * Millions of inputs take a snapshot or set a consumer: with the
+	 * default retention (30 days, consumers pinning history for 14) the
+	 * scratch database would keep every snapshot and each prune would
+	 * get slower.  Keep the ten newest, as fstrackd.conf(5) allows.
+	 */
+	fstd.cfg.retention_snapshots = 10;
+	fstd.cfg.retention_days = 0;
+	fstd.cfg.consumer_idle_days = 0;
 	free(fstd.cfg.state_dir);
 	fstd.cfg.state_dir = strdup(fuzz_dir);
 	if (asprintf(&fstd.db_path, "%s/%s", fuzz_dir, FSTRACK_DB_NAME) == -1)
