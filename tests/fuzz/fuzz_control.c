@@ -178,7 +178,7 @@ fuzz_read_answer(int fd, struct sbuf *answer, int *eof)
 	}
 }
 
-/* Whether word is a request that changes the daemon's state. */
+/* Whether the request line starts with a verb that changes state. */
 static int
 fuzz_changes_state(const char *line)
 {
