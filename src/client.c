@@ -93,46 +93,24 @@ reply_get(const struct reply *r, const char *key)
 }
 
 /*
- * Send one request and collect the reply.  Lines with key "waiting" are
- * reported on stderr as they arrive.  Returns the ERR code or 0.
+ * Read a reply from fd (connected to fstrackd, the request sent) into r
+ * until its final line or the end of the connection.  Lines with key
+ * "waiting" are reported on stderr as they arrive.  Returns r->code: 0
+ * for OK, the code of ERR (1-255), or -1 if the connection ended
+ * without a final line.  fd is left open.
  */
 int
-client_request(const char *line, struct reply *r)
+client_read_reply(int fd, struct reply *r)
 {
-	struct sockaddr_un	 sun;
 	struct sbuf		 in;
-	char			 buf[65536], *p, *nl, *tab;
+	char			 buf[65536], *p, *nl, *tab, *end;
 	ssize_t			 n;
 	size_t			 off = 0;
-	int			 fd, waiting = 0, waited = 0, werr = 0;
+	long			 code;
+	int			 waiting = 0, waited = 0;
 	struct pollfd		 pfd;
 
 	memset(r, 0, sizeof *r);
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(socket_path) >= sizeof sun.sun_path) {
-		fprintf(stderr, "%s: socket path too long\n", client_prog);
-		return r->code = FST_EXIT_ERROR;
-	}
-	strcpy(sun.sun_path, socket_path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
-		fprintf(stderr, "%s: cannot reach fstrackd at '%s': %s\n",
-		    client_prog, socket_path, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return r->code = FST_EXIT_ERROR;
-	}
-	/*
-	 * A daemon that refuses the connection (too many clients) answers
-	 * and closes before reading: never die of SIGPIPE, read its answer.
-	 */
-	sbuf_init(&in);
-	sbuf_add(&in, line, strlen(line));
-	sbuf_add(&in, "\n", 1);
-	if (send(fd, in.data, in.len, MSG_NOSIGNAL) != (ssize_t)in.len)
-		werr = errno != 0 ? errno : EIO;
-	sbuf_free(&in);
 	sbuf_init(&in);
 	r->code = -1;
 	for (;;) {
@@ -158,13 +136,20 @@ client_request(const char *line, struct reply *r)
 				goto done;
 			}
 			if (strncmp(p, "ERR ", 4) == 0) {
-				r->code = atoi(p + 4);
+				/*
+				 * The code becomes the exit status: one that
+				 * is not 1-255 (exit(256) is success) is an
+				 * error like any other.
+				 */
+				errno = 0;
+				code = strtol(p + 4, &end, 10);
+				r->code = end == p + 4 || errno != 0 ||
+				    code < 1 || code > 255 ? FST_EXIT_ERROR :
+				    (int)code;
 				if ((p = strchr(p + 4, ' ')) != NULL) {
 					r->msg = strdup(p + 1);
 					proto_unescape(r->msg);
 				}
-				if (r->code <= 0)
-					r->code = FST_EXIT_ERROR;
 				goto done;
 			}
 			if ((tab = strchr(p, '\t')) == NULL)
@@ -188,6 +173,48 @@ client_request(const char *line, struct reply *r)
 	}
 done:
 	sbuf_free(&in);
+	return r->code;
+}
+
+/*
+ * Send one request and collect the reply (client_read_reply).  Returns
+ * the ERR code or 0; a connection that ends without an answer is an
+ * error (FST_EXIT_ERROR).
+ */
+int
+client_request(const char *line, struct reply *r)
+{
+	struct sockaddr_un	 sun;
+	struct sbuf		 out;
+	int			 fd, werr = 0;
+
+	memset(r, 0, sizeof *r);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(socket_path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "%s: socket path too long\n", client_prog);
+		return r->code = FST_EXIT_ERROR;
+	}
+	strcpy(sun.sun_path, socket_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		fprintf(stderr, "%s: cannot reach fstrackd at '%s': %s\n",
+		    client_prog, socket_path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return r->code = FST_EXIT_ERROR;
+	}
+	/*
+	 * A daemon that refuses the connection (too many clients) answers
+	 * and closes before reading: never die of SIGPIPE, read its answer.
+	 */
+	sbuf_init(&out);
+	sbuf_add(&out, line, strlen(line));
+	sbuf_add(&out, "\n", 1);
+	if (send(fd, out.data, out.len, MSG_NOSIGNAL) != (ssize_t)out.len)
+		werr = errno != 0 ? errno : EIO;
+	sbuf_free(&out);
+	client_read_reply(fd, r);
 	close(fd);
 	if (r->code == -1 && werr != 0) {
 		fprintf(stderr, "%s: cannot send the request to "

@@ -24,6 +24,7 @@ struct sqlite3;
 void		 client_init(const char *, const char *);
 const char	*client_socket(void);
 int		 client_request(const char *, struct reply *);
+int		 client_read_reply(int, struct reply *);
 void		 reply_free(struct reply *);
 int		 reply_fail(struct reply *);
 const char	*reply_get(const struct reply *, const char *);

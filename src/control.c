@@ -373,6 +373,11 @@ ctl_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	uv_read_stop(s);
 	uv_timer_stop(&c->timer);
+	/* Its newline may come in the read that crossed the limit. */
+	if (nl - c->in.data > PROTO_MAX_LINE) {
+		ctl_err(c, FST_EXIT_USAGE, "request too long");
+		return;
+	}
 	*nl = '\0';
 	if (strlen(c->in.data) != (size_t)(nl - c->in.data)) {
 		ctl_err(c, FST_EXIT_USAGE, "NUL byte in request");
@@ -391,17 +396,12 @@ ctl_timeout_cb(uv_timer_t *t)
 		ctl_err(c, FST_EXIT_USAGE, "timed out waiting for a request");
 }
 
-/* Accept a connection and check who it is. */
-static void
-ctl_connection_cb(uv_stream_t *server, int status)
+/* A new connection, its pipe and timer initialised but not yet open. */
+static struct ctl_conn *
+ctl_conn_new(void)
 {
 	struct ctl_conn	*c;
-	struct ucred	 cred;
-	socklen_t	 len = sizeof cred;
-	uv_os_fd_t	 fd;
 
-	if (status < 0)
-		return;
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		fatal("out of memory");
 	sbuf_init(&c->in);
@@ -411,10 +411,17 @@ ctl_connection_cb(uv_stream_t *server, int status)
 	c->pipe.data = c->timer.data = c;
 	c->refs = 2;
 	control_nconns++;
-	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
-		ctl_close(c);
-		return;
-	}
+	return c;
+}
+
+/* The pipe is connected: check who it is, then wait for the request. */
+static void
+ctl_conn_start(struct ctl_conn *c)
+{
+	struct ucred	 cred;
+	socklen_t	 len = sizeof cred;
+	uv_os_fd_t	 fd;
+
 	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		ctl_close(c);
@@ -427,6 +434,41 @@ ctl_connection_cb(uv_stream_t *server, int status)
 	}
 	uv_timer_start(&c->timer, ctl_timeout_cb, CONTROL_TIMEOUT_MS, 0);
 	uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc_cb, ctl_read_cb);
+}
+
+/* Accept a connection and check who it is. */
+static void
+ctl_connection_cb(uv_stream_t *server, int status)
+{
+	struct ctl_conn	*c;
+
+	if (status < 0)
+		return;
+	c = ctl_conn_new();
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+		ctl_close(c);
+		return;
+	}
+	ctl_conn_start(c);
+}
+
+/*
+ * Serve fd, a connected UNIX stream socket, exactly as an accepted
+ * connection (the fuzz tests feed requests through a socketpair).  The
+ * connection owns fd from now on, unless -1 is returned (fd not usable).
+ */
+int
+control_adopt(int fd)
+{
+	struct ctl_conn	*c;
+
+	c = ctl_conn_new();
+	if (uv_pipe_open(&c->pipe, fd) != 0) {
+		ctl_close(c);
+		return -1;
+	}
+	ctl_conn_start(c);
+	return 0;
 }
 
 /*

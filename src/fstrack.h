@@ -335,6 +335,7 @@ void	 reconcile_search_start(void);
 
 /* control.c */
 int	 control_init(const char *, char *, size_t);
+int	 control_adopt(int);
 void	 control_fini(void);
 
 /* daemon.c */
