@@ -177,6 +177,7 @@ usage(void)
 "      --name NAME    consumer name (default: derived from SRC and DEST)\n"
 "      --full         full rsync regardless of history (cursor still advances)\n"
 "      --dry-run      show what would be done (rsync -n); cursor untouched\n"
+"                     (also -n, --list-only)\n"
 "      --fstrack-rsync-path PROGRAM\n"
 "                     " PROG " on HOST for HOST:SRC (default: " PROG ")\n"
 "  -v                 tell what the wrapper does (rsync's own verbosity:\n"

@@ -39,10 +39,11 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: fstrackd [-f|--foreground] [-d|--debug] "
-	    "[-c FILE] [--state-dir DIR]\n"
+	    "[-c|--config FILE] [--state-dir DIR]\n"
 	    "                [--socket PATH] [--durability strict|async] "
 	    "[--stall-timeout MS]\n"
-	    "                [MOUNTPOINT...]\n");
+	    "                [--merge-delay MS] [--bounded-queue] "
+	    "[MOUNTPOINT...]\n");
 	exit(2);
 }
 
