@@ -56,10 +56,10 @@
 #include "client.h"
 #include "proto.h"
 #include "query.h"
+#include "planwire.h"
 #include "syncplan.h"
 
 #define PROG		"fstrack-rsync"
-#define PLAN_MAGIC	"fstrack-rsync-plan 1"
 #define EXIT_PARTIAL	23	/* rsync's "partial transfer due to error" */
 #define EXIT_VANISHED	24	/* rsync's "some files vanished" */
 
@@ -77,20 +77,6 @@ struct opts {
 	const char	 *rsh;		/* -e / --rsh, if given */
 	const char	 *src;		/* as given */
 	const char	 *dest;
-};
-
-/* The outcome of steps 1-3, on this machine or on HOST. */
-struct plan {
-	int		 have_cursor;
-	long long	 cursor;
-	long long	 snapshot;	/* -1: dry run, none started */
-	char		*full;		/* non-NULL: full sync, why */
-	struct syncplan_stats st;
-	char		*list;		/* NUL-terminated entries */
-	size_t		 listlen;
-	char		**toolong;
-	size_t		 ntoolong;
-	char		*src;		/* real path of SRC where it is */
 };
 
 static int		 verbose;
@@ -416,21 +402,6 @@ check_mounts(const char *src, const struct reply *status, int onefs,
 		die("%s: cannot find its mount point", src);
 }
 
-/* Free what a plan holds. */
-static void
-plan_free(struct plan *pl)
-{
-	size_t	i;
-
-	for (i = 0; i < pl->ntoolong; i++)
-		free(pl->toolong[i]);
-	free(pl->toolong);
-	free(pl->list);
-	free(pl->full);
-	free(pl->src);
-	memset(pl, 0, sizeof *pl);
-}
-
 /* The cursor of a plan as text: its number or "none". */
 static const char *
 cursor_str(const struct plan *pl)
@@ -458,19 +429,6 @@ collect_change(void *arg, const char *dir, const char *name, int64_t mask,
 	(void)gone;
 	syncplan_add(c->sp, dir, name, mask);
 	return 0;
-}
-
-/* syncplan_foreach_too_long callback: keep one path in the plan. */
-static void
-collect_too_long(void *arg, const char *rel)
-{
-	struct plan	*pl = arg;
-
-	pl->toolong = realloc(pl->toolong, (pl->ntoolong + 1) *
-	    sizeof *pl->toolong);
-	if (pl->toolong == NULL || (pl->toolong[pl->ntoolong++] =
-	    strdup(rel)) == NULL)
-		abort();
 }
 
 /*
@@ -592,7 +550,7 @@ make_plan(const struct opts *o, const char *src_arg, const char *dest,
 	if ((mem = open_memstream(&pl->list, &pl->listlen)) == NULL ||
 	    syncplan_write(sp, mem) != 0 || fclose(mem) != 0)
 		die("cannot build the list: %s", strerror(errno));
-	syncplan_foreach_too_long(sp, collect_too_long, pl);
+	syncplan_foreach_too_long(sp, plan_add_too_long, pl);
 	syncplan_free(sp);
 }
 
@@ -814,89 +772,6 @@ remote_cmd(const struct opts *o, const char *mode, const char *name,
 	return b.data;
 }
 
-/* Print a plan in the format read_plan reads. */
-static void
-write_plan(const struct plan *pl, FILE *f)
-{
-	struct sbuf	b;
-	size_t		i;
-
-	sbuf_init(&b);
-	sbuf_printf(&b, PLAN_MAGIC "\n");
-	if (pl->have_cursor)
-		sbuf_printf(&b, "cursor %lld\n", pl->cursor);
-	sbuf_printf(&b, "snapshot %lld\n", pl->snapshot);
-	sbuf_addstr(&b, "src ");
-	sbuf_add_escaped(&b, pl->src);
-	sbuf_addstr(&b, "\n");
-	if (pl->full != NULL) {
-		sbuf_addstr(&b, "full ");
-		sbuf_add_escaped(&b, pl->full);
-		sbuf_addstr(&b, "\n");
-	}
-	sbuf_printf(&b, "stats %zu %zu %zu %zu %zu\n", pl->st.reported,
-	    pl->st.listed, pl->st.in_new, pl->st.gone, pl->st.too_long);
-	for (i = 0; i < pl->ntoolong; i++) {
-		sbuf_addstr(&b, "toolong ");
-		sbuf_add_escaped(&b, pl->toolong[i]);
-		sbuf_addstr(&b, "\n");
-	}
-	sbuf_printf(&b, "list %zu\n", pl->listlen);
-	fwrite(b.data, 1, b.len, f);
-	if (pl->listlen > 0)
-		fwrite(pl->list, 1, pl->listlen, f);
-	sbuf_free(&b);
-}
-
-/* Read a plan written by write_plan from buf (len bytes); 0 or -1. */
-static int
-read_plan(char *buf, size_t len, struct plan *pl)
-{
-	char	*p = buf, *end = buf + len, *nl, *v;
-	size_t	 n;
-
-	memset(pl, 0, sizeof *pl);
-	pl->snapshot = -1;
-	if (len < sizeof PLAN_MAGIC || memcmp(buf, PLAN_MAGIC "\n",
-	    sizeof PLAN_MAGIC) != 0)
-		return -1;
-	p += sizeof PLAN_MAGIC;
-	while (p < end && (nl = memchr(p, '\n', end - p)) != NULL) {
-		*nl = '\0';
-		if ((v = strchr(p, ' ')) == NULL)
-			return -1;
-		*v++ = '\0';
-		if (strcmp(p, "list") == 0) {
-			n = strtoull(v, NULL, 10);
-			if ((size_t)(end - (nl + 1)) != n)
-				return -1;
-			if ((pl->list = malloc(n + 1)) == NULL)
-				abort();
-			memcpy(pl->list, nl + 1, n);
-			pl->listlen = n;
-			return 0;
-		}
-		proto_unescape(v);
-		if (strcmp(p, "cursor") == 0) {
-			pl->have_cursor = 1;
-			pl->cursor = strtoll(v, NULL, 10);
-		} else if (strcmp(p, "snapshot") == 0)
-			pl->snapshot = strtoll(v, NULL, 10);
-		else if (strcmp(p, "src") == 0)
-			pl->src = strdup(v);
-		else if (strcmp(p, "full") == 0)
-			pl->full = strdup(v);
-		else if (strcmp(p, "stats") == 0)
-			sscanf(v, "%zu %zu %zu %zu %zu", &pl->st.reported,
-			    &pl->st.listed, &pl->st.in_new, &pl->st.gone,
-			    &pl->st.too_long);
-		else if (strcmp(p, "toolong") == 0)
-			collect_too_long(pl, v);
-		p = nl + 1;
-	}
-	return -1;
-}
-
 /* Run the plan step on HOST and read its answer into pl. */
 static void
 remote_plan(const struct opts *o, const char *host, const char *path,
@@ -932,7 +807,7 @@ remote_plan(const struct opts *o, const char *host, const char *path,
 		len += n;
 	}
 	close(fd);
-	rc = read_plan(buf, len, pl);
+	rc = plan_read(buf, len, pl);
 	free(buf);
 	if (rc != 0)
 		die("%s on %s answered something that is not a plan (is it "
@@ -1017,7 +892,7 @@ server_main(int argc, char **argv)
 		return i;
 	}
 	make_plan(&o, arg, "", &pl);
-	write_plan(&pl, stdout);
+	plan_write(&pl, stdout);
 	i = fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
 	plan_free(&pl);
 	return i;
@@ -1072,6 +947,8 @@ main(int argc, char **argv)
 		o.name = name;
 		remote_plan(&o, host, path, name, &pl);
 		free(path);
+		if (!o.dry && pl.snapshot < 1)
+			die("the plan from %s started no snapshot", host);
 	} else {
 		make_plan(&o, o.src, o.dest, &pl);
 		if (o.name != NULL)

@@ -15,7 +15,7 @@
 set -u
 
 : "${FUZZ_SECONDS:=60}"
-: "${FUZZ_TARGETS:=event control reply config}"
+: "${FUZZ_TARGETS:=event control reply config plan}"
 : "${FUZZ_OPTIONS:=}"
 b=tests/fuzz/build
 sanflags="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
@@ -79,6 +79,7 @@ harness_event="fuzz_event.c"
 harness_control="fuzz_control.c fuzz_daemon.c"
 harness_reply="fuzz_reply.c"
 harness_config="fuzz_config.c"
+harness_plan="fuzz_plan.c"
 
 say "building the fuzz targets with $FUZZ_CC (libFuzzer, ASan, UBSan)"
 mkdir -p "$b"
@@ -89,6 +90,7 @@ target event "$b/fuzzd.a" "$b/fuzzcommon.a"
 target control "$b/fuzzd.a" "$b/fuzzcommon.a"
 target reply "$b/fuzzclient.a" "$b/fuzzcommon.a"
 target config "$b/fuzzd.a" "$b/fuzzcommon.a"
+target plan "$b/fuzzclient.a" "$b/fuzzcommon.a"
 
 rc=0
 for t in $FUZZ_TARGETS; do
@@ -101,6 +103,7 @@ for t in $FUZZ_TARGETS; do
 	control) opts="-max_len=8192" ;;
 	reply) opts="-max_len=8192 -close_fd_mask=2" ;;
 	config) opts="-max_len=4096 -close_fd_mask=2" ;;
+	plan) opts="-max_len=8192" ;;
 	*) opts="-max_len=4096" ;;
 	esac
 	[ -f "$srcdir/tests/fuzz/$t.dict" ] &&
