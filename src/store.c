@@ -564,7 +564,9 @@ store_step(int which)
 /*
  * Refresh dirs.path from the handles of every directory changed since
  * snapshot since: the path a query prints is where the directory is now,
- * whatever renames happened and in whatever order their events came.
+ * whatever renames happened and in whatever order their events came.  The
+ * directories come from FST_SQL_CHANGED_PAIRS: a barrier costs a few
+ * searches per directory, not a read of every change row.
  */
 static int
 store_refresh_paths(int64_t since)
@@ -576,9 +578,9 @@ store_refresh_paths(int64_t since)
 	const char		*old;
 	int			 i, rc = 0, mfd;
 
-	if (sqlite3_prepare_v2(store_db, "SELECT DISTINCT d.id, d.fs_id, "
-	    "d.handle, d.path, d.gone FROM changes c JOIN dirs d ON "
-	    "d.id = c.dir_id WHERE c.snapshot >= ?", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(store_db, FST_SQL_CHANGED_PAIRS "SELECT DISTINCT "
+	    "d.id, d.fs_id, d.handle, d.path, d.gone FROM k JOIN dirs d ON "
+	    "d.id = k.d", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_prepare_v2(store_db, "UPDATE dirs SET path = ?, gone = 0 "
 	    "WHERE id = ?", -1, &up, NULL) != SQLITE_OK) {
