@@ -270,6 +270,8 @@ void	 store_op_free(struct store_op *);
 uint64_t store_submit(struct store_op *);
 uint64_t store_submit_many(struct store_op **, int);
 void	 store_record_gap(struct fst_fs *, const char *);
+int	 store_queue_full(void);
+void	 store_wait_room(void);
 uint64_t store_committed(void);
 int	 store_event_fd(void);
 int64_t	 store_max_snapshot(void);
