@@ -42,6 +42,12 @@ STATEDIR=$WORK/state
 RES=$WORK/results	# one line per measurement: scale what key=value...
 : >"$RES"
 
+# result LINE: append LINE to RES, and say it on stderr (kept if we die).
+result() {
+	echo "$1" >>"$RES"
+	msg "result: $1"
+}
+
 for s in $SCALES; do
 	case $s in
 	'' | *[!0-9]* | 0) die "SCALE(S) must be positive integers" ;;
@@ -144,7 +150,7 @@ run_scale() {
 	line="$line catchup_s=$(elapsed "$t1")"
 	line="$line max_queue=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$WORK/samples")"
 	line="$line max_rss_sampled_kb=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$WORK/samples")"
-	echo "$line" >>"$RES"
+	result "$line"
 
 	order="plain dirs json find"
 	for ((round = 1; round <= REPEATS; round++)); do
@@ -159,13 +165,13 @@ run_scale() {
 			[ -n "$line" ] || die "$v failed"
 			read -r secs rss <<<"$line"
 			read -r lines bytes <"$out.$v"
-			echo "$n $v round=$round s=$secs maxrss_kb=$rss lines=$lines bytes=$bytes" >>"$RES"
+			result "$n $v round=$round s=$secs maxrss_kb=$rss lines=$lines bytes=$bytes"
 		done
 		# rotate: the first variant goes last
 		order="${order#* } ${order%% *}"
 	done
 	# The JSON document lists as many entries as the plain listing.
-	fst changed --since "$snap" --json | grep -o '{"path":' | wc -l \
+	fst changed --since "$snap" --json | tr , '\n' | grep -c '{"path":' \
 		>"$out.jsoncount" || die "fstrack changed --json failed"
 	fst status >"$WORK/status.$n"
 	hwm=$(daemon_hwm_kb)
@@ -178,7 +184,7 @@ run_scale() {
 	line="$line db_bytes=$dbsize entries=$entries"
 	line="$line bytes_per_entry=$(ratio "$dbsize" "$entries")"
 	line="$line json_entries=$(cat "$out.jsoncount") dirs_listed=$(wc -l <"$out.dirs0")"
-	echo "$line" >>"$RES"
+	result "$line"
 	stop_daemon
 	if [ -n "${KEEP_LOGS:-}" ]; then
 		mkdir -p "$KEEP_LOGS"
