@@ -322,9 +322,30 @@ notify_start(void)
 }
 
 /*
+ * Read until the queue is empty, unless the writer's queue fills first:
+ * 0 when everything queued is read, -1 when it stopped for the writer.
+ */
+static int
+notify_drain_while_room(void)
+{
+	int	i;
+
+	for (i = 0; i < 100000; i++) {
+		if (store_queue_full())
+			return -1;
+		if (notify_read_once() <= 0)
+			return 0;
+	}
+	return -1;
+}
+
+/*
  * Advance the checkpoints: T is read before draining, so every change whose
  * event was queued before T is in the writer queue ahead of the checkpoint
- * record, and commits no later than it (store.c invariant 2).
+ * record, and commits no later than it (store.c invariant 2).  While the
+ * writer is behind, a tick leaves the checkpoint where it is instead of
+ * holding the loop until the writer caught up; force (the last one, at
+ * shutdown) drains and waits.
  */
 void
 notify_checkpoint_tick(int force)
@@ -334,7 +355,10 @@ notify_checkpoint_tick(int force)
 	uint64_t	 seen;
 	int		 i;
 
-	notify_drain();
+	if (force)
+		notify_drain();
+	else if (notify_drain_while_room() != 0)
+		return;
 	seen = atomic_load(&fstd.st.events_read);
 	if (!force && seen == notify_events_at_checkpoint &&
 	    t - notify_last_checkpoint < 30LL * 1000000000)
