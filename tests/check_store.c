@@ -530,6 +530,44 @@ START_TEST(test_writer_arms)
 }
 END_TEST
 
+/*
+ * The writer's queue is bounded: past 32768 operations store_queue_full()
+ * tells readers to pause, and store_wait_room() returns once the writer
+ * has worked it down; nothing queued is lost.
+ */
+START_TEST(test_writer_queue_bound)
+{
+	char		*path = new_db_path("bound"), err[512] = "";
+	struct store_op	*op;
+	sqlite3		*ro;
+	uint64_t	 seq = 0;
+	int		 i;
+
+	fstd.db_path = path;
+	unit_loop_new();
+	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
+	for (i = 0; i < 40000; i++) {
+		op = store_op_new(OP_META);
+		op->name = strdup("bound_test");
+		if (asprintf(&op->path, "%d", i) == -1)
+			abort();
+		seq = store_submit(op);
+		if (i == 32766)
+			ck_assert_int_eq(store_queue_full(), 0);
+	}
+	ck_assert_int_eq(store_queue_full(), 1);
+	ck_assert_int_eq(store_start(), 0);
+	store_wait_room();
+	ck_assert_int_eq(store_queue_full(), 0);
+	unit_wait_committed(seq);
+	ro = unit_db_ro(path);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'bound_test'"), 39999);
+	sqlite3_close(ro);
+	writer_stop(path);
+}
+END_TEST
+
 START_TEST(test_writer_snapshot_consumer)
 {
 	char		*path = writer_start(), *s;
@@ -1273,6 +1311,7 @@ store_suite(void)
 	tcase_add_test(tc, test_writer_move_edge_cases);
 	tcase_add_test(tc, test_writer_gone_gap_checkpoint);
 	tcase_add_test(tc, test_writer_arms);
+	tcase_add_test(tc, test_writer_queue_bound);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("query");
