@@ -25,4 +25,24 @@
 #define FST_M_OPEN_AT_SNAPSHOT	0x800	/* open for writing when the snapshot began */
 #define FST_M_ARMED		0x1000	/* armed when the daemon stopped uncleanly */
 
+/*
+ * The (snapshot, dir_id) pairs that have rows of changes since snapshot ?1,
+ * as the common table k(s, d), for a statement to finish ("SELECT ... FROM
+ * k JOIN dirs d ON d.id = k.d").  It seeks the primary key (snapshot,
+ * dir_id, name) from one pair to the next, a few b-tree searches per pair:
+ * the cost follows the number of directories changed, not of entries.
+ * The first row (d = -1) and the last (NULL) match no directory.
+ */
+#define FST_SQL_CHANGED_PAIRS \
+	"WITH RECURSIVE k(s, d) AS (" \
+	"SELECT min(snapshot), -1 FROM changes WHERE snapshot >= ?1 " \
+	"UNION ALL SELECT " \
+	"coalesce((SELECT k.s FROM changes WHERE snapshot = k.s AND " \
+	"dir_id > k.d LIMIT 1), (SELECT min(snapshot) FROM changes " \
+	"WHERE snapshot > k.s)), " \
+	"coalesce((SELECT min(dir_id) FROM changes WHERE snapshot = k.s " \
+	"AND dir_id > k.d), (SELECT min(dir_id) FROM changes WHERE " \
+	"snapshot = (SELECT min(snapshot) FROM changes WHERE snapshot > " \
+	"k.s))) FROM k WHERE k.s IS NOT NULL) "
+
 #endif

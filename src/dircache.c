@@ -28,8 +28,14 @@
 #include "fstrack.h"
 #include "log.h"
 
-#define DC_MAX_DIRS	200000
-#define DC_MAX_ENTRIES	1000000
+/*
+ * Bounds of the two tables, so that the daemon's memory does not follow
+ * the size of a snapshot: a directory costs about 400 bytes (two handles
+ * and its path), an entry about 48, so at most ~13 MB and ~13 MB.  Past a
+ * bound the table is emptied; its rows are still in the database.
+ */
+#define DC_MAX_DIRS	32768
+#define DC_MAX_ENTRIES	262144
 
 struct dc_dir {
 	struct dc_dir		*hnext;

@@ -29,6 +29,7 @@
  *   rc_lock   -> store_lock        reconcile_start records gaps/checkpoints
  *   perm_lock, rc_lock -> log_lock messages logged under them
  *   store_lock, ra_lock, rc_lock   each also guards its condition variable
+ *                                  (store_lock two: store_cond, store_room)
  *   links_lock, store_err_lock,    leaves: nothing is taken inside them
  *   health_lock, log_lock
  * perm_lock is taken by the perm thread, by the walker's callback
@@ -50,6 +51,9 @@
  *   or is taken before the walkers start.
  * Nothing else is shared: threads hand work over through the writer queue
  * (store_submit, any thread), the arm-ahead queue and the reconcile queue.
+ * The writer queue is bounded: the main thread's drains and the walkers
+ * wait for room (store_wait_room, holding no lock), the main thread's
+ * poll stops reading meanwhile; perm and ahead never wait.
  */
 #ifndef FSTRACK_H
 #define FSTRACK_H
@@ -270,6 +274,8 @@ void	 store_op_free(struct store_op *);
 uint64_t store_submit(struct store_op *);
 uint64_t store_submit_many(struct store_op **, int);
 void	 store_record_gap(struct fst_fs *, const char *);
+int	 store_queue_full(void);
+void	 store_wait_room(void);
 uint64_t store_committed(void);
 int	 store_event_fd(void);
 int64_t	 store_max_snapshot(void);

@@ -19,6 +19,11 @@
  * MODIFY and CLOSE_WRITE meanwhile (doc/prototype-measurements.md: 454k -> 90k
  * events for one untar).  Barriers drain at once regardless.
  *
+ * The writer's queue is bounded (store_queue_full): while it is full we
+ * stop reading and the kernel keeps the events, so a burst of millions of
+ * changes costs the daemon no more memory than a small one.  A drain waits
+ * for room instead (store_wait_room), since it must read everything.
+ *
  * Our own activity: the writer's database files would feed back forever.
  * The state directory gets an ignore mark, and any event whose pid is ours
  * is dropped (fanotify never merges events of different pids).
@@ -262,14 +267,16 @@ notify_drain(void)
 {
 	int	i;
 
-	for (i = 0; i < 100000; i++)
+	for (i = 0; i < 100000; i++) {
+		store_wait_room();
 		if (notify_read_once() <= 0)
 			return;
+	}
 }
 
 static void notify_poll_cb(uv_poll_t *, int, int);
 
-/* The merge delay is over: poll again. */
+/* The merge delay is over, or the writer's queue had no room: poll again. */
 static void
 notify_timer_cb(uv_timer_t *t)
 {
@@ -279,12 +286,21 @@ notify_timer_cb(uv_timer_t *t)
 	}
 }
 
-/* The group is readable: read, and let the queue fill up a little. */
+/*
+ * The group is readable: read, and let the queue fill up a little.  While
+ * the writer's queue is full, look again every few milliseconds instead.
+ */
 static void
 notify_poll_cb(uv_poll_t *p, int status, int events)
 {
 	ssize_t	n;
 
+	if (store_queue_full()) {
+		uv_poll_stop(&notify_poll);
+		notify_polling = 0;
+		uv_timer_start(&notify_timer, notify_timer_cb, 5, 0);
+		return;
+	}
 	n = notify_read_once();
 	if (n >= 0 && (size_t)n < sizeof notify_buf / 2 &&
 	    fstd.cfg.merge_delay_ms > 0) {
@@ -306,9 +322,30 @@ notify_start(void)
 }
 
 /*
+ * Read until the queue is empty, unless the writer's queue fills first:
+ * 0 when everything queued is read, -1 when it stopped for the writer.
+ */
+static int
+notify_drain_while_room(void)
+{
+	int	i;
+
+	for (i = 0; i < 100000; i++) {
+		if (store_queue_full())
+			return -1;
+		if (notify_read_once() <= 0)
+			return 0;
+	}
+	return -1;
+}
+
+/*
  * Advance the checkpoints: T is read before draining, so every change whose
  * event was queued before T is in the writer queue ahead of the checkpoint
- * record, and commits no later than it (store.c invariant 2).
+ * record, and commits no later than it (store.c invariant 2).  While the
+ * writer is behind, a tick leaves the checkpoint where it is instead of
+ * holding the loop until the writer caught up; force (the last one, at
+ * shutdown) drains and waits.
  */
 void
 notify_checkpoint_tick(int force)
@@ -318,7 +355,10 @@ notify_checkpoint_tick(int force)
 	uint64_t	 seen;
 	int		 i;
 
-	notify_drain();
+	if (force)
+		notify_drain();
+	else if (notify_drain_while_room() != 0)
+		return;
 	seen = atomic_load(&fstd.st.events_read);
 	if (!force && seen == notify_events_at_checkpoint &&
 	    t - notify_last_checkpoint < 30LL * 1000000000)

@@ -98,20 +98,26 @@ sbuf_printf(struct sbuf *b, const char *fmt, ...)
 void
 sbuf_add_escaped(struct sbuf *b, const char *s)
 {
-	for (; *s != '\0'; s++) {
+	size_t	n;
+
+	for (;;) {
+		n = strcspn(s, "\n\t\\");
+		if (n > 0)
+			sbuf_add(b, s, n);
+		s += n;
 		switch (*s) {
+		case '\0':
+			return;
 		case '\n':
 			sbuf_add(b, "\\n", 2);
 			break;
 		case '\t':
 			sbuf_add(b, "\\t", 2);
 			break;
-		case '\\':
-			sbuf_add(b, "\\\\", 2);
-			break;
 		default:
-			sbuf_add(b, s, 1);
+			sbuf_add(b, "\\\\", 2);
 		}
+		s++;
 	}
 }
 
@@ -156,11 +162,19 @@ utf8_len(const unsigned char *u)
 void
 sbuf_add_json_string(struct sbuf *b, const char *s)
 {
-	const unsigned char *u = (const unsigned char *)s;
+	const unsigned char *u = (const unsigned char *)s, *run;
 	size_t		     n;
 
 	sbuf_add(b, "\"", 1);
 	while (*u != '\0') {
+		/* Printable ASCII other than " and \ goes out as it is. */
+		for (run = u; *u >= 0x20 && *u < 0x7f && *u != '"' &&
+		    *u != '\\'; u++)
+			;
+		if (u > run)
+			sbuf_add(b, run, u - run);
+		if (*u == '\0')
+			break;
 		if (*u == '"' || *u == '\\') {
 			sbuf_add(b, "\\", 1);
 			sbuf_add(b, u++, 1);

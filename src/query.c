@@ -17,6 +17,7 @@
 
 #include <sqlite3.h>
 
+#include "dbformat.h"
 #include "proto.h"
 #include "query.h"
 
@@ -32,7 +33,9 @@ query_open(const char *path)
 {
 	sqlite3	*db = NULL;
 
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	/* One thread: SQLite's per-call mutexes would cost 5% of a listing. */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		fprintf(stderr, "fstrack: cannot open database '%s': %s\n",
 		    path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
@@ -77,34 +80,24 @@ query_flush(struct sbuf *out, int force)
 static void
 query_put_kinds(struct sbuf *out, int64_t mask, int json)
 {
-	size_t	i;
-	int	first = 1;
+	uint64_t	bits;
+	int		i, first = 1;
 
-	for (i = 0; i < sizeof query_kind_names / sizeof *query_kind_names;
-	    i++) {
-		if (query_kind_names[i] == NULL || !(mask & (1 << i)))
+	bits = (uint64_t)mask & ((1ULL << (sizeof query_kind_names /
+	    sizeof *query_kind_names)) - 1);
+	for (; bits != 0; bits &= bits - 1) {
+		i = __builtin_ctzll(bits);
+		if (query_kind_names[i] == NULL)
 			continue;
 		if (!first)
-			sbuf_addstr(out, ",");
+			sbuf_add(out, ",", 1);
 		if (json)
-			sbuf_printf(out, "\"%s\"", query_kind_names[i]);
-		else
-			sbuf_addstr(out, query_kind_names[i]);
+			sbuf_add(out, "\"", 1);
+		sbuf_addstr(out, query_kind_names[i]);
+		if (json)
+			sbuf_add(out, "\"", 1);
 		first = 0;
 	}
-}
-
-/* Join a directory path and an entry name. */
-static void
-query_join(struct sbuf *b, const char *dir, const char *name)
-{
-	sbuf_reset(b);
-	sbuf_addstr(b, dir);
-	if (strcmp(name, ".") == 0)
-		return;
-	if (b->len == 0 || b->data[b->len - 1] != '/')
-		sbuf_addstr(b, "/");
-	sbuf_addstr(b, name);
 }
 
 /* Format a unix time as ISO 8601 UTC. */
@@ -226,6 +219,366 @@ query_gaps(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 }
 
 /*
+ * fstrack changed --dirs: every directory with a changed entry, by path,
+ * each path once, removed ones left out (their parent is listed).  The
+ * pairs come from FST_SQL_CHANGED_PAIRS, so the cost follows the number
+ * of directories, not of entries.  Returns 0, or -1 on a database error.
+ */
+static int
+query_list_dirs(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
+{
+	sqlite3_stmt	*st;
+	int		 rc, first = 1;
+
+	if (sqlite3_prepare_v2(db, FST_SQL_CHANGED_PAIRS "SELECT d.path, "
+	    "min(d.gone) FROM k JOIN dirs d ON d.id = k.d WHERE d.path LIKE "
+	    "'/%' GROUP BY d.path ORDER BY d.path", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(st, 0);
+
+		if (sqlite3_column_int(st, 1))
+			continue;	/* removed: its parent is listed */
+		if (flags & Q_JSON) {
+			sbuf_addstr(out, first ? "" : ",");
+			sbuf_add_json_string(out, p);
+		} else
+			query_put_path(out, p, flags);
+		first = 0;
+		query_flush(out, 0);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Write one listed entry: its full path, kinds and gone flag. */
+static void
+query_put_entry(struct sbuf *out, char *path, int64_t mask, int gone,
+    int flags, int first)
+{
+	char	*slash;
+	size_t	 before;
+
+	if (flags & Q_JSON) {
+		slash = strrchr(path, '/');
+		sbuf_addstr(out, first ? "{\"path\":" : ",{\"path\":");
+		sbuf_add_json_string(out, path);
+		sbuf_addstr(out, ",\"dir\":");
+		if (slash != NULL && slash != path) {
+			*slash = '\0';
+			sbuf_add_json_string(out, path);
+			*slash = '/';
+		} else
+			sbuf_add_json_string(out, "/");
+		sbuf_addstr(out, ",\"name\":");
+		sbuf_add_json_string(out, slash ? slash + 1 : path);
+		sbuf_addstr(out, ",\"kinds\":[");
+		query_put_kinds(out, mask, 1);
+		sbuf_addstr(out, mask & FST_M_ISDIR ? "],\"is_dir\":true" :
+		    "],\"is_dir\":false");
+		sbuf_addstr(out, gone ? ",\"gone\":true}" : ",\"gone\":false}");
+	} else {
+		before = out->len;
+		query_put_kinds(out, mask, 0);
+		if (out->len == before)
+			sbuf_addstr(out, "changed");
+		sbuf_addstr(out, "\t");
+		query_put_path(out, path, flags);
+	}
+}
+
+/*
+ * The listing is ordered by full path, as strcmp() and SQLite's BINARY
+ * collation order bytes, and produced without sorting the entries: the
+ * names of one (snapshot, directory) pair come in order from the primary
+ * key, and a merge interleaves the pairs.  A pair's source is opened only
+ * when the merge reaches its directory's path (the pairs come sorted by
+ * it), which no row of the pair precedes: the row "." of a directory has
+ * the directory's own path, its other rows that path plus '/'.  So the
+ * sources open at once are those whose directory path is a prefix of the
+ * current row's (a few), and memory stays flat however many rows there
+ * are.  One source is a pair's names, or its "." row alone.
+ */
+struct query_src {
+	sqlite3_stmt	*st;		/* the pair's names; NULL: "." only */
+	struct sbuf	 key;		/* full path of the current row */
+	size_t		 dirlen;	/* key's directory part, with '/' */
+	int64_t		 mask;
+	int		 gone;
+};
+
+struct query_merge {
+	sqlite3			 *db;
+	struct query_src	**heap;		/* min-heap by key */
+	size_t			  n, cap;
+	struct query_src	**spare;	/* statements kept prepared */
+	size_t			  nspare, capspare;
+};
+
+/* Whether source a's row sorts before b's. */
+static int
+query_src_less(const struct query_src *a, const struct query_src *b)
+{
+	return strcmp(a->key.data, b->key.data) < 0;
+}
+
+/* Restore the heap below position i after its key grew. */
+static void
+query_heap_down(struct query_merge *m, size_t i)
+{
+	struct query_src	*t;
+	size_t			 c;
+
+	for (;;) {
+		c = 2 * i + 1;
+		if (c >= m->n)
+			return;
+		if (c + 1 < m->n && query_src_less(m->heap[c + 1], m->heap[c]))
+			c++;
+		if (!query_src_less(m->heap[c], m->heap[i]))
+			return;
+		t = m->heap[c];
+		m->heap[c] = m->heap[i];
+		m->heap[i] = t;
+		i = c;
+	}
+}
+
+/* Add a source with a current row to the heap. */
+static void
+query_heap_push(struct query_merge *m, struct query_src *s)
+{
+	struct query_src	*t;
+	size_t			 i, p;
+
+	if (m->n == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 16;
+		if ((m->heap = realloc(m->heap, m->cap * sizeof *m->heap)) ==
+		    NULL) {
+			fputs("fstrack: out of memory\n", stderr);
+			exit(FST_EXIT_ERROR);
+		}
+	}
+	m->heap[i = m->n++] = s;
+	while (i > 0 && query_src_less(m->heap[i], m->heap[p = (i - 1) / 2])) {
+		t = m->heap[p];
+		m->heap[p] = m->heap[i];
+		m->heap[i] = t;
+		i = p;
+	}
+}
+
+/*
+ * A source for a new pair: a spare one (its statement prepared once and
+ * reset), or a new one.  NULL on a database error.
+ */
+static struct query_src *
+query_src_get(struct query_merge *m)
+{
+	struct query_src	*s;
+
+	if (m->nspare > 0)
+		return m->spare[--m->nspare];
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		fputs("fstrack: out of memory\n", stderr);
+		exit(FST_EXIT_ERROR);
+	}
+	sbuf_init(&s->key);
+	/*
+	 * The range on dir_id (one value) steers the planner to the primary
+	 * key, which has mask; changes_dir would cost a search per row.
+	 */
+	if (sqlite3_prepare_v3(m->db, "SELECT name, mask FROM changes WHERE "
+	    "snapshot = ?1 AND dir_id >= ?2 AND dir_id <= ?2 "
+	    "ORDER BY dir_id, name", -1,
+	    SQLITE_PREPARE_PERSISTENT, &s->st, NULL) != SQLITE_OK) {
+		sbuf_free(&s->key);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Keep a source whose rows are used up for the next pair. */
+static void
+query_src_put(struct query_merge *m, struct query_src *s)
+{
+	sqlite3_reset(s->st);
+	if (m->nspare == m->capspare) {
+		m->capspare = m->capspare ? 2 * m->capspare : 16;
+		if ((m->spare = realloc(m->spare, m->capspare *
+		    sizeof *m->spare)) == NULL) {
+			fputs("fstrack: out of memory\n", stderr);
+			exit(FST_EXIT_ERROR);
+		}
+	}
+	m->spare[m->nspare++] = s;
+}
+
+/*
+ * Step a pair's names to the next row other than "." (which sorts by the
+ * directory's own path: it has a source of its own).  1 with the row in
+ * s->key and s->mask, 0 at the end, -1 on a database error.
+ */
+static int
+query_src_step(struct query_src *s)
+{
+	const char	*name;
+	int		 rc;
+
+	while ((rc = sqlite3_step(s->st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(s->st, 0);
+		if (name == NULL || strcmp(name, ".") == 0)
+			continue;
+		s->key.len = s->dirlen;
+		sbuf_addstr(&s->key, name);
+		s->mask = sqlite3_column_int64(s->st, 1);
+		return 1;
+	}
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Open the sources of the pair at the current row of pairs (snapshot,
+ * dir_id, path, gone, mask of "." or NULL).  0, or -1 on a database error.
+ */
+static int
+query_merge_open(struct query_merge *m, sqlite3_stmt *pairs)
+{
+	const char		*path;
+	struct query_src	*s, *dot;
+	int			 rc;
+
+	path = (const char *)sqlite3_column_text(pairs, 2);
+	if ((s = query_src_get(m)) == NULL)
+		return -1;
+	sbuf_reset(&s->key);
+	sbuf_addstr(&s->key, path);
+	s->gone = sqlite3_column_int(pairs, 3);
+	if (sqlite3_column_type(pairs, 4) != SQLITE_NULL) {
+		/* A source without statement: its one row is the ".". */
+		if ((dot = calloc(1, sizeof *dot)) == NULL) {
+			fputs("fstrack: out of memory\n", stderr);
+			exit(FST_EXIT_ERROR);
+		}
+		sbuf_init(&dot->key);
+		sbuf_addstr(&dot->key, path);
+		dot->mask = sqlite3_column_int64(pairs, 4);
+		dot->gone = s->gone;
+		query_heap_push(m, dot);
+	}
+	if (s->key.len == 0 || s->key.data[s->key.len - 1] != '/')
+		sbuf_addstr(&s->key, "/");
+	s->dirlen = s->key.len;
+	sqlite3_bind_int64(s->st, 1, sqlite3_column_int64(pairs, 0));
+	sqlite3_bind_int64(s->st, 2, sqlite3_column_int64(pairs, 1));
+	if ((rc = query_src_step(s)) == 1)
+		query_heap_push(m, s);
+	else
+		query_src_put(m, s);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Free a source: its statement and key. */
+static void
+query_src_free(struct query_src *s)
+{
+	sqlite3_finalize(s->st);
+	sbuf_free(&s->key);
+	free(s);
+}
+
+/*
+ * fstrack changed without --dirs: every changed entry once, by full path,
+ * with the kinds of all its rows (several snapshots, or several dirs rows
+ * with one path) and gone only if every row's directory is.  Returns 0, or
+ * -1 on a database error.
+ */
+static int
+query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
+{
+	struct query_merge	 m;
+	struct query_src	*top;
+	sqlite3_stmt		*pairs;
+	struct sbuf		 prev;
+	int64_t			 mask = 0;
+	int			 rc, more, gone = 0, have = 0, first = 1, err = 0;
+	size_t			 i;
+
+	memset(&m, 0, sizeof m);
+	m.db = db;
+	sbuf_init(&prev);
+	if (sqlite3_prepare_v2(db, FST_SQL_CHANGED_PAIRS "SELECT k.s, k.d, "
+	    "d.path, d.gone, (SELECT mask FROM changes WHERE snapshot = k.s "
+	    "AND dir_id = k.d AND name = '.') FROM k JOIN dirs d ON d.id = "
+	    "k.d WHERE d.path LIKE '/%' ORDER BY d.path", -1, &pairs, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(pairs, 1, since);
+	if ((rc = sqlite3_step(pairs)) != SQLITE_ROW && rc != SQLITE_DONE)
+		err = 1;
+	more = rc == SQLITE_ROW;
+	while (!err) {
+		/* Open every pair that sorts before the smallest row. */
+		while (more && (m.n == 0 || strcmp((const char *)
+		    sqlite3_column_text(pairs, 2), m.heap[0]->key.data) <= 0)) {
+			if (query_merge_open(&m, pairs) != 0) {
+				err = 1;
+				break;
+			}
+			if ((rc = sqlite3_step(pairs)) != SQLITE_ROW &&
+			    rc != SQLITE_DONE)
+				err = 1;
+			more = rc == SQLITE_ROW;
+		}
+		if (err || m.n == 0)
+			break;
+		top = m.heap[0];
+		if (have && strcmp(top->key.data, prev.data) == 0) {
+			mask |= top->mask;
+			gone &= top->gone;
+		} else {
+			if (have) {
+				query_put_entry(out, prev.data, mask, gone,
+				    flags, first);
+				first = 0;
+				query_flush(out, 0);
+			}
+			sbuf_reset(&prev);
+			sbuf_add(&prev, top->key.data, top->key.len);
+			mask = top->mask;
+			gone = top->gone;
+			have = 1;
+		}
+		rc = top->st != NULL ? query_src_step(top) : 0;
+		if (rc == 1) {
+			query_heap_down(&m, 0);
+			continue;
+		}
+		m.heap[0] = m.heap[--m.n];
+		query_heap_down(&m, 0);
+		if (top->st != NULL)
+			query_src_put(&m, top);
+		else
+			query_src_free(top);
+		if (rc < 0)
+			err = 1;
+	}
+	if (!err && have)
+		query_put_entry(out, prev.data, mask, gone, flags, first);
+	sqlite3_finalize(pairs);
+	for (i = 0; i < m.n; i++)
+		query_src_free(m.heap[i]);
+	for (i = 0; i < m.nspare; i++)
+		query_src_free(m.spare[i]);
+	free(m.heap);
+	free(m.spare);
+	sbuf_free(&prev);
+	return err ? -1 : 0;
+}
+
+/*
  * fstrack changed --since since: check the history is complete, then list
  * the changes.  cur is the daemon's current snapshot.  Returns the exit
  * status.
@@ -233,18 +586,13 @@ query_gaps(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 int
 query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 {
-	sqlite3_stmt	*st;
-	struct sbuf	 out, path, prev;
-	int64_t		 mask = 0, gone = 0;
-	int		 rc, ngaps = 0, first = 1, have = 0;
-	const char	*sql;
+	struct sbuf	 out;
+	int		 rc, ngaps = 0;
 
 	if ((rc = query_since_ok(db, since, cur, flags)) != 0)
 		return rc;
 
 	sbuf_init(&out);
-	sbuf_init(&path);
-	sbuf_init(&prev);
 	if (flags & Q_JSON)
 		sbuf_printf(&out, "{\"since\":%lld,\"snapshot\":%lld,\"gaps\":[",
 		    (long long)since, (long long)cur);
@@ -253,97 +601,13 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	if (flags & Q_JSON)
 		sbuf_printf(&out, "],\"complete\":%s,\"%s\":[", ngaps ?
 		    "false" : "true", flags & Q_DIRS ? "dirs" : "entries");
-
-	if (flags & Q_DIRS) {
-		sql = "SELECT d.path, 0, 0, min(d.gone) FROM changes c "
-		    "JOIN dirs d ON d.id = c.dir_id WHERE c.snapshot >= ? "
-		    "AND d.path LIKE '/%' GROUP BY d.path ORDER BY d.path";
-	} else {
-		sql = "SELECT d.path, c.name, c.mask, d.gone FROM changes c "
-		    "JOIN dirs d ON d.id = c.dir_id WHERE c.snapshot >= ? "
-		    "AND d.path LIKE '/%' ORDER BY CASE WHEN c.name = '.' "
-		    "THEN d.path WHEN d.path = '/' THEN '/' || c.name "
-		    "ELSE d.path || '/' || c.name END";
-	}
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
-	sqlite3_bind_int64(st, 1, since);
-	for (;;) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW && (flags & Q_DIRS)) {
-			const char *p = (const char *)sqlite3_column_text(st, 0);
-
-			if (sqlite3_column_int(st, 3))
-				continue;	/* removed: its parent is listed */
-			if (flags & Q_JSON) {
-				sbuf_addstr(&out, first ? "" : ",");
-				sbuf_add_json_string(&out, p);
-			} else
-				query_put_path(&out, p, flags);
-			first = 0;
-			query_flush(&out, 0);
-			continue;
-		}
-		if (rc == SQLITE_ROW) {
-			query_join(&path, (const char *)sqlite3_column_text(st,
-			    0), (const char *)sqlite3_column_text(st, 1));
-			if (have && strcmp(path.data, prev.data) == 0) {
-				mask |= sqlite3_column_int64(st, 2);
-				gone &= sqlite3_column_int64(st, 3);
-				continue;
-			}
-		}
-		if (have) {
-			if (flags & Q_JSON) {
-				char *slash = strrchr(prev.data, '/');
-
-				sbuf_addstr(&out, first ? "{\"path\":" :
-				    ",{\"path\":");
-				sbuf_add_json_string(&out, prev.data);
-				sbuf_addstr(&out, ",\"dir\":");
-				if (slash != NULL && slash != prev.data) {
-					*slash = '\0';
-					sbuf_add_json_string(&out, prev.data);
-					*slash = '/';
-				} else
-					sbuf_add_json_string(&out, "/");
-				sbuf_addstr(&out, ",\"name\":");
-				sbuf_add_json_string(&out, slash ? slash + 1 :
-				    prev.data);
-				sbuf_addstr(&out, ",\"kinds\":[");
-				query_put_kinds(&out, mask, 1);
-				sbuf_printf(&out, "],\"is_dir\":%s,"
-				    "\"gone\":%s}", mask & 0x200 ? "true" :
-				    "false", gone ? "true" : "false");
-			} else {
-				size_t before = out.len;
-
-				query_put_kinds(&out, mask, 0);
-				if (out.len == before)
-					sbuf_addstr(&out, "changed");
-				sbuf_addstr(&out, "\t");
-				query_put_path(&out, prev.data, flags);
-			}
-			first = 0;
-			query_flush(&out, 0);
-		}
-		if (rc != SQLITE_ROW)
-			break;
-		sbuf_reset(&prev);
-		sbuf_addstr(&prev, path.data);
-		mask = sqlite3_column_int64(st, 2);
-		gone = sqlite3_column_int64(st, 3);
-		have = 1;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
+	if ((flags & Q_DIRS ? query_list_dirs(db, since, flags, &out) :
+	    query_list_entries(db, since, flags, &out)) != 0)
 		goto dberr;
 	if (flags & Q_JSON)
 		sbuf_addstr(&out, "]}\n");
 	query_flush(&out, 1);
 	sbuf_free(&out);
-	sbuf_free(&path);
-	sbuf_free(&prev);
 	if (fflush(stdout) != 0) {
 		perror("fstrack: stdout");
 		return FST_EXIT_ERROR;
@@ -351,6 +615,7 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	return ngaps ? FST_EXIT_GAP : FST_EXIT_OK;
 dberr:
 	fprintf(stderr, "fstrack: database: %s\n", sqlite3_errmsg(db));
+	sbuf_free(&out);
 	return FST_EXIT_ERROR;
 }
 

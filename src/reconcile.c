@@ -116,12 +116,19 @@ rc_push(struct fst_fs *fs, int64_t threshold, const char *path)
 	pthread_cond_signal(&rc_cond);
 }
 
-/* Record (dir, name) as found by the rescan. */
+/*
+ * Record (dir, name) as found by the rescan.  A walker waits while the
+ * writer's queue is full: a rescan that finds millions of changed inodes
+ * must not hold them all in memory.
+ */
 static void
 rc_record(struct fst_fs *fs, const struct fst_handle *dh, const char *dpath,
     const char *name, uint32_t kinds)
 {
-	struct store_op	*op = store_op_new(OP_CHANGE);
+	struct store_op	*op;
+
+	store_wait_room();
+	op = store_op_new(OP_CHANGE);
 
 	op->snapshot = atomic_load(&fstd.cur_snapshot);
 	op->fs_id = fs->id;

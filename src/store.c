@@ -55,11 +55,22 @@
 
 #define STORE_BATCH_MS	20
 
+/*
+ * Operations queued for the writer before the readers of events wait for
+ * it (store_queue_full, store_wait_room): about 300 bytes each, so the
+ * queue stays near 10 MB while the kernel keeps the rest of a burst in
+ * its own (unlimited) queue.  The daemon's memory is bounded by this, not
+ * by how fast files change.
+ */
+#define STORE_QUEUE_HIGH	32768
+
 static sqlite3			*store_db;
 static pthread_t		 store_thread;
 static int			 store_running;
 static pthread_mutex_t		 store_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t		 store_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t		 store_room = PTHREAD_COND_INITIALIZER;
+static _Atomic int		 store_failing;	/* commits fail: do not wait */
 static struct store_op		*store_qhead;
 static struct store_op		**store_qtail = &store_qhead;
 static struct store_op		*store_done_head;
@@ -480,6 +491,44 @@ store_record_gap(struct fst_fs *fs, const char *reason)
 	}
 }
 
+/*
+ * Whether the writer's queue is full: a reader of events should pause
+ * (the kernel keeps them) until it has room.  Never while commits fail:
+ * then records are kept in memory as before (invariant 5), and waiting
+ * would only stop the daemon from saying it is degraded.  Any thread,
+ * once store_start() returned.
+ */
+int
+store_queue_full(void)
+{
+	return atomic_load(&fstd.st.queue_depth) >= STORE_QUEUE_HIGH &&
+	    !atomic_load(&store_failing);
+}
+
+/*
+ * Wait until the writer's queue has room (see store_queue_full), for
+ * threads that must go on reading (a drain, a rescan walker).  Re-checks
+ * every 100 ms in case commits start failing meanwhile.  Never call it
+ * from the writer, nor holding a lock the writer takes.
+ */
+void
+store_wait_room(void)
+{
+	struct timespec	until;
+
+	pthread_mutex_lock(&store_lock);
+	while (store_queue_full() && !store_stopping) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&store_room, &store_lock, &until);
+	}
+	pthread_mutex_unlock(&store_lock);
+}
+
 /* The highest sequence number known to be committed. */
 uint64_t
 store_committed(void)
@@ -564,7 +613,9 @@ store_step(int which)
 /*
  * Refresh dirs.path from the handles of every directory changed since
  * snapshot since: the path a query prints is where the directory is now,
- * whatever renames happened and in whatever order their events came.
+ * whatever renames happened and in whatever order their events came.  The
+ * directories come from FST_SQL_CHANGED_PAIRS: a barrier costs a few
+ * searches per directory, not a read of every change row.
  */
 static int
 store_refresh_paths(int64_t since)
@@ -576,9 +627,9 @@ store_refresh_paths(int64_t since)
 	const char		*old;
 	int			 i, rc = 0, mfd;
 
-	if (sqlite3_prepare_v2(store_db, "SELECT DISTINCT d.id, d.fs_id, "
-	    "d.handle, d.path, d.gone FROM changes c JOIN dirs d ON "
-	    "d.id = c.dir_id WHERE c.snapshot >= ?", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(store_db, FST_SQL_CHANGED_PAIRS "SELECT DISTINCT "
+	    "d.id, d.fs_id, d.handle, d.path, d.gone FROM k JOIN dirs d ON "
+	    "d.id = k.d", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_prepare_v2(store_db, "UPDATE dirs SET path = ?, gone = 0 "
 	    "WHERE id = ?", -1, &up, NULL) != SQLITE_OK) {
@@ -965,6 +1016,8 @@ store_main(void *arg)
 				    "keeping %d records in memory and retrying",
 				    store_last_error(), n);
 			failing = 1;
+			atomic_store(&store_failing, 1);
+			pthread_cond_broadcast(&store_room);
 			health_set_degraded(DEGRADED_STORE, store_last_error());
 			backoff = backoff == 0 ? 50 : backoff * 2;
 			if (backoff > 1000)
@@ -985,6 +1038,7 @@ store_main(void *arg)
 		if (failing) {
 			log_warnx("database commits work again");
 			health_clear_degraded(DEGRADED_STORE);
+			atomic_store(&store_failing, 0);
 			failing = 0;
 			backoff = 0;
 		}
@@ -998,6 +1052,7 @@ store_main(void *arg)
 		}
 
 		pthread_mutex_lock(&store_lock);
+		pthread_cond_broadcast(&store_room);
 		for (op = batch; op != NULL; op = next) {
 			next = op->next;
 			if (op->done != NULL) {
@@ -1067,6 +1122,7 @@ store_stop(void)
 		pthread_mutex_lock(&store_lock);
 		store_stopping = 1;
 		pthread_cond_signal(&store_cond);
+		pthread_cond_broadcast(&store_room);
 		pthread_mutex_unlock(&store_lock);
 		pthread_join(store_thread, NULL);
 		store_running = 0;

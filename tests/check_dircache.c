@@ -425,12 +425,12 @@ fill_cache_to(size_t n)
 }
 
 /*
- * DC_MAX_DIRS in dircache.c is 200000, and dircache_record() makes room for
+ * DC_MAX_DIRS in dircache.c is 32768, and dircache_record() makes room for
  * four directories before it starts.  When the parent lookup of
  * dircache_record() is the one that finds the cache full, the cache is
  * cleared; the entry must still be recorded with the directory's name.
  */
-#define DC_MAX_DIRS_IN_SRC	200000
+#define DC_MAX_DIRS_IN_SRC	32768
 
 START_TEST(test_full_cache_contents)
 {

@@ -530,6 +530,44 @@ START_TEST(test_writer_arms)
 }
 END_TEST
 
+/*
+ * The writer's queue is bounded: past 32768 operations store_queue_full()
+ * tells readers to pause, and store_wait_room() returns once the writer
+ * has worked it down; nothing queued is lost.
+ */
+START_TEST(test_writer_queue_bound)
+{
+	char		*path = new_db_path("bound"), err[512] = "";
+	struct store_op	*op;
+	sqlite3		*ro;
+	uint64_t	 seq = 0;
+	int		 i;
+
+	fstd.db_path = path;
+	unit_loop_new();
+	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
+	for (i = 0; i < 40000; i++) {
+		op = store_op_new(OP_META);
+		op->name = strdup("bound_test");
+		if (asprintf(&op->path, "%d", i) == -1)
+			abort();
+		seq = store_submit(op);
+		if (i == 32766)
+			ck_assert_int_eq(store_queue_full(), 0);
+	}
+	ck_assert_int_eq(store_queue_full(), 1);
+	ck_assert_int_eq(store_start(), 0);
+	store_wait_room();
+	ck_assert_int_eq(store_queue_full(), 0);
+	unit_wait_committed(seq);
+	ro = unit_db_ro(path);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'bound_test'"), 39999);
+	sqlite3_close(ro);
+	writer_stop(path);
+}
+END_TEST
+
 START_TEST(test_writer_snapshot_consumer)
 {
 	char		*path = writer_start(), *s;
@@ -943,6 +981,202 @@ START_TEST(test_query_dirs_unique)
 }
 END_TEST
 
+/*
+ * What query_changed must print (text mode): the
+ * rows of changed_entries since since, by path, merged per path -- the
+ * listing as an ORDER BY over the whole result would give it.
+ */
+static char *
+expected_listing(sqlite3 *db, int64_t since)
+{
+	static const char *kinds[] = { "created", "deleted", "modified",
+	    "attrib", "moved-from", "moved-to", "closed-write", "opened-write",
+	    "rescanned", NULL, "contents", "open-at-snapshot", "armed" };
+	sqlite3_stmt	*st;
+	char		*buf = NULL, *prev = NULL;
+	size_t		 len = 0, i;
+	FILE		*f;
+	int64_t		 mask = 0;
+	int		 first, rc;
+
+	ck_assert_ptr_nonnull(f = open_memstream(&buf, &len));
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT path, mask FROM "
+	    "changed_entries WHERE snapshot >= ? AND dir LIKE '/%' "
+	    "ORDER BY path", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, since);
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW && prev != NULL &&
+		    strcmp(prev, (const char *)sqlite3_column_text(st, 0)) == 0) {
+			mask |= sqlite3_column_int64(st, 1);
+			continue;
+		}
+		if (prev != NULL) {
+			first = 1;
+			for (i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+				if (kinds[i] == NULL || !(mask & (1 << i)))
+					continue;
+				fprintf(f, "%s%s", first ? "" : ",", kinds[i]);
+				first = 0;
+			}
+			fprintf(f, "%s\t", first ? "changed" : "");
+			for (i = 0; prev[i] != '\0'; i++)
+				fputs(prev[i] == '\t' ? "\\t" : prev[i] == '\n' ?
+				    "\\n" : prev[i] == '\\' ? "\\\\" :
+				    (char []){ prev[i], '\0' }, f);
+			fputc('\n', f);
+			free(prev);
+			prev = NULL;
+		}
+		if (rc != SQLITE_ROW)
+			break;
+		prev = strdup((const char *)sqlite3_column_text(st, 0));
+		mask = sqlite3_column_int64(st, 1);
+	}
+	ck_assert_int_eq(rc, SQLITE_DONE);
+	sqlite3_finalize(st);
+	fclose(f);
+	return buf;
+}
+
+/* Fail with the first line where got and want differ. */
+static void
+assert_same_lines(const char *got, const char *want)
+{
+	size_t	i, line = 1, bol = 0;
+
+	for (i = 0; got[i] == want[i] && got[i] != '\0'; i++)
+		if (got[i] == '\n') {
+			line++;
+			bol = i + 1;
+		}
+	ck_assert_msg(got[i] == want[i], "line %zu differs:\n got: %.200s\n"
+	    "want: %.200s", line, got + bol, want + bol);
+}
+
+/*
+ * The listing is ordered by full path, though entries come per directory:
+ * names that sort around '/' ("a-b", "a.c", "a b", "a!" before "a/x";
+ * "a0" after), "." rows (a directory's own path), directories that share
+ * a path, the root directory, several snapshots of one name.
+ */
+START_TEST(test_query_order_by_path)
+{
+	char	*path = new_db_path("queryo"), *out, *want;
+	sqlite3	*w = make_query_db(path), *db;
+
+	exec_sql(w, "INSERT INTO dirs(id, fs_id, handle, path, gone) VALUES "
+	    "  (10, 1, x'010000000a', '/m/a', 0),"
+	    "  (11, 1, x'010000000b', '/m/a-b', 0),"
+	    "  (12, 1, x'010000000c', '/m/a b', 0),"
+	    "  (13, 1, x'010000000d', '/m/a/b', 0),"
+	    "  (14, 1, x'010000000e', '/m/a!', 1),"
+	    "  (15, 1, x'010000000f', '/m/a!', 0),"
+	    "  (16, 1, x'0100000010', '/', 0),"
+	    "  (17, 1, x'0100000011', '/m/a/b/c', 0);"
+	    "INSERT INTO changes VALUES "
+	    "  (102, 1, 'a', 1536), (102, 1, 'a-b', 512), (102, 1, 'a.c', 4),"
+	    "  (102, 1, 'a b', 1), (102, 1, 'a0', 1), (102, 1, '!', 1),"
+	    "  (102, 1, 'a!', 1024), (102, 10, 'x', 1), (101, 10, 'x', 4),"
+	    "  (102, 10, '-y', 1), (102, 10, '.hidden', 1), (102, 10, 'b', 8),"
+	    "  (102, 11, 'q', 1), (102, 12, 'r', 1), (102, 13, '.', 8),"
+	    "  (101, 13, 'z', 2), (102, 14, 'k', 2), (102, 15, 'k', 1),"
+	    "  (102, 16, 'etc', 8), (102, 16, '.', 8), (101, 17, '.', 4096),"
+	    "  (102, 17, '-', 1), (101, 15, '.', 8)");
+	ck_assert_ptr_nonnull(db = query_open(path));
+	ck_assert_int_eq(query(db, 101, 102, 0, &out), 0);
+	want = expected_listing(w, 101);
+	assert_same_lines(out, want);
+	/* a few lines spelled out, so the reference itself is checked */
+	ck_assert_ptr_nonnull(strstr(out, "attrib\t/\nattrib\t/etc\n"));
+	ck_assert_ptr_nonnull(strstr(out, "created,modified\t/m/a/x\n"));
+	ck_assert_ptr_nonnull(strstr(out, "attrib\t/m/a/b\narmed\t/m/a/b/c\n"
+	    "created\t/m/a/b/c/-\ndeleted\t/m/a/b/z\n"));
+	ck_assert_ptr_nonnull(strstr(out, "created\t/m/a b\ncreated\t/m/a b/r\n"
+	    "attrib,contents\t/m/a!\ncreated,deleted\t/m/a!/k\n"));
+	free(out);
+	free(want);
+	query_close(db);
+	sqlite3_close(w);
+	free(path);
+}
+END_TEST
+
+/*
+ * The same against the reference on a random tree: names of bytes that
+ * sort just below and above '/', several snapshots, "." rows, directories
+ * sharing paths, some gone.
+ */
+START_TEST(test_query_order_random)
+{
+	static const char *parts[] = { "a", "b", "-", ".", " ", "!", "0", "~",
+	    "\xc3\xa9", "a-", "a.", "a0" };
+	char		*path = new_db_path("queryr"), *out, *want;
+	char		 dirs[200][64], name[32];
+	sqlite3		*w = make_query_db(path), *db;
+	sqlite3_stmt	*di, *ci;
+	unsigned	 seed = 12345;
+	int		 i, j, k, n, p;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(w, "INSERT INTO dirs(id, fs_id, "
+	    "handle, path, gone) VALUES (?1, 1, CAST(?1 AS BLOB), ?2, ?3)", -1,
+	    &di, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(w, "INSERT OR IGNORE INTO changes "
+	    "VALUES (?, ?, ?, ?)", -1, &ci, NULL), SQLITE_OK);
+	exec_sql(w, "BEGIN");
+	snprintf(dirs[0], sizeof dirs[0], "/r");
+	for (i = 0; i < 200; i++) {
+		if (i > 0) {
+			/* a child of an earlier directory, or a repeat of one */
+			p = rand_r(&seed) % i;
+			n = 1 + rand_r(&seed) % 3;
+			snprintf(dirs[i], sizeof dirs[i], "%s", dirs[p]);
+			if (rand_r(&seed) % 10 != 0 || strlen(dirs[i]) > 40) {
+				strcat(dirs[i], "/");
+				for (k = 0; k < n; k++)
+					strcat(dirs[i], parts[rand_r(&seed) %
+					    (sizeof parts / sizeof *parts)]);
+			}
+		}
+		sqlite3_bind_int(di, 1, 1000 + i);
+		sqlite3_bind_text(di, 2, dirs[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int(di, 3, rand_r(&seed) % 8 == 0);
+		ck_assert_int_eq(sqlite3_step(di), SQLITE_DONE);
+		sqlite3_reset(di);
+		for (j = 0; j < 15; j++) {
+			name[0] = '\0';
+			n = 1 + rand_r(&seed) % 3;
+			for (k = 0; k < n; k++)
+				strcat(name, parts[rand_r(&seed) %
+				    (sizeof parts / sizeof *parts)]);
+			if (rand_r(&seed) % 15 == 0)
+				snprintf(name, sizeof name, ".");
+			sqlite3_bind_int(ci, 1, 100 + rand_r(&seed) % 3);
+			sqlite3_bind_int(ci, 2, 1000 + i);
+			sqlite3_bind_text(ci, 3, name, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int(ci, 4, 1 << (rand_r(&seed) % 13));
+			ck_assert_int_eq(sqlite3_step(ci), SQLITE_DONE);
+			sqlite3_reset(ci);
+		}
+	}
+	exec_sql(w, "COMMIT");
+	sqlite3_finalize(di);
+	sqlite3_finalize(ci);
+	ck_assert_ptr_nonnull(db = query_open(path));
+	for (i = 100; i <= 102; i++) {
+		ck_assert_int_eq(query(db, i, 102, 0, &out), 0);
+		want = expected_listing(w, i);
+		assert_same_lines(out, want);
+		ck_assert_msg(strlen(out) > 1000, "too few rows: %s", out);
+		free(out);
+		free(want);
+	}
+	query_close(db);
+	sqlite3_close(w);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_query_no_such_snapshot)
 {
 	char	*path = new_db_path("query3"), *out;
@@ -1077,6 +1311,7 @@ store_suite(void)
 	tcase_add_test(tc, test_writer_move_edge_cases);
 	tcase_add_test(tc, test_writer_gone_gap_checkpoint);
 	tcase_add_test(tc, test_writer_arms);
+	tcase_add_test(tc, test_writer_queue_bound);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("query");
@@ -1084,6 +1319,8 @@ store_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_query_changed);
 	tcase_add_test(tc, test_query_dirs_unique);
+	tcase_add_test(tc, test_query_order_by_path);
+	tcase_add_test(tc, test_query_order_random);
 	tcase_add_test(tc, test_query_no_such_snapshot);
 	tcase_add_test(tc, test_query_below_oldest);
 	tcase_add_test(tc, test_query_gaps);
