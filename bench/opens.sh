@@ -70,6 +70,24 @@ daemon_cpu() {
 	fi
 }
 
+# perm_begin / perm_end TAG: around a measurement, add TAG_ev (permission
+# events during it) and, when there were any, TAG_pcpu_ev (CPU of the
+# permission thread per permission event, us) to line.
+perm_begin() {
+	[ -n "$DAEMON_PID" ] || return 0
+	pe0=$(status_get perm_events)
+	pc0=$(thread_cpu_sec "$DAEMON_PID" fstrackd-perm)
+}
+perm_end() {
+	local pc1 pe1
+	[ -n "$DAEMON_PID" ] || return 0
+	pc1=$(thread_cpu_sec "$DAEMON_PID" fstrackd-perm)
+	pe1=$(status_get perm_events)
+	line="$line ${1}_ev=$((pe1 - pe0))"
+	[ "$pe1" -le "$pe0" ] ||
+		line="$line ${1}_pcpu_ev=$(per_op_us "$pc0" "$pc1" $((pe1 - pe0)))"
+}
+
 # per_op_us C0 C1 N: (C1 - C0) seconds spread over N operations, in us.
 per_op_us() {
 	awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }'
@@ -78,7 +96,8 @@ per_op_us() {
 # measure_first TAG SETTLE: NDIRS fresh directories with a file each,
 # SETTLE seconds of quiet, a new snapshot, then the first write-open in each
 # (openbench first).  Adds TAG=mean TAG_p50 TAG_p99 TAG_max TAG_dcpu,
-# TAG_pcpu_ev (CPU of the permission thread per permission event), and
+# TAG_ev (permission events during the opens), TAG_pcpu_ev (CPU of the
+# permission thread per permission event), and
 # for a tracked variant TAG_fsync_per_1000 (durable commits during the
 # opens) and TAG_listed (directories that changed --dirs lists) to line.
 measure_first() {
@@ -102,6 +121,8 @@ measure_first() {
 	fi
 	out=$("$OB" first "$fresh" "$NDIRS" w /d) || die "openbench first"
 	c1=$(daemon_cpu)
+	[ -z "$DAEMON_PID" ] ||
+		line="$line ${tag}_ev=$(($(status_get perm_events) - e0))"
 	if [ -n "$DAEMON_PID" ] && [ "$(status_get perm_events)" -gt "$e0" ]; then
 		p1=$(thread_cpu_sec "$DAEMON_PID" fstrackd-perm)
 		line="$line ${tag}_pcpu_ev=$(per_op_us "$p0" "$p1" $(($(status_get perm_events) - e0)))"
@@ -144,9 +165,11 @@ run_variant() {
 	msg "round $round: $v"
 
 	# (a) read-only opens, directory never written.
+	perm_begin
 	c0=$(daemon_cpu)
 	out=$("$OB" loop "$MNT/ro" "$NFILES" "$N_OPENS" r) || die "openbench ro"
 	c1=$(daemon_cpu)
+	perm_end ro
 	line="$line ro=$(ob_field "$out" us_per_op) ro_dcpu=$(per_op_us "$c0" "$c1" "$N_OPENS")"
 
 	# (b) write and read opens in a directory recorded this snapshot:
@@ -155,13 +178,17 @@ run_variant() {
 	"$OB" loop "$MNT/rec" 1 1 w >/dev/null || die "openbench rec first"
 	[ "$v" = untracked ] || fst changed --since "$snap" --dirs >/dev/null ||
 		die "fstrack changed failed"
+	perm_begin
 	c0=$(daemon_cpu)
 	out=$("$OB" loop "$MNT/rec" "$NFILES" "$N_OPENS" w) || die "openbench rec w"
 	c1=$(daemon_cpu)
+	perm_end rec_w
 	line="$line rec_w=$(ob_field "$out" us_per_op) rec_w_dcpu=$(per_op_us "$c0" "$c1" "$N_OPENS")"
+	perm_begin
 	c0=$(daemon_cpu)
 	out=$("$OB" loop "$MNT/rec" "$NFILES" "$N_OPENS" r) || die "openbench rec r"
 	c1=$(daemon_cpu)
+	perm_end rec_r
 	line="$line rec_r=$(ob_field "$out" us_per_op) rec_r_dcpu=$(per_op_us "$c0" "$c1" "$N_OPENS")"
 
 	# (c) first write-open in each of NDIRS fresh directories, made
@@ -240,6 +267,9 @@ summary() {
 				ro | rec_w | rec_r | first | first_recent)
 					field "$v" "${k}_dcpu" >"$WORK/s"
 					printf '  dcpu %s' "$(stats "$WORK/s" | cut -d' ' -f1)"
+					field "$v" "${k}_ev" >"$WORK/s"
+					[ ! -s "$WORK/s" ] ||
+						printf '  perm events %s' "$(stats "$WORK/s" | cut -d' ' -f1)"
 					field "$v" "${k}_pcpu_ev" >"$WORK/s"
 					[ ! -s "$WORK/s" ] ||
 						printf '  perm thread us/event %s' "$(stats "$WORK/s" | cut -d' ' -f1)"

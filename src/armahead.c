@@ -70,6 +70,7 @@ static pthread_mutex_t	 ra_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 ra_cond = PTHREAD_COND_INITIALIZER;
 static struct ra_req	 ra_queue[RA_MAX_QUEUE];
 static int		 ra_nqueue;
+static int		 ra_idle;	/* the walker waits on ra_cond */
 static _Atomic int	 ra_stopping;
 static armahead_cb	 ra_cb;
 
@@ -187,8 +188,11 @@ ra_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&ra_lock);
-		while (ra_nqueue == 0 && !ra_stopping)
+		while (ra_nqueue == 0 && !ra_stopping) {
+			ra_idle = 1;
 			pthread_cond_wait(&ra_cond, &ra_lock);
+			ra_idle = 0;
+		}
 		if (ra_stopping) {
 			pthread_mutex_unlock(&ra_lock);
 			break;
@@ -212,12 +216,17 @@ ra_main(void *arg)
 
 /*
  * Ask for the subtree below directory h of fs to be armed in generation
- * gen.  Never blocks; a full queue drops the request (its directories are
- * armed when opened).  Any thread.
+ * gen.  Never blocks for long; a full queue drops the request (its
+ * directories are armed when opened).  The walker is woken only when it is
+ * idle, and after ra_lock is released, so that it does not wake only to
+ * wait for the lock; a busy walker finds the queue when it is done.  Any
+ * thread.
  */
 void
 armahead_request(struct fst_fs *fs, const struct fst_handle *h, uint64_t gen)
 {
+	int	wake = 0;
+
 	if (!ra_running)
 		return;
 	pthread_mutex_lock(&ra_lock);
@@ -226,9 +235,12 @@ armahead_request(struct fst_fs *fs, const struct fst_handle *h, uint64_t gen)
 		ra_queue[ra_nqueue].h = *h;
 		ra_queue[ra_nqueue].gen = gen;
 		ra_nqueue++;
-		pthread_cond_signal(&ra_cond);
+		wake = ra_idle;
+		ra_idle = 0;	/* one wake-up is enough */
 	}
 	pthread_mutex_unlock(&ra_lock);
+	if (wake)
+		pthread_cond_signal(&ra_cond);
 }
 
 /*

@@ -25,13 +25,22 @@
  *     anything the probe cannot classify counts as a write;
  *  5. on the first open of the directory in this snapshot queues a durable
  *     record: the entry (opened-write) for a write-open, an arm for a
- *     read-open; and asks armahead.c to arm the subtree below it;
+ *     read-open (a recorded entry always goes with an arm row, submitted
+ *     just before it, so both commit together); and asks armahead.c to
+ *     arm the subtree below it (once per directory and snapshot, handed
+ *     over after perm_lock is released, and not at all when the link
+ *     counts say the walk could find nothing new);
  *  6. a read-open is allowed at once, without waiting for that commit; a
  *     write-open is parked until the commit sequence passes the record;
  *  7. once the record is committed, adds an ignore mark (FAN_MARK_IGNORE,
  *     SURV, EVENT_ON_CHILD, evictable where the kernel has it) on the
  *     directory, so its children's opens stop reaching us for the rest of
- *     the snapshot.  A new snapshot flushes the ignore marks.
+ *     the snapshot.  A new snapshot flushes the ignore marks.  The mark
+ *     goes on through the O_PATH fd of step 2, kept until then (at most
+ *     PERM_KEEP_FDS of them), else through open_by_handle_at.  "The
+ *     record is committed" is always store_committed() >= the record's
+ *     sequence number, read after the commit: how the mark is added
+ *     changes nothing about when.
  * One round trip per directory per snapshot, whatever is opened in it
  * afterwards: the ignore mark goes on only after the record is durable, so
  * a write-open is never let through unheld in a directory that is not
@@ -96,7 +105,9 @@
  *    generation switch, so from then on every open is judged again;
  *    directories write-opened in the last PERM_RECENT_MS are recorded in
  *    the new snapshot (their openers may be between our answer and the end
- *    of open(), invisible to openscan).
+ *    of open(), invisible to openscan), with their arm rows, and get their
+ *    ignore marks as soon as those records commit, like any other
+ *    recorded directory: their next opens make no round trip at all.
  *  - a clean SIGTERM: see above; nothing is promoted.  Files open for
  *    writing or mapped at that moment are recorded by the last commit
  *    (daemon_record_writers), since their mappings may be written and
@@ -183,6 +194,8 @@ struct perm_dir {
 	int			 pending;	/* on perm_pend: mark when durable */
 	int			 marked;	/* ignore mark added in gen */
 	int			 arm_queued;	/* an arm row queued in gen */
+	uint64_t		 ahead_gen;	/* arm-ahead asked for in gen */
+	int			 dfd;		/* O_PATH fd kept for the mark */
 };
 
 struct perm_wait {
@@ -210,6 +223,17 @@ static int		 perm_stalling;
 static uint64_t		 perm_stall_seq;	/* last record a stall let by */
 static struct perm_dir	**perm_pend;		/* armed, commit not yet seen */
 static size_t		 perm_pend_head, perm_npend, perm_pend_cap;
+/* Arm-ahead requests made under perm_lock, handed over after it. */
+#define PERM_AHEAD_MAX	64
+static struct {
+	struct fst_fs		*fs;
+	struct fst_handle	 h;
+	uint64_t		 gen;
+}			 perm_ahead[PERM_AHEAD_MAX];
+static int		 perm_nahead;
+/* O_PATH fds of directories kept from their event until their mark. */
+#define PERM_KEEP_FDS	256
+static int		 perm_nkept;
 /* Evictable where the kernel has it: the marks then pin no inodes. */
 static unsigned int	 perm_mark_flags = FAN_MARK_ADD | FAN_MARK_IGNORE_SURV |
 			     FAN_MARK_EVICTABLE;
@@ -314,10 +338,50 @@ perm_dir_get(struct fst_fs *fs, const struct fst_handle *h)
 	d->fs = fs;
 	d->h = *h;
 	d->hash = x;
+	d->dfd = -1;
 	d->hnext = perm_dirs[x % perm_dirs_size];
 	perm_dirs[x % perm_dirs_size] = d;
 	perm_ndirs++;
 	return d;
+}
+
+/* Close the O_PATH fd kept for d's ignore mark, if any. */
+static void
+perm_dir_drop_fd(struct perm_dir *d)
+{
+	if (d->dfd == -1)
+		return;
+	close(d->dfd);
+	d->dfd = -1;
+	perm_nkept--;
+}
+
+/*
+ * Lend dfd, an O_PATH fd of d from its event, to d while the event is
+ * handled, so that an ignore mark added meanwhile needs no
+ * open_by_handle_at.  Takes ownership of dfd.
+ */
+static void
+perm_dir_lend_fd(struct perm_dir *d, int dfd)
+{
+	if (d->dfd != -1) {
+		close(dfd);
+		return;
+	}
+	d->dfd = dfd;
+	perm_nkept++;
+}
+
+/*
+ * After d's event: keep its fd until d's ignore mark goes on if the mark
+ * is still to come (its record is not committed yet), else close it.
+ */
+static void
+perm_dir_done_fd(struct perm_dir *d)
+{
+	if (d->dfd != -1 && (d->marked || !d->pending ||
+	    perm_nkept > PERM_KEEP_FDS))
+		perm_dir_drop_fd(d);
 }
 
 /* Drop directories not used in this generation (table kept bounded). */
@@ -339,6 +403,7 @@ perm_dirs_trim(void)
 				continue;
 			}
 			*pp = d->hnext;
+			perm_dir_drop_fd(d);
 			free(d->path);
 			free(d->name);
 			free(d);
@@ -361,20 +426,36 @@ perm_dir_queued(struct perm_dir *d, uint64_t seq, int arm)
 	d->arm_queued = arm;
 }
 
-/* Queue a durable record of (d, name) in the current snapshot. */
+/*
+ * Queue a durable record of (d, name) in the current snapshot, and d's arm
+ * row with it unless one is queued already: the arm goes first in the same
+ * submission (one wake-up of the writer), so it is in the database no
+ * later than the record, before d can get its ignore mark.
+ */
 static void
 perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 {
-	struct store_op	*op = store_op_new(OP_CHANGE);
+	struct store_op	*ops[2];
+	int		 n = 0, arm;
 
-	op->snapshot = perm_snapshot;
-	op->fs_id = d->fs->id;
-	op->dir = d->h;
-	op->path = d->path != NULL ? strdup(d->path) : NULL;
-	op->name = strdup(name);
-	op->mask = kinds;
-	op->durable = 1;
-	perm_dir_queued(d, store_submit(op), 0);
+	arm = d->gen == perm_gen && d->arm_queued;
+	if (!arm) {
+		ops[n] = store_op_new(OP_ARM);
+		ops[n]->snapshot = perm_snapshot;
+		ops[n]->fs_id = d->fs->id;
+		ops[n]->dir = d->h;
+		n++;
+	}
+	ops[n] = store_op_new(OP_CHANGE);
+	ops[n]->snapshot = perm_snapshot;
+	ops[n]->fs_id = d->fs->id;
+	ops[n]->dir = d->h;
+	ops[n]->path = d->path != NULL ? strdup(d->path) : NULL;
+	ops[n]->name = strdup(name);
+	ops[n]->mask = kinds;
+	ops[n]->durable = 1;
+	n++;
+	perm_dir_queued(d, store_submit_many(ops, n) + n - 1, 1);
 }
 
 /*
@@ -512,12 +593,18 @@ perm_ignore_dir(struct perm_dir *d)
 		store_submit(op);
 		d->arm_queued = 1;
 	}
-	u.fh.handle_bytes = d->h.len;
-	u.fh.handle_type = d->h.type;
-	memcpy(u.fh.f_handle, d->h.bytes, d->h.len);
-	dfd = open_by_handle_at(d->fs->mount_fd, &u.fh, O_PATH | O_CLOEXEC);
-	if (dfd == -1)
-		return;
+	if ((dfd = d->dfd) != -1) {
+		d->dfd = -1;	/* the directory of d's own event */
+		perm_nkept--;
+	} else {
+		u.fh.handle_bytes = d->h.len;
+		u.fh.handle_type = d->h.type;
+		memcpy(u.fh.f_handle, d->h.bytes, d->h.len);
+		dfd = open_by_handle_at(d->fs->mount_fd, &u.fh, O_PATH |
+		    O_CLOEXEC);
+		if (dfd == -1)
+			return;
+	}
 	rc = fanotify_mark(perm_fan, perm_mark_flags, FAN_OPEN_PERM |
 	    FAN_EVENT_ON_CHILD, dfd, ".");
 	if (rc == -1 && errno == EINVAL &&
@@ -603,9 +690,66 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 }
 
 /*
+ * Queue an arm-ahead request for the subtree below d, once per generation;
+ * perm_ahead_flush() hands the queue to armahead.c.  Caller holds
+ * perm_lock.
+ */
+static void
+perm_ahead_add(struct perm_dir *d)
+{
+	if (d->ahead_gen == perm_gen)
+		return;		/* asked already in this snapshot */
+	d->ahead_gen = perm_gen;
+	if (perm_nahead == PERM_AHEAD_MAX) {
+		/* perm_lock -> ra_lock is allowed; this is only slower. */
+		armahead_request(d->fs, &d->h, perm_gen);
+		return;
+	}
+	perm_ahead[perm_nahead].fs = d->fs;
+	perm_ahead[perm_nahead].h = d->h;
+	perm_ahead[perm_nahead].gen = perm_gen;
+	perm_nahead++;
+}
+
+/*
+ * Hand the queued arm-ahead requests to armahead.c.  Perm thread, without
+ * perm_lock: the walker's callback takes perm_lock, so a walker woken
+ * while we held it would only wait for us.
+ */
+static void
+perm_ahead_flush(void)
+{
+	int	i;
+
+	for (i = 0; i < perm_nahead; i++)
+		armahead_request(perm_ahead[i].fs, &perm_ahead[i].h,
+		    perm_ahead[i].gen);
+	perm_nahead = 0;
+}
+
+/*
+ * How many subdirectories the directory at dfd/path has, from its link
+ * count (2 + subdirectories on ext4, xfs, tmpfs); -1 when the count says
+ * nothing (btrfs counts 1, ext4 too past 65,000 subdirectories).
+ */
+static int
+perm_subdirs(int dfd, const char *path)
+{
+	struct stat	st;
+
+	if (fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW |
+	    (path[0] == '\0' ? AT_EMPTY_PATH : 0)) == -1 || st.st_nlink < 2)
+		return -1;
+	return st.st_nlink - 2;
+}
+
+/*
  * Ask armahead.c to arm what a reader of d will open next: the subtree of
  * d's parent when the parent is not armed yet (its other children are d's
- * siblings, next in readdir order), else d's own subtree.  dfd is d.
+ * siblings, next in readdir order), else d's own subtree.  dfd is d.  A
+ * walk that could find nothing new is not asked for (waking the walker
+ * costs more than the link count): a parent whose only subdirectory is d,
+ * a d without subdirectories.
  */
 static void
 perm_request_ahead(struct perm_dir *d, int dfd)
@@ -617,15 +761,24 @@ perm_request_ahead(struct perm_dir *d, int dfd)
 	    handle_of_fd(dfd, "..", 0, &ph) == 0) {
 		p = perm_dir_get(d->fs, &ph);
 		if (p->gen != perm_gen || p->seq == 0) {
-			armahead_request(d->fs, &ph, perm_gen);
-			return;
+			if (p->ahead_gen == perm_gen)
+				return;
+			if (perm_subdirs(dfd, "..") != 1) {
+				perm_ahead_add(p);
+				return;
+			}
+			p->ahead_gen = perm_gen;  /* d is all there is */
 		}
 	}
-	armahead_request(d->fs, &d->h, perm_gen);
+	if (d->ahead_gen != perm_gen && perm_subdirs(dfd, "") != 0)
+		perm_ahead_add(d);
 }
 
-/* perm_handle() for an open of name in directory dh (at dir, open as dfd). */
-static void
+/*
+ * perm_handle() for an open of name in directory dh (at dir, open as dfd);
+ * returns the directory.
+ */
+static struct perm_dir *
 perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
     const char *dir, const char *name, int dfd)
 {
@@ -635,6 +788,7 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 
 	dpath = dir[0] != '\0' ? dir : "/";
 	d = perm_dir_get(fs, dh);
+	perm_dir_lend_fd(d, dfd);
 	if (d->gen == perm_gen && d->seq != 0 && !d->durable &&
 	    d->seq <= store_committed())
 		d->durable = 1;
@@ -642,7 +796,7 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 		/* Raced with its ignore mark, or the mark could not be added. */
 		perm_answer(fd);
 		perm_ignore_dir(d);
-		return;
+		return d;
 	}
 	/* EAGAIN: open for writing; anything else: cannot tell, so hold. */
 	write = 1;
@@ -667,7 +821,7 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 				perm_submit(d, name, FST_M_OPENED_WRITE);
 			else
 				perm_submit_arm(d, 1);
-			perm_request_ahead(d, dfd);
+			perm_request_ahead(d, d->dfd);
 		}
 		perm_pend_add(d);
 	}
@@ -676,7 +830,7 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 	if (d->durable) {
 		perm_answer(fd);
 		perm_ignore_dir(d);
-		return;
+		return d;
 	}
 	if (write && perm_stalling) {
 		/*
@@ -693,6 +847,7 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 		perm_park(fd, d);
 	else
 		perm_answer(fd);
+	return d;
 }
 
 /*
@@ -719,8 +874,7 @@ perm_handle(int fd, pid_t pid)
 		perm_answer(fd);
 		return;
 	}
-	perm_handle_in(fd, fs, &dh, dir, name, dfd);
-	close(dfd);
+	perm_dir_done_fd(perm_handle_in(fd, fs, &dh, dir, name, dfd));
 }
 
 /*
@@ -818,6 +972,7 @@ perm_release(void)
 			d->durable = 1;
 			perm_ignore_dir(d);
 		}
+		perm_dir_drop_fd(d);
 	}
 	perm_pend_head = i;
 	if (perm_pend_head == perm_npend)
@@ -839,16 +994,20 @@ perm_release(void)
 	}
 }
 
-/* Read and handle every queued permission event. */
+/*
+ * Read and handle every queued permission event.  A read that leaves room
+ * for another event found the queue empty: no second read() to see EAGAIN
+ * (anything queued since makes the group fd readable for the next poll).
+ */
 static void
 perm_read(void)
 {
 	char					 buf[8192]
 	    __attribute__((aligned(8)));
 	struct fanotify_event_metadata		*md;
-	ssize_t					 n;
+	ssize_t					 n = sizeof buf;
 
-	for (;;) {
+	while (n > (ssize_t)(sizeof buf - 2 * FAN_EVENT_METADATA_LEN)) {
 		n = read(perm_fan, buf, sizeof buf);
 		if (n <= 0)
 			return;
@@ -912,6 +1071,7 @@ perm_main(void *arg)
 		if (perm_ndirs > 100000)
 			perm_dirs_trim();
 		pthread_mutex_unlock(&perm_lock);
+		perm_ahead_flush();
 		if (atomic_load(&perm_stopping))
 			break;
 	}
@@ -985,9 +1145,12 @@ perm_new_snapshot(int64_t id)
 	for (i = 0; i < perm_dirs_size; i++)
 		for (d = perm_dirs[i]; d != NULL; d = d->hnext)
 			if (now - d->last_write_ms < PERM_RECENT_MS &&
-			    d->name != NULL)
+			    d->name != NULL) {
 				perm_submit(d, d->name,
 				    FST_M_OPENED_WRITE | FST_M_OPEN_AT_SNAPSHOT);
+				/* Durable soon: marked then, no round trip. */
+				perm_pend_add(d);
+			}
 	/*
 	 * Parked openers now wait for a record in the new snapshot, however
 	 * long they have waited: their directory is recorded again here.
