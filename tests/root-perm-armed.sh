@@ -17,6 +17,14 @@
 #     write-open there is held -- the ignore mark must not go on before the
 #     arm is durable.  The held writer is still blocked 1 s later (the stall
 #     timeout is 60 s), and goes on once the lock is released.
+#  E. A directory write-opened just before a snapshot is carried into it
+#     (recorded again, open-at-snapshot, without a round trip): its ignore
+#     mark must not go on before that record is durable either.  The first
+#     write-open in $MNT/e, then the database locked, then a snapshot (its
+#     commit waits for the lock; the switch is done): a write-open in
+#     $MNT/e must be held.  If the directory was not carried (the snapshot
+#     came more than 0.5 s after the write-open: the harness's timing), the
+#     case is done again, at most 3 times, then exit 99.
 #  D. A clean stop while a file in an armed directory is mapped shared and
 #     written through the mapping (no event), with the mapping written again
 #     and dropped while the daemon is down (no event, and no new ctime: the
@@ -64,8 +72,10 @@ for i in $(seq 1 40); do
 	done
 done
 NDIRS=$((NDIRS + 1))	# $T itself
-mkdir "$MNT/c"
+mkdir "$MNT/c" "$MNT/e"
 echo data >"$MNT/c/held"
+echo data >"$MNT/e/first"
+echo data >"$MNT/e/second"
 sync
 sleep 1.2
 start_daemon --stall-timeout 60000 "$MNT"
@@ -168,6 +178,63 @@ while [ ! -e "$WORK/opened" ]; do
 done
 wait "$WRITER" || fail "the held writer failed"
 [ -e "$WORK/opened" ] && pass "held writer went on once the arm committed"
+
+# --- E. a carried directory: no ignore mark before its record is durable ------
+carried=no
+for attempt in 1 2 3; do
+	fst snapshot >/dev/null || fail "snapshot failed"
+	old=$(status_field snapshot)
+	rm -f "$WORK/locked" "$WORK/opened"
+	# one process: the directory's first write-open, then the lock at once
+	"$PY" - "$DB" "$WORK/locked" "$MNT/e/first" <<'PYEOF' >"$WORK/lock.out" 2>&1 &
+import os, sqlite3, sys, time
+os.close(os.open(sys.argv[3], os.O_WRONLY))
+c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(300)
+PYEOF
+	LOCK_PID=$!
+	n=0
+	while [ ! -e "$WORK/locked" ]; do
+		pid_alive "$LOCK_PID" || hard_error "lock holder died: $(cat "$WORK/lock.out")"
+		n=$((n + 1))
+		[ "$n" -lt 2000 ] || hard_error "could not lock the database in 20 s"
+		sleep 0.01
+	done
+	timeout 90 "$FSTRACK" -s "$SOCK" snapshot >"$WORK/snap-e" 2>&1 &
+	SNAPPER=$!
+	n=0
+	while [ "$(status_field snapshot)" = "$old" ]; do
+		n=$((n + 1))
+		[ "$n" -lt 500 ] || hard_error "the snapshot did not switch in 25 s"
+		sleep 0.05
+	done
+	timeout 90 "$PY" - "$MNT/e/second" "$WORK/opened" <<'PYEOF' &
+import os, sys
+os.close(os.open(sys.argv[1], os.O_WRONLY))
+open(sys.argv[2], "w").close()
+PYEOF
+	WRITER=$!
+	sleep 1
+	held=yes
+	[ -e "$WORK/opened" ] && held=no
+	unlock_db
+	wait "$WRITER" || fail "the writer in the carried directory failed"
+	wait "$SNAPPER" || fail "the snapshot taken under the lock failed: $(cat "$WORK/snap-e")"
+	new=$(tail -n 1 "$WORK/snap-e")
+	if fst changed --since "$new" | grep -q "open-at-snapshot.*	$MNT/e/first\$"; then
+		carried=yes
+		break
+	fi
+	log "E: $MNT/e was not carried into snapshot $new (attempt $attempt): again"
+done
+[ "$carried" = yes ] || hard_error "E: the directory was never carried into the snapshot (timing)"
+if [ "$held" = yes ]; then
+	pass "write-open in a carried directory held while its record cannot commit"
+else
+	fail "write-open in a carried directory returned before its record was durable"
+fi
 
 # --- D. mapped at a clean stop, written and dropped while down ----------------
 stop_daemon || fail "fstrackd exit $? after SIGTERM"
