@@ -431,8 +431,9 @@ store_submit(struct store_op *op)
 	if (op->durable || op->done != NULL)
 		store_urgent = 1;
 	atomic_fetch_add(&fstd.st.queue_depth, 1);
-	pthread_cond_signal(&store_cond);
 	pthread_mutex_unlock(&store_lock);
+	/* after the unlock: a writer woken under the lock would block on it */
+	pthread_cond_signal(&store_cond);
 	return seq;
 }
 
@@ -459,8 +460,8 @@ store_submit_many(struct store_op **ops, int n)
 	if (urgent)
 		store_urgent = 1;
 	atomic_fetch_add(&fstd.st.queue_depth, n);
-	pthread_cond_signal(&store_cond);
 	pthread_mutex_unlock(&store_lock);
+	pthread_cond_signal(&store_cond);	/* after the unlock, as above */
 	return first;
 }
 
