@@ -82,7 +82,7 @@ void
 daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 {
 	struct snapshot_req	*r;
-	struct store_op		*op;
+	struct store_op		*ops[2];
 	int64_t			 id;
 	uint32_t		 kind = FST_M_OPEN_AT_SNAPSHOT;
 
@@ -105,17 +105,20 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	r->cb = cb;
 	r->arg = arg;
 	r->id = id;
-	op = store_op_new(OP_SNAPSHOT);
-	op->snapshot = id;
-	op->value = now_ns();
-	op->durable = 1;
-	op->done = daemon_snapshot_done;
-	op->arg = r;
-	store_submit(op);
+	ops[0] = store_op_new(OP_SNAPSHOT);
+	ops[0]->snapshot = id;
+	ops[0]->value = now_ns();
+	ops[0]->durable = 1;
+	ops[0]->done = daemon_snapshot_done;
+	ops[0]->arg = r;
+	/*
+	 * The retention policy, in the same batch: the writer takes the whole
+	 * queue, so the snapshot is answered only once the prune it causes is
+	 * applied too ("retention-snapshots 3" never shows 4 to a client).
+	 */
+	ops[1] = store_op_new(OP_PRUNE);
+	store_submit_many(ops, 2);
 	log_debug("snapshot %lld started", (long long)id);
-
-	op = store_op_new(OP_PRUNE);	/* retention policy */
-	store_submit(op);
 }
 
 /* Drop one reference of a barrier request. */
