@@ -103,8 +103,6 @@
 #include "fstrack.h"
 #include "log.h"
 
-struct fst_daemon	fstd;
-
 /* One row of the lifecycle table (see the top); NULL: nothing to do. */
 struct fstrackd_module {
 	const char	*name;
