@@ -3,6 +3,11 @@
  * the file that owns them (tmux style).  The wire protocol is in proto.h, the
  * fanotify compatibility constants in compat.h.
  *
+ * LIFECYCLE.  Each module's init, start, stop and fini (the functions named
+ * so below, or fstrackd.c's wrappers of them) run in the order of the table
+ * at the top of fstrackd.c, stop and fini in its reverse; that table says
+ * why.  Threads exist only between the starts and the stops.
+ *
  * THREADS, what each owns, and what they share.
  *
  *   thread        owns (only it touches)            wakes on
