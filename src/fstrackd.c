@@ -7,44 +7,51 @@
  * loop handles), stop (no more work; what it owes is written) and fini
  * (memory and handles freed).  main() runs every init in the order of the
  * table below, then every start in the same order, then the loop; when the
- * loop ends (SIGTERM or SIGINT: signal_cb only stops it, like every other
- * exit path would) fstrackd_stop runs every stop in the reverse order, then
- * every fini in the reverse order.  That is the only shutdown path.  A
+ * loop ends (SIGTERM or SIGINT; signal_cb does nothing but end it),
+ * fstrackd_stop runs every stop in the reverse order, then every fini in
+ * the reverse order.  That is the only shutdown path.  A
  * failure during init or start is fatal (exit 1) and runs no stop or fini:
  * the kernel closes the groups (allowing whatever is held) and the next
  * start-up reconciles.
  *
- *   module      init                      start            stop             fini
- *   1 loop      uv_default_loop           -                -                close every handle,
- *                                                                           uv_loop_close
- *   2 fsinfo    fsinfo_init: probe the    -                -                fsinfo_fini
- *               mount points (refused
- *               with a reason)
- *   3 state     state dir made, resolved  -                -                -
- *               and locked (flock)
- *   4 store     store_open (refused if    store_start:     store_stop:      -
- *               foreign, corrupt, newer)  the writer       commit all, join
- *                                                          it, close the db
- *   5 daemon    daemon_init: snapshot id, -                daemon_stop:     -
- *               run_state "running"                        open writers
- *               (arms promoted/cleared)                    recorded,
- *                                                          run_state
- *                                                          "stopped"
- *   6 dircache  dircache_init, move hook  -                -                dircache_fini
- *   7 perm      perm_init (strict):       perm_start:      perm_stop: every -
- *               the permission group      its thread and   event answered,
- *                                         the arm-ahead    group closed
- *                                         walker
- *   8 notify    notify_init: the          notify_start:    notify_stop:     -
- *               notification group        poll in loop     last checkpoint,
- *                                                          drain, close
- *   9 track     marks (notify, perm) and  -                -                -
- *               store_fs_attach, per fs
- *  10 reconcile -                         reconcile_start  reconcile_stop   -
- *  11 control   control_init: the socket  -                control_stop     -
- *  12 privs     daemon_drop_caps          -                -                -
- *  13 main      -                         signals, timers, STOPPING=1       -
- *                                         READY
+ *     module    init             start           stop           fini
+ *   1 loop      uv_default_loop  -               -              (all closed)
+ *   2 fsinfo    fsinfo_init      -               -              fsinfo_fini
+ *   3 state     (lock)           -               -              -
+ *   4 store     store_open       store_start     store_stop     -
+ *   5 daemon    daemon_init      -               daemon_stop    -
+ *   6 dircache  dircache_init    -               -              dircache_fini
+ *   7 perm      perm_init        perm_start      perm_stop      -
+ *   8 notify    notify_init      notify_start    notify_stop    -
+ *   9 track     (marks)          -               -              -
+ *  10 reconcile -                reconcile_start reconcile_stop -
+ *  11 control   control_init     -               control_stop   -
+ *  12 privs     daemon_drop_caps -               -              -
+ *  13 main      -                (ready)         (stopping)     -
+ *
+ * What the steps do:
+ *   loop      fini: closes every handle left (connections, timers,
+ *             signals), then the loop.
+ *   fsinfo    probes the mount points into fstd.fs, refusing with a
+ *             reason; fini closes their root fds.
+ *   state     makes the state directory, resolves it, takes its flock.
+ *   store     opens the database (refused if foreign, corrupt, newer);
+ *             starts the writer; stop commits everything queued, joins
+ *             the writer and closes the database.
+ *   daemon    the snapshot id; the last run's arms promoted (unclean stop)
+ *             or cleared; run_state "running".  Stop: files open for
+ *             writing recorded, run_state "stopped" (durable).
+ *   dircache  the cache, its move hook (reconcile_note_move).
+ *   perm      (strict only) the permission group; its thread and the
+ *             arm-ahead walker; stop answers every event, closes the group.
+ *   notify    the notification group; polled in the loop; stop writes the
+ *             last checkpoint, drains and closes the group.
+ *   track     per filesystem: its notify and perm marks, store_fs_attach
+ *             (its gaps, the first checkpoint of a new one).
+ *   reconcile the start-up pass (walkers); stop ends them.
+ *   control   the socket; stop stops accepting and removes it.
+ *   privs     drops every capability the daemon does not need.
+ *   main      signals, timers, READY; stop: STOPPING=1, timers stopped.
  *
  * Why this order (each line is a constraint the table satisfies):
  *  - fsinfo before state and store: a refused filesystem is reported before
@@ -75,9 +82,10 @@
  *    notify_stop, which writes the last checkpoint only if the pass had
  *    finished (else the next start-up runs it again).
  *  - control after track: a client that gets an answer knows every mark is
- *    in place; its init before privs (the socket's directory is made with
- *    full privileges); stopped first, so no request starts while the rest
- *    stops.
+ *    in place; before privs: the socket and its directory are made while
+ *    the daemon still has every capability; stopped first, so no request
+ *    starts while the rest stops (connections still open are closed with
+ *    the loop, last).
  *  - privs after every group, mark and socket exist and before any thread
  *    starts: capabilities are per thread, and threads inherit them.
  *  - main last: READY only once everything above runs.
