@@ -528,9 +528,12 @@ control_init(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* Stop accepting and remove the socket. */
+/*
+ * Stop accepting and remove the socket (first at shutdown); connections
+ * still open are closed with the loop.
+ */
 void
-control_fini(void)
+control_stop(void)
 {
 	if (!control_open)
 		return;

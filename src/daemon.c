@@ -1,6 +1,7 @@
 /*
- * daemon.c -- what the daemon does as a whole: snapshots, query barriers,
- * status, readiness and privileges.  Main thread.
+ * daemon.c -- what the daemon does as a whole: the run's first and last
+ * records (daemon_init, daemon_stop), snapshots, query barriers, status,
+ * readiness and privileges.  Main thread.
  */
 #include "config.h"
 
@@ -206,18 +207,101 @@ daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
 }
 
 /*
- * Record every file open for writing or mapped shared and writable now, in
- * the current snapshot.  At a clean stop: such a file in an armed
- * directory may be written through its mapping while the daemon is down
- * and unmapped before it starts again, with no event and a ctime older
- * than the last checkpoint; recorded now, it stays listed.
+ * Was the last stop clean?  meta run_state is "running" from start-up until
+ * the final durable commit of a clean stop (daemon_stop) writes "stopped".
+ * After anything else (SIGKILL, a crash, a power cut, a commit that failed
+ * at shutdown) the directories armed in the newest two snapshots may hold
+ * writes that nothing recorded (perm.c), so they become changes of kind
+ * "armed" in the current snapshot -- in the same first batch that says
+ * "running" again.  After a clean stop the last run's arms are void and go.
+ */
+static void
+daemon_note_run_state(int64_t snap)
+{
+	struct store_op	*op;
+	char		 state[32];
+
+	if (store_meta_get("run_state", state, sizeof state) == 0 &&
+	    strcmp(state, "running") == 0) {
+		log_warnx("the last stop was not clean: directories armed in "
+		    "the last two snapshots are reported as changed (armed)");
+		op = store_op_new(OP_PROMOTE_ARMS);
+		op->snapshot = snap;
+		store_submit(op);
+	} else	/* a clean stop: the last run's arms died with its marks */
+		store_submit(store_op_new(OP_CLEAR_ARMS));
+	op = store_op_new(OP_META);
+	op->name = strdup("run_state");
+	op->path = strdup("running");
+	op->durable = 1;
+	store_submit(op);
+}
+
+/*
+ * Start-up, once the database is open and before anything else is queued:
+ * the current snapshot (numbering continues; a new database starts at the
+ * clock) and the run's first records (daemon_note_run_state).
  */
 void
-daemon_record_writers(void)
+daemon_init(void)
 {
-	uint32_t	kind = FST_M_OPENED_WRITE;
+	struct store_op	*op;
+	int64_t		 snap;
+	char		 buf[64];
+
+	snap = store_max_snapshot();
+	if (snap < 0)
+		fatalx("database '%s': cannot read snapshots", fstd.db_path);
+	if (snap == 0) {
+		/*
+		 * Snapshot ids follow the clock in milliseconds (see
+		 * daemon_snapshot), and a new database starts at the current
+		 * one, so an id handed out by a lost or replaced database is
+		 * below this one's first id and gets the "history incomplete"
+		 * answer instead of somebody else's history.
+		 */
+		snap = now_ns() / 1000000;
+		op = store_op_new(OP_SNAPSHOT);
+		op->snapshot = snap;
+		op->value = now_ns();
+		op->durable = 1;
+		store_submit(op);
+		fstd.first_snapshot = snap;
+	} else {
+		if (store_meta_get("oldest_snapshot", buf, sizeof buf) == 0)
+			fstd.first_snapshot = strtoll(buf, NULL, 10);
+		if (fstd.first_snapshot <= 0)
+			fstd.first_snapshot = 1;
+	}
+	atomic_store(&fstd.cur_snapshot, snap);
+	daemon_note_run_state(snap);
+}
+
+/*
+ * A clean stop, once every other source of records has stopped (perm_stop
+ * has answered every held opener) and before the writer's last commit:
+ *
+ * Record every file open for writing or mapped shared and writable now, in
+ * the current snapshot: such a file in an armed directory may be written
+ * through its mapping while the daemon is down and unmapped before it
+ * starts again, with no event and a ctime older than the last checkpoint;
+ * recorded now, it stays listed.
+ *
+ * Then the last record, durable: everything before it is in, and the next
+ * start-up knows this stop was clean (no arms to promote, perm.c).
+ */
+void
+daemon_stop(void)
+{
+	struct store_op	*op;
+	uint32_t	 kind = FST_M_OPENED_WRITE;
 
 	openscan_writers(daemon_carry_writer, &kind);
+	op = store_op_new(OP_META);
+	op->name = strdup("run_state");
+	op->path = strdup("stopped");
+	op->durable = 1;
+	store_submit(op);
 }
 
 /* Rates for status, updated by daemon_status from counter deltas. */

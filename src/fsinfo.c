@@ -232,6 +232,50 @@ fsinfo_probe(const char *path, struct fst_fs *fs, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Probe every configured mount point into fstd.fs; a mount point that
+ * cannot be tracked is fatal (with the reason), one naming a filesystem
+ * already tracked is ignored with a warning.  Start-up, main thread.
+ */
+void
+fsinfo_init(void)
+{
+	char		 err[1024];
+	struct fst_fs	*fs;
+	int		 i;
+
+	if ((fstd.fs = calloc(fstd.cfg.nmounts, sizeof *fstd.fs)) == NULL)
+		fatal("out of memory");
+	for (i = 0; i < fstd.cfg.nmounts; i++) {
+		fs = &fstd.fs[fstd.nfs];
+		if (fsinfo_probe(fstd.cfg.mounts[i], fs, err, sizeof err) != 0)
+			fatalx("cannot track: %s", err);
+		if (fsinfo_by_fsid(&fs->kfsid) != NULL) {
+			log_warnx("'%s' is the same filesystem as one already "
+			    "tracked; ignoring it", fs->mountpoint);
+			close(fs->mount_fd);
+			free(fs->mountpoint);
+			continue;
+		}
+		fstd.nfs++;
+	}
+}
+
+/* Close the tracked filesystems' root fds and free fstd.fs. */
+void
+fsinfo_fini(void)
+{
+	int	i;
+
+	for (i = 0; i < fstd.nfs; i++) {
+		close(fstd.fs[i].mount_fd);
+		free(fstd.fs[i].mountpoint);
+	}
+	free(fstd.fs);
+	fstd.fs = NULL;
+	fstd.nfs = 0;
+}
+
 /* Find the tracked filesystem an event's fsid belongs to. */
 struct fst_fs *
 fsinfo_by_fsid(const fsid_t *id)

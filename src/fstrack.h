@@ -3,6 +3,11 @@
  * the file that owns them (tmux style).  The wire protocol is in proto.h, the
  * fanotify compatibility constants in compat.h.
  *
+ * LIFECYCLE.  Each module's init, start, stop and fini (the functions named
+ * so below, or fstrackd.c's wrappers of them) run in the order of the table
+ * at the top of fstrackd.c, stop and fini in its reverse; that table says
+ * why.  Threads exist only between the starts and the stops.
+ *
  * THREADS, what each owns, and what they share.
  *
  *   thread        owns (only it touches)            wakes on
@@ -207,6 +212,8 @@ uint64_t handle_hash(const struct fst_fs *, const struct fst_handle *);
 int	 handle_path(int, const struct fst_handle *, char *, size_t);
 
 /* fsinfo.c */
+void	 fsinfo_init(void);
+void	 fsinfo_fini(void);
 int	 fsinfo_probe(const char *, struct fst_fs *, char *, size_t);
 struct fst_fs *fsinfo_by_fsid(const fsid_t *);
 struct fst_fs *fsinfo_by_dev(dev_t);
@@ -293,7 +300,7 @@ int	 notify_init(char *, size_t);
 int	 notify_mark(struct fst_fs *, char *, size_t);
 void	 notify_start(void);
 void	 notify_drain(void);
-void	 notify_fini(void);
+void	 notify_stop(void);
 void	 notify_checkpoint_tick(int);
 
 /* perm.c */
@@ -342,12 +349,13 @@ void	 reconcile_search_start(void);
 /* control.c */
 int	 control_init(const char *, char *, size_t);
 int	 control_adopt(int);
-void	 control_fini(void);
+void	 control_stop(void);
 
 /* daemon.c */
+void	 daemon_init(void);
+void	 daemon_stop(void);
 void	 daemon_snapshot(void (*)(int64_t, int, void *), void *);
 void	 daemon_barrier(int64_t, void (*)(int, void *), void *);
-void	 daemon_record_writers(void);
 void	 daemon_status(struct sbuf *);
 void	 daemon_sd_notify(const char *);
 int	 daemon_drop_caps(void);

@@ -376,12 +376,18 @@ notify_checkpoint_tick(int force)
 	}
 }
 
-/* Close the group. */
+/*
+ * Stop (a clean shutdown): the last checkpoint, unless a reconcile pass
+ * has not finished (no checkpoint may pass it: the next start-up runs it
+ * again), then read what is left and close the group.
+ */
 void
-notify_fini(void)
+notify_stop(void)
 {
 	if (notify_fd == -1)
 		return;
+	if (!atomic_load(&fstd.reconciling))
+		notify_checkpoint_tick(1);
 	notify_drain();
 	if (notify_polling)
 		uv_poll_stop(&notify_poll);

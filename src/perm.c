@@ -60,7 +60,7 @@
  * cut the file's ctime, which the start-up rescan relies on, may be lost
  * with it while the data reached the disk.  Hence:
  *
- * AFTER AN UNCLEAN STOP (SIGKILL, crash, power cut; fstrackd.c keeps meta
+ * AFTER AN UNCLEAN STOP (SIGKILL, crash, power cut; daemon.c keeps meta
  * run_state "running" from start-up until SIGTERM's last durable commit),
  * every directory armed in the newest two snapshots becomes a change of
  * kind "armed" in the current snapshot (store.c, OP_PROMOTE_ARMS), before
@@ -110,9 +110,9 @@
  *    recorded directory: their next opens make no round trip at all.
  *  - a clean SIGTERM: see above; nothing is promoted.  Files open for
  *    writing or mapped at that moment are recorded by the last commit
- *    (daemon_record_writers), since their mappings may be written and
- *    dropped while the daemon is down; parked writers go on only once
- *    their records are in (bounded by stall-timeout).
+ *    (daemon_stop), since their mappings may be written and dropped
+ *    while the daemon is down; parked writers go on only once their
+ *    records are in (bounded by stall-timeout).
  *  - every directory that gets an ignore mark has an arm row in the
  *    snapshot, also one recorded by a change or covered by its parent
  *    (perm_ignore_dir), so the switch race above is covered for it too.

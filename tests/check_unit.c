@@ -7,6 +7,10 @@
  * dircache tests rely on: store.c keeps its state in statics.  Select
  * suites with CK_RUN_SUITE=event|proto|config|store|dircache|syncplan and test cases
  * with CK_RUN_CASE.
+ *
+ * It links only the layers it tests (Makefile.am): libfstrackcore.a (with
+ * the daemon's global state, src/fstd.c), the client library and the
+ * common one -- not the fanotify groups, reconcile, control or daemon.c.
  */
 #include "config.h"
 
@@ -26,9 +30,6 @@
 #include "fstrack.h"
 #include "log.h"
 #include "unit.h"
-
-/* The daemon's global state; fstrackd.c, which defines it, is not linked. */
-struct fst_daemon fstd;
 
 char *
 unit_mkdtemp(void)

@@ -10,14 +10,12 @@
  * nothing to drain, no marks to flush, no pass running, no writer found.
  * Everything else -- control.c, daemon.c, the store and its writer
  * thread on a scratch database -- is the real code, linked from the
- * daemon's library (whose members for these files are then not linked).
+ * daemon's libraries (whose members for these files are then not linked;
+ * the global state comes with them, src/fstd.c).
  */
 #include "config.h"
 
 #include "fstrack.h"
-
-/* The daemon's global state; fstrackd.c, which defines it, is not linked. */
-struct fst_daemon fstd;
 
 /* No notification group: nothing is queued. */
 void
