@@ -372,11 +372,11 @@ rc_search_pass(void)
 {
 	int	i;
 
-	if (links_search_begin() == 0)
-		return 0;
+	if (atomic_load(&rc_stop) || links_search_begin() == 0)
+		return 0;	/* stopping: no walkers the stop would not join */
 	rc_mode = RC_SEARCH;
 	pthread_mutex_lock(&rc_lock);
-	for (i = 0; i < fstd.nfs && i < 64; i++)
+	for (i = 0; i < fstd.nfs; i++)
 		if (fstd.fs[i].state == FS_TRACKED)
 			rc_push(&fstd.fs[i], INT64_MAX, fstd.fs[i].mountpoint);
 	pthread_mutex_unlock(&rc_lock);

@@ -340,8 +340,8 @@ check "$DEST" "targeted changes"
 # capped (--ops).  A workload that reached its cap before the third run
 # ended did not run during all of them: the harness's fault, so the round
 # is done again (at most 3 times).
-CONC_RATE=${RSYNC_TEST_CONC_RATE:-500}
-CONC_OPS=${RSYNC_TEST_CONC_OPS:-15000}
+CONC_RATE=${RSYNC_TEST_CONC_RATE:-300}
+CONC_OPS=${RSYNC_TEST_CONC_OPS:-6000}
 for attempt in 1 2 3; do
 	rm -f "$WORK/stop"
 	start_workload "$SRC" --procs 3 --ops "$CONC_OPS" --rate "$CONC_RATE" \
