@@ -329,6 +329,7 @@ void	 reconcile_stop(void);
 void	 reconcile_progress(uint64_t *, uint64_t *, double *, double *);
 int	 reconcile_wait_add(void (*)(void *), void *);
 void	 reconcile_note_move(struct fst_fs *, const char *);
+void	 reconcile_set_drain_hook(void (*)(void));
 
 /* links.c */
 void	 links_add(struct fst_fs *, const struct fst_handle *,

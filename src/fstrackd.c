@@ -470,6 +470,7 @@ fstrackd_track_init(void)
 static void
 fstrackd_reconcile_start(void)
 {
+	reconcile_set_drain_hook(notify_drain);
 	if (reconcile_start() != 0)
 		fatal("cannot start the reconcile pass");
 }

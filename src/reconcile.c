@@ -25,7 +25,11 @@
  * "rescanned" (a directory whose own ctime qualifies is recorded too, with
  * name ".").  A directory renamed during the pass is walked again under its
  * new name (reconcile_note_move), so the walk cannot step over a subtree
- * moved from its unvisited part into its visited part.  Files open for
+ * moved from its unvisited part into its visited part.  Its rename event
+ * can still be unread when the walkers finish: before a pass (or a
+ * hard-link search) is declared done the event queue is drained (the hook
+ * set by reconcile_set_drain_hook), so every rename made during the walk
+ * has been seen while the pass still counted as running, and requeued.  Files open for
  * writing or mapped shared-writable at start-up are recorded (openscan.c):
  * their content can change with no event and no ctime we could trust.
  *
@@ -96,6 +100,7 @@ static int		 rc_async_open;
 static struct rc_waiter	*rc_waiters;
 static int64_t		 rc_started_ns, rc_done_ns;
 static uint64_t		 rc_total;
+static void		(*rc_drain_hook)(void);	/* reads pending events */
 static enum rc_mode	 rc_mode;
 static int64_t		 rc_walk_from;	/* coarse time the walk began, -1 s */
 
@@ -403,6 +408,8 @@ rc_committed(struct store_op *op, int err, void *arg)
 {
 	struct rc_waiter	*w, *next, *list;
 
+	if (rc_drain_hook != NULL)
+		rc_drain_hook();	/* renames during the walk: noted now */
 	if (rc_requeued()) {	/* a rename moved a subtree behind the walk */
 		rc_spawn();
 		return;
@@ -579,6 +586,16 @@ reconcile_progress(uint64_t *scanned, uint64_t *recorded, double *rate,
 	*eta = -1;
 	if (atomic_load(&fstd.reconciling) && *rate > 0 && rc_total > *scanned)
 		*eta = (rc_total - *scanned) / *rate;
+}
+
+/*
+ * Set the function that reads the events still queued (notify_drain):
+ * called before a pass is declared done.  Main thread, before start.
+ */
+void
+reconcile_set_drain_hook(void (*fn)(void))
+{
+	rc_drain_hook = fn;
 }
 
 /* Run cb when the pass has committed; -1 if none is running. */
