@@ -505,7 +505,8 @@ syncplan_finish(struct syncplan *p)
 		free(p->newtrees[i]);
 	}
 	p->nnew = 0;
-	qsort(p->list, p->nlist, sizeof *p->list, sp_cmp);
+	if (p->nlist > 1)	/* qsort's base may not be NULL, even for 0 */
+		qsort(p->list, p->nlist, sizeof *p->list, sp_cmp);
 	return 0;
 }
 

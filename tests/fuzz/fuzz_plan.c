@@ -57,7 +57,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 	if ((buf = malloc(len + 1)) == NULL)
 		abort();
-	memcpy(buf, data, len);
+	if (len > 0)
+		memcpy(buf, data, len);
 	if (plan_read(buf, len, &pl) != 0) {
 		FUZZ_CHECK(pl.src == NULL && pl.list == NULL &&
 		    pl.toolong == NULL && pl.full == NULL);
