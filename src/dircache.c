@@ -187,7 +187,10 @@ dc_get(struct fst_fs *fs, const struct fst_handle *h)
 
 /*
  * Make sure d->path and d->parent are current.  Returns 0, or -1 when the
- * directory no longer exists or cannot be reached.
+ * directory no longer exists or cannot be reached.  Path and parent both
+ * come from the directory itself, opened by handle: a path opened again
+ * could be renamed away in between (directories above it move while we
+ * look), and then the parent would be unknown or another directory's.
  */
 static int
 dc_resolve(struct dc_dir *d)
@@ -197,26 +200,26 @@ dc_resolve(struct dc_dir *d)
 
 	if (d->path != NULL && d->path_gen == dc_path_gen)
 		return 0;
-	if (handle_path(d->fs->mount_fd, &d->h, path, sizeof path) != 0)
+	/* O_PATH opens are invisible to fanotify: safe on our own marks. */
+	if ((fd = handle_open(d->fs->mount_fd, &d->h, O_PATH | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
 		return -1;
+	if (fd_path(fd, path, sizeof path) != 0) {
+		close(fd);
+		return -1;
+	}
 	free(d->path);
 	if ((d->path = strdup(path)) == NULL)
 		fatal("out of memory");
 	d->path_gen = dc_path_gen;
 	d->has_parent = 0;
-	if (handle_equal(&d->h, &d->fs->root))
-		return 0;
-	/* O_PATH opens are invisible to fanotify: safe on our own marks. */
-	fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
-		return 0;
-	pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!handle_equal(&d->h, &d->fs->root) &&
+	    (pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		if (handle_of_fd(pfd, "", AT_EMPTY_PATH, &d->parent) == 0)
+			d->has_parent = 1;
+		close(pfd);
+	}
 	close(fd);
-	if (pfd == -1)
-		return 0;
-	if (handle_of_fd(pfd, "", AT_EMPTY_PATH, &d->parent) == 0)
-		d->has_parent = 1;
-	close(pfd);
 	return 0;
 }
 
@@ -326,8 +329,9 @@ dircache_record(struct fst_fs *fs, const struct fst_handle *h,
 	if (!(kinds & (FST_M_CREATED | FST_M_DELETED | FST_M_MOVED_FROM |
 	    FST_M_MOVED_TO | FST_M_RESCANNED)) || d->contents_snap == dc_snapshot)
 		return;
-	d->contents_snap = dc_snapshot;
+	/* Once per snapshot, and only once the parent is known. */
 	if (resolved && d->has_parent) {
+		d->contents_snap = dc_snapshot;
 		p = dc_get(fs, &d->parent);
 		dc_record_entry(p, dc_basename(d->path),
 		    FST_M_CONTENTS | FST_M_ISDIR);

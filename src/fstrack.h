@@ -209,6 +209,8 @@ int	 handle_from_blob(struct fst_handle *, const void *, size_t);
 int	 handle_of_fd(int, const char *, int, struct fst_handle *);
 int	 handle_equal(const struct fst_handle *, const struct fst_handle *);
 uint64_t handle_hash(const struct fst_fs *, const struct fst_handle *);
+int	 handle_open(int, const struct fst_handle *, int);
+int	 fd_path(int, char *, size_t);
 int	 handle_path(int, const struct fst_handle *, char *, size_t);
 
 /* fsinfo.c */

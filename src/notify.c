@@ -117,17 +117,9 @@ static int
 notify_stat_handle(struct fst_fs *fs, const struct fst_handle *h,
     struct stat *st)
 {
-	struct {
-		struct file_handle	fh;
-		unsigned char		buf[FST_HANDLE_MAX];
-	} u;
 	int	fd, rc;
 
-	u.fh.handle_bytes = h->len;
-	u.fh.handle_type = h->type;
-	memcpy(u.fh.f_handle, h->bytes, h->len);
-	if ((fd = open_by_handle_at(fs->mount_fd, &u.fh, O_PATH |
-	    O_CLOEXEC)) == -1)
+	if ((fd = handle_open(fs->mount_fd, h, O_PATH | O_CLOEXEC)) == -1)
 		return -1;
 	rc = fstat(fd, st);
 	close(fd);
