@@ -87,6 +87,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	int64_t			 id;
 	uint32_t		 kind = FST_M_OPEN_AT_SNAPSHOT;
 
+	notify_quiet_flush();	/* first: no change after the switch ignored */
 	notify_drain();
 	/*
 	 * Ids increase by at least one and never fall behind the clock in
@@ -99,6 +100,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	perm_new_snapshot(id);
 	atomic_store(&fstd.cur_snapshot, id);
 	dircache_new_snapshot(id);
+	notify_quiet_resume();
 	openscan_writers(daemon_carry_writer, &kind);
 
 	if ((r = calloc(1, sizeof *r)) == NULL)
@@ -356,6 +358,8 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)atomic_load(&fstd.st.events_read));
 	sbuf_printf(sb, "events_per_sec\t%.1f\n", daemon_rate(
 	    atomic_load(&fstd.st.events_read), &ev_last, &ev_t));
+	sbuf_printf(sb, "quiet_files\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.quiet_files));
 	sbuf_printf(sb, "records\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.records_queued));
 	sbuf_printf(sb, "commits\t%llu\n",

@@ -265,8 +265,11 @@ dc_submit(struct dc_dir *d, const char *name, uint32_t kinds)
 	atomic_fetch_add(&fstd.st.records_queued, 1);
 }
 
-/* Record kinds on (d, name) unless already recorded in this snapshot. */
-static void
+/*
+ * Record kinds on (d, name) unless already recorded in this snapshot.
+ * Returns 1 when every kind was recorded already (a repeat), else 0.
+ */
+static int
 dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 {
 	uint64_t	 x;
@@ -279,7 +282,7 @@ dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 		if (e->dir == d && strcmp(e->name, name) == 0)
 			break;
 	if (e != NULL && (e->mask & kinds) == kinds)
-		return;
+		return 1;
 	if (e == NULL) {
 		if (dc_nents >= DC_MAX_ENTRIES)
 			dc_clear_entries();
@@ -295,6 +298,7 @@ dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 	kinds &= ~e->mask;
 	e->mask |= kinds;
 	dc_submit(d, name, kinds);
+	return 0;
 }
 
 /* The last component of a path. */
@@ -308,14 +312,15 @@ dc_basename(const char *path)
 
 /*
  * Record that entry name of directory h changed in the ways kinds (FST_M_*).
- * name "." means the directory itself.
+ * name "." means the directory itself.  Returns 1 when (h, name) had every
+ * one of those kinds recorded in this snapshot already (a repeat), else 0.
  */
-void
+int
 dircache_record(struct fst_fs *fs, const struct fst_handle *h,
     const char *name, uint32_t kinds)
 {
 	struct dc_dir	*d, *p;
-	int		 resolved;
+	int		 resolved, repeat;
 
 	dc_make_room();
 	d = dc_get(fs, h);
@@ -323,12 +328,12 @@ dircache_record(struct fst_fs *fs, const struct fst_handle *h,
 	if (strcmp(name, ".") == 0 && resolved && d->has_parent) {
 		p = dc_get(fs, &d->parent);
 		dc_record_entry(p, dc_basename(d->path), kinds | FST_M_ISDIR);
-		return;
+		return 0;
 	}
-	dc_record_entry(d, name, kinds);
+	repeat = dc_record_entry(d, name, kinds);
 	if (!(kinds & (FST_M_CREATED | FST_M_DELETED | FST_M_MOVED_FROM |
 	    FST_M_MOVED_TO | FST_M_RESCANNED)) || d->contents_snap == dc_snapshot)
-		return;
+		return repeat;
 	/* Once per snapshot, and only once the parent is known. */
 	if (resolved && d->has_parent) {
 		d->contents_snap = dc_snapshot;
@@ -336,6 +341,7 @@ dircache_record(struct fst_fs *fs, const struct fst_handle *h,
 		dc_record_entry(p, dc_basename(d->path),
 		    FST_M_CONTENTS | FST_M_ISDIR);
 	}
+	return repeat;
 }
 
 /*
