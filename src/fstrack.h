@@ -50,10 +50,11 @@
  *   health flags/reasons   any thread; atomic flags, reasons under
  *                          health_lock (health.c)
  *   fs->reconcile_threshold  main, under rc_lock (walkers read it there)
- *   (*) fs->state, fs->checkpoint_ns: written by the main thread, read by
- *   the writer (store_refresh_paths) and the walkers at start-up; an int
- *   and an int64 written whole, a stale read only delays a path refresh
- *   or is taken before the walkers start.
+ *   fs->checkpoint_ns      main; atomic (perm reads it: perm_young)
+ *   (*) fs->state: written by the main thread, read by the writer
+ *   (store_refresh_paths) and the walkers at start-up; an int written
+ *   whole, a stale read only delays a path refresh or is taken before the
+ *   walkers start.
  * Nothing else is shared: threads hand work over through the writer queue
  * (store_submit, any thread), the arm-ahead queue and the reconcile queue.
  * The writer queue is bounded: the main thread's drains and the walkers
@@ -106,7 +107,8 @@ struct fst_fs {
 	struct fst_handle	 root;		/* handle of the mount root */
 	int			 mount_fd;	/* O_RDONLY|O_DIRECTORY root fd */
 	enum fst_fs_state	 state;
-	int64_t			 checkpoint_ns;	/* last durable checkpoint */
+	_Atomic int64_t		 checkpoint_ns;	/* newest checkpoint submitted:
+						   never below the durable one */
 	int64_t			 reconcile_threshold; /* ctime at or after: rescan */
 	int			 is_new;	/* first tracked in this run */
 };
@@ -142,6 +144,7 @@ struct fst_stats {
 	_Atomic uint64_t	perm_held;
 	_Atomic uint64_t	perm_stalled;
 	_Atomic uint64_t	perm_covered;
+	_Atomic uint64_t	perm_young;	/* write-opens of young files */
 	_Atomic uint64_t	perm_marks;
 	_Atomic uint64_t	perm_armed_ahead;
 	_Atomic uint64_t	overflows;

@@ -5,9 +5,11 @@
  * tracked filesystem, the directory that holds the file (its handle) is in
  * the database, fsync'd, in the current snapshot: either as a change
  * (entry name, kind opened-write) or as an ARM, a record that says "from
- * now on files here may be written without further holds".  So if the
- * machine dies at any point after a process could have written, the
- * record of where it may have written is already on disk.
+ * now on files here may be written without further holds" -- or the file
+ * is young, and the start-up rescan finds it by its ctime whatever happens
+ * (YOUNG FILES NEED NO HOLD, below).  So if the machine dies at any point
+ * after a process could have written, what says where it may have written
+ * is already on disk.
  *
  * HOW.  A second fanotify group (FAN_CLASS_CONTENT, fd mode, unlimited
  * queue) marks each tracked filesystem for FAN_OPEN_PERM (files only: no
@@ -133,6 +135,31 @@
  *  - io_uring opens go through the same open path and are held like any
  *    other; io_uring writes to an fd opened earlier are the case above.
  *  - a stall (below): openers are allowed before their record is durable.
+ *
+ * YOUNG FILES NEED NO HOLD.  A write-open of a file born (statx btime) at
+ * or after the newest checkpoint minus reconcile-margin is allowed at once;
+ * its records are queued as for any first open, and the ignore mark still
+ * waits for their commit.  Whatever happens to the machine, such a file
+ * is reported:
+ *  - if the daemon keeps running, by its events (its CREATE, queued before
+ *    this permission event: open(O_CREAT) creates, then asks);
+ *  - after a crash or power cut with a durable checkpoint T at or below
+ *    btime + margin: the inode exists on disk only if the journal
+ *    transaction that created it committed, and that transaction wrote a
+ *    ctime equal to its btime; ctime only grows and user space cannot set
+ *    it, so every durable name of the file has ctime >= T - margin and
+ *    the start-up rescan records its directory (reconcile.c), whether or
+ *    not its data or its later times reached the disk.  Without the
+ *    creation committed there is no file, and nothing to report;
+ *  - with a durable T above btime + margin: T passed the file's CREATE
+ *    event, so the record of its directory is durable (store.c invariant
+ *    2; the margin covers the event queued a little after btime).
+ * fs->checkpoint_ns is the newest checkpoint submitted, never below the
+ * durable one, so the test errs towards holding.  Only btime counts: a
+ * hard link, a rename or an O_TRUNC of an old file does not make it young.
+ * Where statx has no btime (or it lies ahead of the clock), we hold.  This
+ * is what makes an untar, a build or a git checkout (new files written
+ * through a temporary name and renamed) cost no commit wait per directory.
  *
  * STALL GUARD.  If a durable commit does not finish within stall-timeout
  * (disk stalled or full, database locked), parked openers are allowed,
@@ -541,6 +568,27 @@ perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
 	return -1;
 }
 
+/*
+ * Whether the file open as fd was born at or after the newest checkpoint of
+ * fs minus the margin (YOUNG FILES NEED NO HOLD): its write-open need not
+ * wait for a commit.
+ */
+static int
+perm_young(int fd, struct fst_fs *fs)
+{
+	struct statx	stx;
+	int64_t		btime, from;
+
+	from = atomic_load(&fs->checkpoint_ns);
+	if (from <= 0 || statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx) == -1 ||
+	    !(stx.stx_mask & STATX_BTIME))
+		return 0;
+	btime = (int64_t)stx.stx_btime.tv_sec * 1000000000 +
+	    stx.stx_btime.tv_nsec;
+	from -= (int64_t)fstd.cfg.reconcile_margin_ms * 1000000;
+	return btime >= from && btime <= now_ns() + 1000000000;
+}
+
 /* Park an opener until seq commits. */
 static void
 perm_park(int fd, struct perm_dir *d)
@@ -843,6 +891,9 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 		atomic_fetch_add(&fstd.st.perm_stalled, 1);
 		if (d->seq > perm_stall_seq)
 			perm_stall_seq = d->seq;
+	} else if (write && perm_young(fd, d->fs)) {
+		perm_answer(fd);	/* found by its ctime whatever happens */
+		atomic_fetch_add(&fstd.st.perm_young, 1);
 	} else if (write)
 		perm_park(fd, d);
 	else

@@ -11,6 +11,13 @@
 # hangs).  Then the lock is released, the daemon restarted, and
 # `changed --since N --dirs` must list all 20 directories (the held
 # records were never committed, so the restart's reconcile must find them).
+# The daemon runs with reconcile-margin 0, so that files made before it
+# started are old (perm.c, YOUNG FILES NEED NO HOLD).
+# Then young files: with the commit hanging again, 5 processes each create
+# a new file in another pre-existing directory and write it; they must not
+# be held (each open returns, perm_young counts them), and after a SIGKILL
+# and a restart their directories must be listed: found by their ctime, as
+# their records never committed either.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=permlib.sh
@@ -37,7 +44,13 @@ status_field() {
 trap perm_cleanup EXIT
 
 
+CONF=$WORK/fstrackd.conf
+printf 'reconcile-margin 0\n' >"$CONF"
+
 T=$MNT/t
+for i in 1 2 3 4 5; do
+	mkdir -p "$T/young$i"
+done
 for i in $(seq 1 "$NOPEN"); do
 	mkdir -p "$T/d$i"
 	echo old >"$T/d$i/file"
@@ -47,7 +60,7 @@ echo q >"$T/quiet/file"
 sync
 
 # shellcheck disable=SC2086
-start_daemon --stall-timeout 60000 $EXTRA "$MNT"
+start_daemon -c "$CONF" --stall-timeout 60000 $EXTRA "$MNT"
 fst snapshot >"$WORK/snap.out" || die "snapshot failed"
 N=$(tail -n 1 "$WORK/snap.out")
 [[ $N =~ ^[0-9]+$ ]] || die "snapshot printed '$N'"
@@ -129,7 +142,7 @@ else
 fi
 
 unlock_db
-start_daemon "$MNT"
+start_daemon -c "$CONF" --stall-timeout 60000 "$MNT"
 rc=0
 fst changed --since "$N" --dirs >"$WORK/dirs.txt" 2>"$WORK/dirs.err" || rc=$?
 [ "$rc" -eq 0 ] || fail "changed --since $N --dirs exit $rc: $(cat "$WORK/dirs.err")"
@@ -144,6 +157,45 @@ if [ "$missing" -eq 0 ]; then
 	pass "all $NOPEN directories listed after restart"
 else
 	fail "$missing of $NOPEN held writers' directories not listed after restart"
+fi
+# --- young files: not held, found after a SIGKILL -----------------------------
+N=$(fst snapshot | tail -n 1)
+[[ $N =~ ^[0-9]+$ ]] || die "snapshot printed '$N'"
+wait_checkpoint
+lock_db
+y0=$(status_field perm_young)
+rc=0
+timeout 20 "$PY" - "$T" <<'EOF' >"$WORK/young.out" 2>&1 || rc=$?
+import os, sys
+for i in range(1, 6):
+    fd = os.open(os.path.join(sys.argv[1], "young%d" % i, "new"),
+                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"young data\n")
+    os.close(fd)
+EOF
+y1=$(status_field perm_young)
+if [ "$rc" -eq 0 ] && [ "$((y1 - y0))" -ge 5 ]; then
+	pass "5 young files written while commits hang, none held (perm_young +$((y1 - y0)))"
+else
+	fail "young files: exit $rc (124: held), perm_young $y0 -> $y1: $(cat "$WORK/young.out")"
+fi
+kill_daemon
+unlock_db
+start_daemon -c "$CONF" "$MNT"
+rc=0
+fst changed --since "$N" --dirs >"$WORK/young-dirs.txt" 2>"$WORK/dirs.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "changed --since $N --dirs exit $rc: $(cat "$WORK/dirs.err")"
+missing=0
+for i in 1 2 3 4 5; do
+	grep -qxF -- "$T/young$i" "$WORK/young-dirs.txt" || {
+		missing=$((missing + 1))
+		echo "    missing: $T/young$i" >&2
+	}
+done
+if [ "$missing" -eq 0 ]; then
+	pass "all 5 young files' directories listed after SIGKILL and restart"
+else
+	fail "$missing of 5 young files' directories not listed after restart"
 fi
 stop_daemon || fail "fstrackd exit $? after SIGTERM"
 finish
