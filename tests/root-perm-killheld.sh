@@ -41,6 +41,25 @@ status_field() {
 		awk -v k="$1:" '$1 == k { print $2; exit }'
 }
 
+# expect_listed N WHAT DIR...: every DIR is in `changed --since N --dirs`.
+expect_listed() {
+	local n=$1 what=$2 rc=0 missing=0 d
+	shift 2
+	fst changed --since "$n" --dirs >"$WORK/dirs.txt" 2>"$WORK/dirs.err" || rc=$?
+	[ "$rc" -eq 0 ] || fail "changed --since $n --dirs exit $rc: $(cat "$WORK/dirs.err")"
+	for d in "$@"; do
+		grep -qxF -- "$d" "$WORK/dirs.txt" || {
+			missing=$((missing + 1))
+			echo "    missing: $d" >&2
+		}
+	done
+	if [ "$missing" -eq 0 ]; then
+		pass "all $# $what listed after restart"
+	else
+		fail "$missing of $# $what not listed after restart"
+	fi
+}
+
 trap perm_cleanup EXIT
 
 
@@ -143,21 +162,8 @@ fi
 
 unlock_db
 start_daemon -c "$CONF" --stall-timeout 60000 "$MNT"
-rc=0
-fst changed --since "$N" --dirs >"$WORK/dirs.txt" 2>"$WORK/dirs.err" || rc=$?
-[ "$rc" -eq 0 ] || fail "changed --since $N --dirs exit $rc: $(cat "$WORK/dirs.err")"
-missing=0
-for i in $(seq 1 "$NOPEN"); do
-	grep -qxF -- "$T/d$i" "$WORK/dirs.txt" || {
-		missing=$((missing + 1))
-		echo "    missing: $T/d$i" >&2
-	}
-done
-if [ "$missing" -eq 0 ]; then
-	pass "all $NOPEN directories listed after restart"
-else
-	fail "$missing of $NOPEN held writers' directories not listed after restart"
-fi
+expect_listed "$N" "held writers' directories" $(for i in $(seq 1 "$NOPEN"); do echo "$T/d$i"; done)
+
 # --- young files: not held, found after a SIGKILL -----------------------------
 N=$(fst snapshot | tail -n 1)
 [[ $N =~ ^[0-9]+$ ]] || die "snapshot printed '$N'"
@@ -182,20 +188,6 @@ fi
 kill_daemon
 unlock_db
 start_daemon -c "$CONF" "$MNT"
-rc=0
-fst changed --since "$N" --dirs >"$WORK/young-dirs.txt" 2>"$WORK/dirs.err" || rc=$?
-[ "$rc" -eq 0 ] || fail "changed --since $N --dirs exit $rc: $(cat "$WORK/dirs.err")"
-missing=0
-for i in 1 2 3 4 5; do
-	grep -qxF -- "$T/young$i" "$WORK/young-dirs.txt" || {
-		missing=$((missing + 1))
-		echo "    missing: $T/young$i" >&2
-	}
-done
-if [ "$missing" -eq 0 ]; then
-	pass "all 5 young files' directories listed after SIGKILL and restart"
-else
-	fail "$missing of 5 young files' directories not listed after restart"
-fi
+expect_listed "$N" "young files' directories" "$T"/young1 "$T"/young2 "$T"/young3 "$T"/young4 "$T"/young5
 stop_daemon || fail "fstrackd exit $? after SIGTERM"
 finish
