@@ -277,6 +277,7 @@ void	 store_record_gap(struct fst_fs *, const char *);
 int	 store_queue_full(void);
 void	 store_wait_room(void);
 uint64_t store_committed(void);
+void	 store_set_retry(int, int);
 int	 store_event_fd(void);
 int64_t	 store_max_snapshot(void);
 int	 store_fs_attach(struct fst_fs *, int64_t *, char *, size_t);

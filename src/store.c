@@ -64,6 +64,10 @@
  */
 #define STORE_QUEUE_HIGH	32768
 
+/* A failed commit is retried after 50 ms, doubling up to 1 s. */
+#define STORE_RETRY_MS		50
+#define STORE_RETRY_MAX_MS	1000
+
 static sqlite3			*store_db;
 static pthread_t		 store_thread;
 static int			 store_running;
@@ -80,6 +84,8 @@ static int			 store_stopping;
 static int			 store_urgent;	/* someone waits for the queue */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
+static int			 store_retry_ms = STORE_RETRY_MS;
+static int			 store_retry_max_ms = STORE_RETRY_MAX_MS;
 static char			 store_errbuf[256];
 static pthread_mutex_t		 store_err_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -527,6 +533,17 @@ store_wait_room(void)
 		pthread_cond_timedwait(&store_room, &store_lock, &until);
 	}
 	pthread_mutex_unlock(&store_lock);
+}
+
+/*
+ * Tests: retry a failed commit after first_ms, doubling up to max_ms,
+ * instead of 50 ms up to 1 s.  Before store_start().
+ */
+void
+store_set_retry(int first_ms, int max_ms)
+{
+	store_retry_ms = first_ms;
+	store_retry_max_ms = max_ms;
 }
 
 /* The highest sequence number known to be committed. */
@@ -1019,9 +1036,9 @@ store_main(void *arg)
 			atomic_store(&store_failing, 1);
 			pthread_cond_broadcast(&store_room);
 			health_set_degraded(DEGRADED_STORE, store_last_error());
-			backoff = backoff == 0 ? 50 : backoff * 2;
-			if (backoff > 1000)
-				backoff = 1000;
+			backoff = backoff == 0 ? store_retry_ms : backoff * 2;
+			if (backoff > store_retry_max_ms)
+				backoff = store_retry_max_ms;
 			usleep(backoff * 1000);
 			/* Whatever arrived meanwhile joins the retry, in order. */
 			pthread_mutex_lock(&store_lock);
