@@ -24,7 +24,13 @@
  *     WAL and thereby every earlier batch too; other batches use NORMAL.
  *  4. committed_seq only moves forward, after COMMIT returned SQLITE_OK.
  *     Held openers are released only for sequence numbers at or below it.
- *  5. A failed commit is rolled back and retried with the same operations
+ *  5. Every statement's result is checked, reads included: SQLite rolls
+ *     the transaction back by itself on an I/O error, a full disk or no
+ *     memory, and a statement run after that would commit alone, out of
+ *     order.  A batch whose transaction is gone fails as a whole
+ *     (store_commit_batch), and store_apply() may be run again on the same
+ *     operation: it must not consume its request (OP_PRUNE).
+ *  6. A failed commit is rolled back and retried with the same operations
  *     (plus any that arrived meanwhile) until it succeeds: a full disk or a
  *     locked database delays records, it never drops them.  While it fails
  *     the daemon is degraded; the stall guard in perm.c keeps openers moving
@@ -500,7 +506,7 @@ store_record_gap(struct fst_fs *fs, const char *reason)
 /*
  * Whether the writer's queue is full: a reader of events should pause
  * (the kernel keeps them) until it has room.  Never while commits fail:
- * then records are kept in memory as before (invariant 5), and waiting
+ * then records are kept in memory as before (invariant 6), and waiting
  * would only stop the daemon from saying it is degraded.  Any thread,
  * once store_start() returned.
  */
@@ -569,17 +575,19 @@ store_dir_id(int64_t fs_id, const struct fst_handle *h, const char *hint)
 	size_t		 bloblen;
 	int64_t		 id = 0;
 	char		 path[PATH_MAX];
-	int		 i, gone = 0;
+	int		 i, rc, gone = 0;
 
 	handle_to_blob(h, blob, &bloblen);
 	st = store_st[ST_DIR_FIND];
 	sqlite3_bind_int64(st, 1, fs_id);
 	sqlite3_bind_blob(st, 2, blob, bloblen, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		gone = sqlite3_column_int(st, 1);
 	}
 	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return 0;	/* an I/O error is not "no such directory" */
 	if (id != 0 && gone) {
 		/*
 		 * Something changed in a directory we thought removed: it is
@@ -642,7 +650,7 @@ store_refresh_paths(int64_t since)
 	char			 path[PATH_MAX];
 	int64_t			 fs_id, id;
 	const char		*old;
-	int			 i, rc = 0, mfd;
+	int			 i, rc = 0, src, mfd;
 
 	if (sqlite3_prepare_v2(store_db, FST_SQL_CHANGED_PAIRS "SELECT DISTINCT "
 	    "d.id, d.fs_id, d.handle, d.path, d.gone FROM k JOIN dirs d ON "
@@ -660,7 +668,7 @@ store_refresh_paths(int64_t since)
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, since);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		fs_id = sqlite3_column_int64(st, 1);
 		if (handle_from_blob(&h, sqlite3_column_blob(st, 2),
@@ -692,6 +700,9 @@ store_refresh_paths(int64_t since)
 			sqlite3_reset(gone);
 		}
 	}
+	/* A read that failed is not the end of the list (stale paths). */
+	if (rc == 0 && src != SQLITE_DONE)
+		rc = -1;
 	sqlite3_finalize(st);
 	sqlite3_finalize(up);
 	sqlite3_finalize(gone);
@@ -699,41 +710,55 @@ store_refresh_paths(int64_t since)
 }
 
 /*
+ * The integer in the first column of the first row of sql into *out, or
+ * dflt when there is no row or it is NULL; -1 if the query fails (then the
+ * transaction may be gone: see store_commit_batch).
+ */
+static int
+store_query_int(const char *sql, int64_t dflt, int64_t *out)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*out = dflt;
+	if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
  * Drop history no consumer needs.  before == 0 applies the retention policy
  * of the configuration; otherwise everything below snapshot before goes.
  * Active consumers (successful within consumer-idle-days) pin their cursor.
+ * Any failed read fails the prune: a pin read as "none" would drop history
+ * a consumer still needs.
  */
 static int
 store_prune(int64_t before, int64_t *pruned_to)
 {
-	sqlite3_stmt	*st;
-	int64_t		 cur = atomic_load(&fstd.cur_snapshot), keep, pin = 0;
-	int64_t		 now = time(NULL), oldest = 0;
+	int64_t		 cur = atomic_load(&fstd.cur_snapshot), keep, pin, v;
+	int64_t		 now = time(NULL), oldest;
 	char		 sql[512];
 
 	*pruned_to = 0;
 	if (before == 0) {
 		/* Ids are not consecutive: keep the N newest by rank. */
-		keep = 0;
 		snprintf(sql, sizeof sql, "SELECT id FROM snapshots ORDER BY id "
 		    "DESC LIMIT 1 OFFSET %ld", fstd.cfg.retention_snapshots - 1);
-		if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) ==
-		    SQLITE_OK) {
-			if (sqlite3_step(st) == SQLITE_ROW)
-				keep = sqlite3_column_int64(st, 0);
-			sqlite3_finalize(st);
-		}
+		if (store_query_int(sql, 0, &keep) != 0)
+			return -1;
 		if (fstd.cfg.retention_days > 0) {
 			snprintf(sql, sizeof sql, "SELECT coalesce(min(id), 0) "
 			    "FROM snapshots WHERE started_at >= %lld",
 			    (long long)(now - fstd.cfg.retention_days * 86400));
-			if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) ==
-			    SQLITE_OK) {
-				if (sqlite3_step(st) == SQLITE_ROW &&
-				    sqlite3_column_int64(st, 0) > keep)
-					keep = sqlite3_column_int64(st, 0);
-				sqlite3_finalize(st);
-			}
+			if (store_query_int(sql, 0, &v) != 0)
+				return -1;
+			if (v > keep)
+				keep = v;
 		}
 	} else
 		keep = before;
@@ -742,20 +767,13 @@ store_prune(int64_t before, int64_t *pruned_to)
 	snprintf(sql, sizeof sql, "SELECT min(cursor) FROM consumers WHERE "
 	    "coalesce(last_success, created_at) >= %lld",
 	    (long long)(now - fstd.cfg.consumer_idle_days * 86400));
-	if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (store_query_int(sql, 0, &pin) != 0)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    sqlite3_column_type(st, 0) != SQLITE_NULL)
-		pin = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (pin > 0 && pin < keep)
 		keep = pin;
-	if (sqlite3_prepare_v2(store_db, "SELECT coalesce(min(id), 0) FROM "
-	    "snapshots", -1, &st, NULL) != SQLITE_OK)
+	if (store_query_int("SELECT coalesce(min(id), 0) FROM snapshots", 0,
+	    &oldest) != 0)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		oldest = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (keep <= oldest)
 		return 0;
 	snprintf(sql, sizeof sql,
@@ -932,7 +950,16 @@ store_apply(struct store_op *op)
 		op->result = sqlite3_changes(store_db);
 		return 0;
 	case OP_PRUNE:
-		return store_prune(op->value, &op->value);
+		/*
+		 * op->value is the request and then the answer: keep the
+		 * request in op->snapshot, or a retry after a failed commit
+		 * would prune by the policy (value 0) what was not asked.
+		 */
+		if (!op->result) {
+			op->snapshot = op->value;
+			op->result = 1;
+		}
+		return store_prune(op->snapshot, &op->value);
 	case OP_BARRIER:
 		return store_refresh_paths(op->snapshot);
 	}
@@ -961,6 +988,17 @@ store_commit_batch(struct store_op *batch, int durable)
 		if (store_apply(op) != 0) {
 			store_set_error("write");
 			sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		/*
+		 * An I/O error, SQLITE_FULL or SQLITE_NOMEM in any statement,
+		 * a SELECT included, rolls the whole transaction back at
+		 * once; the next statements would then each commit on their
+		 * own (a checkpoint without the records before it).  So the
+		 * batch ends here, whatever the operation made of the error.
+		 */
+		if (sqlite3_get_autocommit(store_db)) {
+			store_set_error("write (transaction rolled back)");
 			return -1;
 		}
 	}
