@@ -32,7 +32,9 @@
  *     operation: it must not consume its request (OP_PRUNE).
  *  6. A failed commit is rolled back and retried with the same operations
  *     (plus any that arrived meanwhile) until it succeeds: a full disk or a
- *     locked database delays records, it never drops them.  While it fails
+ *     locked database delays records, it never drops them silently (past
+ *     STORE_BACKLOG_MAX queued operations they give way to a gap, queued
+ *     ahead of them: store_shed_locked).  While it fails
  *     the daemon is degraded; the stall guard in perm.c keeps openers moving
  *     and the unchanged checkpoint makes the next start-up rescan cover it.
  *
@@ -70,9 +72,20 @@
  */
 #define STORE_QUEUE_HIGH	32768
 
+/*
+ * While commits fail the queue may grow past STORE_QUEUE_HIGH (readers do
+ * not wait then), but not past this: beyond it a record of a change, a
+ * move or a removal is not kept; a gap for its filesystem and snapshot is
+ * queued in its place, once (store_shed_locked).  About 336 bytes a
+ * record: ~88 MB at most, instead of 3.4 GB at 10 million records.
+ */
+#define STORE_BACKLOG_MAX	262144
+
 /* A failed commit is retried after 50 ms, doubling up to 1 s. */
 #define STORE_RETRY_MS		50
 #define STORE_RETRY_MAX_MS	1000
+/* At shutdown, failed retries before the writer gives up. */
+#define STORE_STOP_RETRIES	20
 
 static sqlite3			*store_db;
 static pthread_t		 store_thread;
@@ -90,6 +103,12 @@ static int			 store_stopping;
 static int			 store_urgent;	/* someone waits for the queue */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
+static uint64_t			 store_backlog_max = STORE_BACKLOG_MAX;
+static struct {
+	int64_t	 fs_id;
+	int64_t	 snapshot;	/* a gap queued for it and below */
+}				 store_shed[16];
+static int			 store_nshed;
 static int			 store_retry_ms = STORE_RETRY_MS;
 static int			 store_retry_max_ms = STORE_RETRY_MAX_MS;
 static char			 store_errbuf[256];
@@ -425,52 +444,132 @@ store_op_free(struct store_op *op)
 	free(op);
 }
 
-/*
- * Queue an operation for the writer; it is owned by the store from now on.
- * Returns its sequence number: once store_committed() reaches it, the
- * operation is in the database (durably if op->durable).  Any thread.
- */
-uint64_t
-store_submit(struct store_op *op)
+/* Append op to the queue and number it.  Caller holds store_lock. */
+static uint64_t
+store_enqueue_locked(struct store_op *op)
 {
-	uint64_t	seq;
-
 	op->next = NULL;
-	pthread_mutex_lock(&store_lock);
-	seq = op->seq = store_next_seq++;
+	op->seq = store_next_seq++;
 	*store_qtail = op;
 	store_qtail = &op->next;
 	if (op->durable || op->done != NULL)
 		store_urgent = 1;
 	atomic_fetch_add(&fstd.st.queue_depth, 1);
+	return op->seq;
+}
+
+/*
+ * Past the backlog bound while commits fail, a record (OP_CHANGE,
+ * OP_DIR_MOVE, OP_DIR_GONE, nobody waiting on its callback) is not kept:
+ * unless a gap for its filesystem in its snapshot or a later one is
+ * already queued, one is queued now, ahead of every later operation --
+ * so no checkpoint commits without it, and a query since that snapshot
+ * or earlier says "history incomplete" instead of missing the record.
+ * Paths that a dropped move or removal would have fixed are refreshed
+ * from the handles at the next barrier.  Returns the gap's snapshot when
+ * op is to be dropped (and *gap_queued 1 if a gap was queued for it), 0
+ * when it is kept.  Caller holds store_lock.
+ */
+static int64_t
+store_shed_locked(const struct store_op *op, int *gap_queued)
+{
+	struct store_op	*gap;
+	int64_t		 snap, fs_id = op->fs_id;
+	int		 i;
+
+	*gap_queued = 0;
+	if (!atomic_load(&store_failing) ||
+	    atomic_load(&fstd.st.queue_depth) < store_backlog_max ||
+	    op->done != NULL || (op->type != OP_CHANGE &&
+	    op->type != OP_DIR_MOVE && op->type != OP_DIR_GONE))
+		return 0;
+	snap = atomic_load(&fstd.cur_snapshot);
+	if (op->snapshot > snap)
+		snap = op->snapshot;
+	for (i = 0; i < store_nshed; i++)
+		if (store_shed[i].fs_id == fs_id)
+			break;
+	if (i == store_nshed) {
+		if (store_nshed == (int)(sizeof store_shed /
+		    sizeof store_shed[0])) {
+			fs_id = 0;		/* every filesystem */
+			for (i = 0; i < store_nshed; i++)
+				if (store_shed[i].fs_id == 0)
+					break;
+		}
+		if (i == store_nshed) {
+			store_shed[i].fs_id = fs_id;
+			store_shed[i].snapshot = 0;
+			store_nshed++;
+		}
+	}
+	if (store_shed[i].snapshot >= snap && store_shed[i].snapshot != 0)
+		return snap;
+	gap = store_op_new(OP_GAP);
+	gap->fs_id = fs_id;
+	gap->snapshot = snap;
+	gap->value = now_ns();
+	gap->durable = 1;
+	if ((gap->name = strdup("records dropped while the database could "
+	    "not commit (backlog full)")) == NULL)
+		fatal("out of memory");
+	store_enqueue_locked(gap);
+	store_shed[i].snapshot = snap;
+	*gap_queued = 1;
+	return snap;
+}
+
+/*
+ * Queue an operation for the writer; it is owned by the store from now on.
+ * Returns its sequence number: once store_committed() reaches it, the
+ * operation is in the database (durably if op->durable), or, if it was
+ * dropped past the backlog bound (store_shed_locked), the gap that
+ * replaces it is.  Any thread.
+ */
+uint64_t
+store_submit(struct store_op *op)
+{
+	uint64_t	seq;
+	int64_t		snap, fs_id = op->fs_id;
+	int		gap_queued;
+
+	pthread_mutex_lock(&store_lock);
+	if ((snap = store_shed_locked(op, &gap_queued)) != 0) {
+		seq = store_next_seq - 1;
+		atomic_fetch_add(&fstd.st.records_dropped, 1);
+	} else
+		seq = store_enqueue_locked(op);
 	pthread_cond_signal(&store_cond);
 	pthread_mutex_unlock(&store_lock);
+	if (snap != 0) {
+		store_op_free(op);
+		if (gap_queued)
+			log_warnx("database cannot commit and %llu operations "
+			    "are queued: records of filesystem %lld dropped, "
+			    "gap queued in snapshot %lld",
+			    (unsigned long long)store_backlog_max,
+			    (long long)fs_id, (long long)snap);
+	}
 	return seq;
 }
 
 /*
  * Queue ops[0..n-1] in that order with one wake-up of the writer (a walk
  * that arms thousands of directories must not wake it thousands of times).
- * Their sequence numbers are consecutive; returns the first.  Any thread.
+ * Their sequence numbers are consecutive; returns the first.  None is
+ * dropped past the backlog bound (perm.c's arms go this way, and an arm
+ * must not be replaced by a gap: see perm.c).  Any thread.
  */
 uint64_t
 store_submit_many(struct store_op **ops, int n)
 {
 	uint64_t	first;
-	int		i, urgent = 0;
+	int		i;
 
 	pthread_mutex_lock(&store_lock);
 	first = store_next_seq;
-	for (i = 0; i < n; i++) {
-		ops[i]->next = NULL;
-		ops[i]->seq = store_next_seq++;
-		*store_qtail = ops[i];
-		store_qtail = &ops[i]->next;
-		urgent |= ops[i]->durable || ops[i]->done != NULL;
-	}
-	if (urgent)
-		store_urgent = 1;
-	atomic_fetch_add(&fstd.st.queue_depth, n);
+	for (i = 0; i < n; i++)
+		store_enqueue_locked(ops[i]);
 	pthread_cond_signal(&store_cond);
 	pthread_mutex_unlock(&store_lock);
 	return first;
@@ -497,9 +596,10 @@ store_record_gap(struct fst_fs *fs, const char *reason)
 		op->durable = 1;
 		if ((op->name = strdup(reason)) == NULL)
 			fatal("out of memory");
-		store_submit(op);
+		/* op is the writer's once queued: it may be freed already */
 		log_warnx("gap recorded for '%s' in snapshot %lld: %s",
 		    fstd.fs[i].mountpoint, (long long)op->snapshot, reason);
+		store_submit(op);
 	}
 }
 
@@ -539,6 +639,13 @@ store_wait_room(void)
 		pthread_cond_timedwait(&store_room, &store_lock, &until);
 	}
 	pthread_mutex_unlock(&store_lock);
+}
+
+/* Tests: the backlog bound while commits fail (STORE_BACKLOG_MAX). */
+void
+store_set_backlog_max(uint64_t n)
+{
+	store_backlog_max = n;
 }
 
 /*
@@ -1016,7 +1123,7 @@ store_main(void *arg)
 {
 	struct store_op	*batch, *op, *next, **tail;
 	uint64_t	 last, one = 1;
-	int		 durable, n, backoff = 0, failing = 0;
+	int		 durable, n, backoff = 0, failing = 0, stop_tries = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&store_lock);
@@ -1083,8 +1190,9 @@ store_main(void *arg)
 			*tail = store_qhead;
 			store_qhead = NULL;
 			store_qtail = &store_qhead;
+			/* At shutdown: this many more tries, whatever came before. */
 			if (store_stopping && store_qhead == NULL &&
-			    atomic_load(&fstd.st.commit_failures) > 20) {
+			    ++stop_tries > STORE_STOP_RETRIES) {
 				pthread_mutex_unlock(&store_lock);
 				goto giveup;
 			}

@@ -712,6 +712,139 @@ START_TEST(test_ioerr)
 }
 END_TEST
 
+/* query_changed() with its output captured (and thrown away). */
+struct io_qarg {
+	const char	*path;
+	int64_t		 since, cur;
+};
+static int
+io_query(void *p)
+{
+	struct io_qarg	*a = p;
+	sqlite3		*db = query_open(a->path);
+	int		 rc;
+
+	ck_assert_ptr_nonnull(db);
+	rc = query_changed(db, a->since, a->cur, 0);
+	query_close(db);
+	return rc;
+}
+
+/* Submit n changes in snapshot snap; the last sequence number. */
+static uint64_t
+io_changes_in(int64_t snap, int n, int *first)
+{
+	struct store_op	*op;
+	uint64_t	 seq = 0;
+	int		 i;
+
+	for (i = 0; i < n; i++, (*first)++) {
+		op = store_op_new(OP_CHANGE);
+		op->snapshot = snap;
+		op->fs_id = 1;
+		op->dir.type = 1;
+		op->dir.len = 8;
+		memcpy(op->dir.bytes, first, sizeof *first);
+		op->path = strdup("/m/x");
+		if (asprintf(&op->name, "n%d", *first) == -1)
+			abort();
+		seq = store_submit(op);
+	}
+	return seq;
+}
+
+/*
+ * The backlog bound (1000 here, STORE_BACKLOG_MAX in the daemon): while
+ * the disk is full the queue holds at most that many records; the rest are
+ * dropped, replaced by one gap per filesystem and snapshot, queued ahead
+ * of everything after them.  Once space returns everything kept commits
+ * without a restart, with the gaps, so a query since either snapshot says
+ * history is incomplete (exit 4) instead of missing the dropped records.
+ */
+START_TEST(test_backlog_bound)
+{
+	char		*path, *out, err[512];
+	struct store_op	*op;
+	struct io_qarg	 q;
+	sqlite3		*db;
+	uint64_t	 seq;
+	int		 i, next = 0;
+
+	if (asprintf(&path, "%s/backlog.db", tmpdir) == -1)
+		abort();
+	memset(&fstd, 0, sizeof fstd);
+	config_defaults(&fstd.cfg);
+	fstd.db_path = path;
+	store_set_backlog_max(1000);
+	store_set_retry(1, 4);
+	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
+	unit_loop_new();
+	ck_assert_int_eq(store_start(), 0);
+	atomic_store(&fstd.cur_snapshot, 200);
+	op = store_op_new(OP_SNAPSHOT);
+	op->snapshot = 200;
+	op->durable = 1;
+	unit_wait_committed(store_submit(op));
+
+	/* Disk full: the first record fails to commit. */
+	faultvfs_set(FV_WRITE, FV_WAL, 1, 1, SQLITE_FULL);
+	io_changes_in(200, 1, &next);
+	for (i = 0; i < 5000 && !(health_degraded() & (1 << DEGRADED_STORE));
+	    i++)
+		usleep(1000);
+	ck_assert(health_degraded() & (1 << DEGRADED_STORE));
+	io_changes_in(200, 5000, &next);
+	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1001);
+	ck_assert_uint_ge(atomic_load(&fstd.st.records_dropped), 4000);
+	/* a snapshot, kept, and more records in it: a second gap */
+	atomic_store(&fstd.cur_snapshot, 201);
+	op = store_op_new(OP_SNAPSHOT);
+	op->snapshot = 201;
+	op->durable = 1;
+	store_submit(op);
+	io_changes_in(201, 3000, &next);
+	op = store_op_new(OP_CHECKPOINT);
+	op->fs_id = 1;
+	op->value = 777;
+	seq = store_submit(op);
+	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1004);
+
+	/* Space returns: everything kept commits, with the gaps. */
+	faultvfs_clear();
+	for (i = 0; i < 10000 && store_committed() < seq; i++)
+		usleep(1000);
+	ck_assert_uint_ge(store_committed(), seq);
+	ck_assert_int_eq(health_degraded() & (1 << DEGRADED_STORE), 0);
+	store_stop();
+	unit_loop_free();
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	out = unit_db_rows(db, "SELECT coalesce(fs_id, 0), snapshot FROM gaps "
+	    "ORDER BY id");
+	ck_assert_str_eq(out, "1|200\n1|201\n");
+	free(out);
+	ck_assert_int_eq(unit_db_int(db, "SELECT count(*) FROM snapshots "
+	    "WHERE id IN (200, 201)"), 2);
+	ck_assert_int_le(unit_db_int(db, "SELECT count(*) FROM changes"), 1001);
+	ck_assert_int_ge(unit_db_int(db, "SELECT count(*) FROM changes"), 900);
+	/* every gap is ahead of the records it replaces: none after it */
+	ck_assert_int_eq(unit_db_int(db, "SELECT count(*) FROM changes WHERE "
+	    "snapshot = 201"), 0);
+	out = unit_db_rows(db, "PRAGMA integrity_check");
+	ck_assert_str_eq(out, "ok\n");
+	free(out);
+	sqlite3_close(db);
+	q.path = path;
+	q.cur = 201;
+	for (q.since = 200; q.since <= 201; q.since++) {
+		ck_assert_int_eq(unit_capture_stdout(io_query, &q, &out),
+		    FST_EXIT_GAP);
+		free(out);
+	}
+	free(path);
+}
+END_TEST
+
 /* The suite. */
 Suite *
 ioerr_suite(void)
@@ -723,6 +856,12 @@ ioerr_suite(void)
 	tcase_add_checked_fixture(tc, io_setup, io_teardown);
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, test_ioerr, 0, IO_NCASES);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("backlog");
+	tcase_add_checked_fixture(tc, io_setup, io_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_backlog_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }
