@@ -131,23 +131,25 @@ io_exec(sqlite3 *db, const char *sql)
 	    "%s: %s", sql, msg != NULL ? msg : "?");
 }
 
+/* An integer from the environment, or dflt. */
+static int
+io_getenv_int(const char *name, int dflt)
+{
+	return getenv(name) != NULL ? atoi(getenv(name)) : dflt;
+}
+
+#define IO_OLD_DIRS	1000
+/* more than the writer's page cache */
+#define IO_BIG_DIRS	io_getenv_int("IOERR_BIG", 30000)
+static int	io_dirs = IO_OLD_DIRS;
+static int	io_after_open;	/* the fault counts from store_start() on */
+
 /*
  * The database every run starts from: one filesystem, snapshots 99 and
  * 100 with io_dirs directories and a change in each (so the first
  * barrier, prune and directory look-ups have pages to read), and an idle
  * consumer (it pins nothing).
  */
-#define IO_OLD_DIRS	1000
-#define IO_BIG_DIRS	getenv_int("IOERR_BIG", 30000)	/* more than the writer's page cache */
-static int	io_dirs = IO_OLD_DIRS;
-
-/* An integer from the environment, or dflt. */
-static int
-getenv_int(const char *name, int dflt)
-{
-	return getenv(name) != NULL ? atoi(getenv(name)) : dflt;
-}
-static int	io_after_open;	/* the fault counts from store_start() on */
 static void
 io_make_template(void)
 {
@@ -468,8 +470,9 @@ io_int(sqlite3 *db, const char *sql, long long dflt)
 	return v;
 }
 
+static int	io_changes[IO_MAX_OPS];	/* io_load_changes() */
+
 /* Parent: which change records (by seq) the database has, in io_changes. */
-static int	io_changes[IO_MAX_OPS];
 static void
 io_load_changes(sqlite3 *db)
 {
@@ -712,11 +715,13 @@ START_TEST(test_ioerr)
 }
 END_TEST
 
-/* query_changed() with its output captured (and thrown away). */
+/* What io_query() runs query_changed() on. */
 struct io_qarg {
 	const char	*path;
 	int64_t		 since, cur;
 };
+
+/* query_changed() with its output captured (and thrown away). */
 static int
 io_query(void *p)
 {
