@@ -29,6 +29,14 @@
  * cache and counts reads from store_start() on, so that the writer's own
  * statements (directory look-ups, a barrier, a prune) read the disk.
  *
+ * IOERR_STRIDE=S (S > 1; .ci/run's sanitizer stage sets it, where each
+ * run costs several times as much) samples the fault positions instead of
+ * running them all: every case in every mode still runs, N = 1 to
+ * IO_EDGE one by one, then every Sth position (from a starting point that
+ * differs from one sweep to the next), and the end of the sweep is found
+ * by bisection, so the last position that still reaches the fault and
+ * the first that no longer does both run (io_sweep).
+ *
  * Debugging: IOERR_CASE=I runs case I only; IOERR_VERBOSE=1 prints every
  * run; IOERR_DEBUG="I MODE N PERSISTENT" runs that one run and keeps its
  * database (the directory is printed).
@@ -55,6 +63,8 @@
 #define IO_STEPS	8
 #define IO_MAX_N	2000
 #define IO_MAX_OPS	128
+/* With IOERR_STRIDE: the first positions, all run (see the top). */
+#define IO_EDGE		8
 
 enum io_mode { IO_TRANSIENT, IO_CLEARED, IO_STOP, IO_CRASH, IO_MODES };
 static const char *io_mode_name[IO_MODES] = {
@@ -658,13 +668,66 @@ static const struct io_case {
 #define IO_NCASES	(int)(sizeof io_cases / sizeof io_cases[0])
 
 /*
+ * The fault position a sweep runs after n: the next one, except in the
+ * big case past 64 (every n/8th: its runs are slow); with a stride
+ * (IOERR_STRIDE) the next one only up to IO_EDGE, then IO_EDGE + 1 +
+ * phase (0 <= phase < stride), then every stride-th or more.
+ */
+static int
+io_next_n(int n, int big, int stride, int phase)
+{
+	int	step = big && n >= 64 ? n / 8 : 1;
+
+	if (stride > 1 && n == IO_EDGE)
+		return n + 1 + phase;
+	if (stride > 1 && n > IO_EDGE && step < stride)
+		step = stride;
+	return n + step;
+}
+
+/*
+ * One sweep of case c in one mode: the fault at N = 1, then at the
+ * positions io_next_n() picks, until a run no longer reaches the fault;
+ * if positions were skipped since the last one that did, bisection
+ * between the two finds the end (a position that reaches the fault, the
+ * next that does not, both run).  Returns the number of runs; *end is
+ * the first position that did not reach the fault.
+ */
+static int
+io_sweep(const struct io_case *c, int mode, int persistent, int stride,
+    int phase, int *end)
+{
+	int	n = 1, hit = 0, miss = 0, runs = 0;
+
+	for (;;) {
+		ck_assert_msg(n < IO_MAX_N, "%s: still hitting the fault at "
+		    "N=%d", faultvfs_call_name(c->call), n);
+		io_run(c->call, c->file, n, persistent, c->err, mode);
+		runs++;
+		if (sh->hits != 0)
+			hit = n;
+		else
+			miss = n;
+		if (miss == 0)
+			n = io_next_n(n, c->dirs != 0, stride, phase);
+		else if (miss == hit + 1)
+			break;
+		else
+			n = hit + (miss - hit) / 2;
+	}
+	*end = miss;
+	return runs;
+}
+
+/*
  * One case (loop index _i) in every mode, N = 1, 2, ... until a run no
- * longer reaches the fault.
+ * longer reaches the fault (or a sample of those: IOERR_STRIDE).
  */
 START_TEST(test_ioerr)
 {
 	const struct io_case	*c = &io_cases[_i];
-	int			 mode, n, runs = 0, persistent;
+	int			 mode, n, r, runs = 0, persistent, sweep = 0;
+	int			 stride = io_getenv_int("IOERR_STRIDE", 1);
 
 	if (getenv("IOERR_CASE") != NULL && atoi(getenv("IOERR_CASE")) != _i)
 		return;
@@ -691,22 +754,15 @@ START_TEST(test_ioerr)
 			    ((mode == IO_CLEARED || mode == IO_STOP) &&
 			    !persistent))
 				continue;
-			for (n = 1; n < IO_MAX_N; n += c->dirs != 0 &&
-			    n >= 64 ? n / 8 : 1) {
-				io_run(c->call, c->file, n, persistent, c->err,
-				    mode);
-				runs++;
-				if (sh->hits == 0)
-					break;
-			}
-			ck_assert_msg(n < IO_MAX_N, "%s: still hitting the "
-			    "fault at N=%d", faultvfs_call_name(c->call), n);
-			fprintf(stderr, "ioerr: %s %s%s %s%s: N = 1..%d\n",
-			    faultvfs_call_name(c->call),
+			r = io_sweep(c, mode, persistent, stride, stride > 1 ?
+			    (_i + sweep++) % stride : 0, &n);
+			runs += r;
+			fprintf(stderr, "ioerr: %s %s%s %s%s: N = 1..%d, "
+			    "%d runs\n", faultvfs_call_name(c->call),
 			    faultvfs_file_name(c->file),
 			    c->err == SQLITE_FULL ? " FULL" : "",
 			    io_mode_name[mode], persistent ? " persistent" :
-			    "", n);
+			    "", n, r);
 		}
 	}
 	fprintf(stderr, "ioerr: %s %s%s: %d runs\n",
