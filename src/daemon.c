@@ -372,6 +372,8 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)atomic_load(&fstd.st.commit_failures));
 	sbuf_printf(sb, "queue_depth\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.queue_depth));
+	sbuf_printf(sb, "records_dropped\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.records_dropped));
 	sbuf_printf(sb, "perm_events\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_events));
 	sbuf_printf(sb, "perm_held\t%llu\n",

@@ -59,7 +59,9 @@
  * (store_submit, any thread), the arm-ahead queue and the reconcile queue.
  * The writer queue is bounded: the main thread's drains and the walkers
  * wait for room (store_wait_room, holding no lock), the main thread's
- * poll stops reading meanwhile; perm and ahead never wait.
+ * poll stops reading meanwhile; perm and ahead never wait.  Not while
+ * commits fail: then it grows to STORE_BACKLOG_MAX, past which records
+ * are replaced by a gap per filesystem and snapshot (store_submit).
  */
 #ifndef FSTRACK_H
 #define FSTRACK_H
@@ -151,6 +153,7 @@ struct fst_stats {
 	_Atomic uint64_t	self_events;
 	_Atomic uint64_t	quiet_files;	/* quiet marks this snapshot */
 	_Atomic uint64_t	queue_depth;
+	_Atomic uint64_t	records_dropped;
 	_Atomic uint64_t	reconcile_scanned;
 	_Atomic uint64_t	reconcile_recorded;
 };
@@ -290,6 +293,8 @@ void	 store_record_gap(struct fst_fs *, const char *);
 int	 store_queue_full(void);
 void	 store_wait_room(void);
 uint64_t store_committed(void);
+void	 store_set_retry(int, int);
+void	 store_set_backlog_max(uint64_t);
 int	 store_event_fd(void);
 int64_t	 store_max_snapshot(void);
 int	 store_fs_attach(struct fst_fs *, int64_t *, char *, size_t);

@@ -24,9 +24,17 @@
  *     WAL and thereby every earlier batch too; other batches use NORMAL.
  *  4. committed_seq only moves forward, after COMMIT returned SQLITE_OK.
  *     Held openers are released only for sequence numbers at or below it.
- *  5. A failed commit is rolled back and retried with the same operations
+ *  5. Every statement's result is checked, reads included: SQLite rolls
+ *     the transaction back by itself on an I/O error, a full disk or no
+ *     memory, and a statement run after that would commit alone, out of
+ *     order.  A batch whose transaction is gone fails as a whole
+ *     (store_commit_batch), and store_apply() may be run again on the same
+ *     operation: it must not consume its request (OP_PRUNE).
+ *  6. A failed commit is rolled back and retried with the same operations
  *     (plus any that arrived meanwhile) until it succeeds: a full disk or a
- *     locked database delays records, it never drops them.  While it fails
+ *     locked database delays records, it never drops them silently (past
+ *     STORE_BACKLOG_MAX queued operations they give way to a gap, queued
+ *     ahead of them: store_shed_locked).  While it fails
  *     the daemon is degraded; the stall guard in perm.c keeps openers moving
  *     and the unchanged checkpoint makes the next start-up rescan cover it.
  *
@@ -64,6 +72,21 @@
  */
 #define STORE_QUEUE_HIGH	32768
 
+/*
+ * While commits fail the queue may grow past STORE_QUEUE_HIGH (readers do
+ * not wait then), but not past this: beyond it a record of a change, a
+ * move or a removal is not kept; a gap for its filesystem and snapshot is
+ * queued in its place, once (store_shed_locked).  About 336 bytes a
+ * record: ~88 MB at most, instead of 3.4 GB at 10 million records.
+ */
+#define STORE_BACKLOG_MAX	262144
+
+/* A failed commit is retried after 50 ms, doubling up to 1 s. */
+#define STORE_RETRY_MS		50
+#define STORE_RETRY_MAX_MS	1000
+/* At shutdown, failed retries before the writer gives up. */
+#define STORE_STOP_RETRIES	20
+
 static sqlite3			*store_db;
 static pthread_t		 store_thread;
 static int			 store_running;
@@ -80,6 +103,14 @@ static int			 store_stopping;
 static int			 store_urgent;	/* someone waits for the queue */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
+static uint64_t			 store_backlog_max = STORE_BACKLOG_MAX;
+static struct {
+	int64_t	 fs_id;
+	int64_t	 snapshot;	/* a gap queued for it and below */
+}				 store_shed[16];
+static int			 store_nshed;
+static int			 store_retry_ms = STORE_RETRY_MS;
+static int			 store_retry_max_ms = STORE_RETRY_MAX_MS;
 static char			 store_errbuf[256];
 static pthread_mutex_t		 store_err_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -413,53 +444,133 @@ store_op_free(struct store_op *op)
 	free(op);
 }
 
-/*
- * Queue an operation for the writer; it is owned by the store from now on.
- * Returns its sequence number: once store_committed() reaches it, the
- * operation is in the database (durably if op->durable).  Any thread.
- */
-uint64_t
-store_submit(struct store_op *op)
+/* Append op to the queue and number it.  Caller holds store_lock. */
+static uint64_t
+store_enqueue_locked(struct store_op *op)
 {
-	uint64_t	seq;
-
 	op->next = NULL;
-	pthread_mutex_lock(&store_lock);
-	seq = op->seq = store_next_seq++;
+	op->seq = store_next_seq++;
 	*store_qtail = op;
 	store_qtail = &op->next;
 	if (op->durable || op->done != NULL)
 		store_urgent = 1;
 	atomic_fetch_add(&fstd.st.queue_depth, 1);
+	return op->seq;
+}
+
+/*
+ * Past the backlog bound while commits fail, a record (OP_CHANGE,
+ * OP_DIR_MOVE, OP_DIR_GONE, nobody waiting on its callback) is not kept:
+ * unless a gap for its filesystem in its snapshot or a later one is
+ * already queued, one is queued now, ahead of every later operation --
+ * so no checkpoint commits without it, and a query since that snapshot
+ * or earlier says "history incomplete" instead of missing the record.
+ * Paths that a dropped move or removal would have fixed are refreshed
+ * from the handles at the next barrier.  Returns the gap's snapshot when
+ * op is to be dropped (and *gap_queued 1 if a gap was queued for it), 0
+ * when it is kept.  Caller holds store_lock.
+ */
+static int64_t
+store_shed_locked(const struct store_op *op, int *gap_queued)
+{
+	struct store_op	*gap;
+	int64_t		 snap, fs_id = op->fs_id;
+	int		 i;
+
+	*gap_queued = 0;
+	if (!atomic_load(&store_failing) ||
+	    atomic_load(&fstd.st.queue_depth) < store_backlog_max ||
+	    op->done != NULL || (op->type != OP_CHANGE &&
+	    op->type != OP_DIR_MOVE && op->type != OP_DIR_GONE))
+		return 0;
+	snap = atomic_load(&fstd.cur_snapshot);
+	if (op->snapshot > snap)
+		snap = op->snapshot;
+	for (i = 0; i < store_nshed; i++)
+		if (store_shed[i].fs_id == fs_id)
+			break;
+	if (i == store_nshed) {
+		if (store_nshed == (int)(sizeof store_shed /
+		    sizeof store_shed[0])) {
+			fs_id = 0;		/* every filesystem */
+			for (i = 0; i < store_nshed; i++)
+				if (store_shed[i].fs_id == 0)
+					break;
+		}
+		if (i == store_nshed) {
+			store_shed[i].fs_id = fs_id;
+			store_shed[i].snapshot = 0;
+			store_nshed++;
+		}
+	}
+	if (store_shed[i].snapshot >= snap && store_shed[i].snapshot != 0)
+		return snap;
+	gap = store_op_new(OP_GAP);
+	gap->fs_id = fs_id;
+	gap->snapshot = snap;
+	gap->value = now_ns();
+	gap->durable = 1;
+	if ((gap->name = strdup("records dropped while the database could "
+	    "not commit (backlog full)")) == NULL)
+		fatal("out of memory");
+	store_enqueue_locked(gap);
+	store_shed[i].snapshot = snap;
+	*gap_queued = 1;
+	return snap;
+}
+
+/*
+ * Queue an operation for the writer; it is owned by the store from now on.
+ * Returns its sequence number: once store_committed() reaches it, the
+ * operation is in the database (durably if op->durable), or, if it was
+ * dropped past the backlog bound (store_shed_locked), the gap that
+ * replaces it is.  Any thread.
+ */
+uint64_t
+store_submit(struct store_op *op)
+{
+	uint64_t	seq;
+	int64_t		snap, fs_id = op->fs_id;
+	int		gap_queued;
+
+	pthread_mutex_lock(&store_lock);
+	if ((snap = store_shed_locked(op, &gap_queued)) != 0) {
+		seq = store_next_seq - 1;
+		atomic_fetch_add(&fstd.st.records_dropped, 1);
+	} else
+		seq = store_enqueue_locked(op);
 	pthread_mutex_unlock(&store_lock);
 	/* after the unlock: a writer woken under the lock would block on it */
 	pthread_cond_signal(&store_cond);
+	if (snap != 0) {
+		store_op_free(op);
+		if (gap_queued)
+			log_warnx("database cannot commit and %llu operations "
+			    "are queued: records of filesystem %lld dropped, "
+			    "gap queued in snapshot %lld",
+			    (unsigned long long)store_backlog_max,
+			    (long long)fs_id, (long long)snap);
+	}
 	return seq;
 }
 
 /*
  * Queue ops[0..n-1] in that order with one wake-up of the writer (a walk
  * that arms thousands of directories must not wake it thousands of times).
- * Their sequence numbers are consecutive; returns the first.  Any thread.
+ * Their sequence numbers are consecutive; returns the first.  None is
+ * dropped past the backlog bound (perm.c's arms go this way, and an arm
+ * must not be replaced by a gap: see perm.c).  Any thread.
  */
 uint64_t
 store_submit_many(struct store_op **ops, int n)
 {
 	uint64_t	first;
-	int		i, urgent = 0;
+	int		i;
 
 	pthread_mutex_lock(&store_lock);
 	first = store_next_seq;
-	for (i = 0; i < n; i++) {
-		ops[i]->next = NULL;
-		ops[i]->seq = store_next_seq++;
-		*store_qtail = ops[i];
-		store_qtail = &ops[i]->next;
-		urgent |= ops[i]->durable || ops[i]->done != NULL;
-	}
-	if (urgent)
-		store_urgent = 1;
-	atomic_fetch_add(&fstd.st.queue_depth, n);
+	for (i = 0; i < n; i++)
+		store_enqueue_locked(ops[i]);
 	pthread_mutex_unlock(&store_lock);
 	pthread_cond_signal(&store_cond);	/* after the unlock, as above */
 	return first;
@@ -486,16 +597,17 @@ store_record_gap(struct fst_fs *fs, const char *reason)
 		op->durable = 1;
 		if ((op->name = strdup(reason)) == NULL)
 			fatal("out of memory");
-		store_submit(op);
+		/* op is the writer's once queued: it may be freed already */
 		log_warnx("gap recorded for '%s' in snapshot %lld: %s",
 		    fstd.fs[i].mountpoint, (long long)op->snapshot, reason);
+		store_submit(op);
 	}
 }
 
 /*
  * Whether the writer's queue is full: a reader of events should pause
  * (the kernel keeps them) until it has room.  Never while commits fail:
- * then records are kept in memory as before (invariant 5), and waiting
+ * then records are kept in memory as before (invariant 6), and waiting
  * would only stop the daemon from saying it is degraded.  Any thread,
  * once store_start() returned.
  */
@@ -530,6 +642,24 @@ store_wait_room(void)
 	pthread_mutex_unlock(&store_lock);
 }
 
+/* Tests: the backlog bound while commits fail (STORE_BACKLOG_MAX). */
+void
+store_set_backlog_max(uint64_t n)
+{
+	store_backlog_max = n;
+}
+
+/*
+ * Tests: retry a failed commit after first_ms, doubling up to max_ms,
+ * instead of 50 ms up to 1 s.  Before store_start().
+ */
+void
+store_set_retry(int first_ms, int max_ms)
+{
+	store_retry_ms = first_ms;
+	store_retry_max_ms = max_ms;
+}
+
 /* The highest sequence number known to be committed. */
 uint64_t
 store_committed(void)
@@ -553,17 +683,19 @@ store_dir_id(int64_t fs_id, const struct fst_handle *h, const char *hint)
 	size_t		 bloblen;
 	int64_t		 id = 0;
 	char		 path[PATH_MAX];
-	int		 i, gone = 0;
+	int		 i, rc, gone = 0;
 
 	handle_to_blob(h, blob, &bloblen);
 	st = store_st[ST_DIR_FIND];
 	sqlite3_bind_int64(st, 1, fs_id);
 	sqlite3_bind_blob(st, 2, blob, bloblen, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		gone = sqlite3_column_int(st, 1);
 	}
 	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return 0;	/* an I/O error is not "no such directory" */
 	if (id != 0 && gone) {
 		/*
 		 * Something changed in a directory we thought removed: it is
@@ -626,7 +758,7 @@ store_refresh_paths(int64_t since)
 	char			 path[PATH_MAX];
 	int64_t			 fs_id, id;
 	const char		*old;
-	int			 i, rc = 0, mfd;
+	int			 i, rc = 0, src, mfd;
 
 	if (sqlite3_prepare_v2(store_db, FST_SQL_CHANGED_PAIRS "SELECT DISTINCT "
 	    "d.id, d.fs_id, d.handle, d.path, d.gone FROM k JOIN dirs d ON "
@@ -644,7 +776,7 @@ store_refresh_paths(int64_t since)
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, since);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		fs_id = sqlite3_column_int64(st, 1);
 		if (handle_from_blob(&h, sqlite3_column_blob(st, 2),
@@ -676,6 +808,9 @@ store_refresh_paths(int64_t since)
 			sqlite3_reset(gone);
 		}
 	}
+	/* A read that failed is not the end of the list (stale paths). */
+	if (rc == 0 && src != SQLITE_DONE)
+		rc = -1;
 	sqlite3_finalize(st);
 	sqlite3_finalize(up);
 	sqlite3_finalize(gone);
@@ -683,41 +818,55 @@ store_refresh_paths(int64_t since)
 }
 
 /*
+ * The integer in the first column of the first row of sql into *out, or
+ * dflt when there is no row or it is NULL; -1 if the query fails (then the
+ * transaction may be gone: see store_commit_batch).
+ */
+static int
+store_query_int(const char *sql, int64_t dflt, int64_t *out)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*out = dflt;
+	if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
  * Drop history no consumer needs.  before == 0 applies the retention policy
  * of the configuration; otherwise everything below snapshot before goes.
  * Active consumers (successful within consumer-idle-days) pin their cursor.
+ * Any failed read fails the prune: a pin read as "none" would drop history
+ * a consumer still needs.
  */
 static int
 store_prune(int64_t before, int64_t *pruned_to)
 {
-	sqlite3_stmt	*st;
-	int64_t		 cur = atomic_load(&fstd.cur_snapshot), keep, pin = 0;
-	int64_t		 now = time(NULL), oldest = 0;
+	int64_t		 cur = atomic_load(&fstd.cur_snapshot), keep, pin, v;
+	int64_t		 now = time(NULL), oldest;
 	char		 sql[512];
 
 	*pruned_to = 0;
 	if (before == 0) {
 		/* Ids are not consecutive: keep the N newest by rank. */
-		keep = 0;
 		snprintf(sql, sizeof sql, "SELECT id FROM snapshots ORDER BY id "
 		    "DESC LIMIT 1 OFFSET %ld", fstd.cfg.retention_snapshots - 1);
-		if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) ==
-		    SQLITE_OK) {
-			if (sqlite3_step(st) == SQLITE_ROW)
-				keep = sqlite3_column_int64(st, 0);
-			sqlite3_finalize(st);
-		}
+		if (store_query_int(sql, 0, &keep) != 0)
+			return -1;
 		if (fstd.cfg.retention_days > 0) {
 			snprintf(sql, sizeof sql, "SELECT coalesce(min(id), 0) "
 			    "FROM snapshots WHERE started_at >= %lld",
 			    (long long)(now - fstd.cfg.retention_days * 86400));
-			if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) ==
-			    SQLITE_OK) {
-				if (sqlite3_step(st) == SQLITE_ROW &&
-				    sqlite3_column_int64(st, 0) > keep)
-					keep = sqlite3_column_int64(st, 0);
-				sqlite3_finalize(st);
-			}
+			if (store_query_int(sql, 0, &v) != 0)
+				return -1;
+			if (v > keep)
+				keep = v;
 		}
 	} else
 		keep = before;
@@ -726,20 +875,13 @@ store_prune(int64_t before, int64_t *pruned_to)
 	snprintf(sql, sizeof sql, "SELECT min(cursor) FROM consumers WHERE "
 	    "coalesce(last_success, created_at) >= %lld",
 	    (long long)(now - fstd.cfg.consumer_idle_days * 86400));
-	if (sqlite3_prepare_v2(store_db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (store_query_int(sql, 0, &pin) != 0)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    sqlite3_column_type(st, 0) != SQLITE_NULL)
-		pin = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (pin > 0 && pin < keep)
 		keep = pin;
-	if (sqlite3_prepare_v2(store_db, "SELECT coalesce(min(id), 0) FROM "
-	    "snapshots", -1, &st, NULL) != SQLITE_OK)
+	if (store_query_int("SELECT coalesce(min(id), 0) FROM snapshots", 0,
+	    &oldest) != 0)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		oldest = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (keep <= oldest)
 		return 0;
 	snprintf(sql, sizeof sql,
@@ -916,7 +1058,16 @@ store_apply(struct store_op *op)
 		op->result = sqlite3_changes(store_db);
 		return 0;
 	case OP_PRUNE:
-		return store_prune(op->value, &op->value);
+		/*
+		 * op->value is the request and then the answer: keep the
+		 * request in op->snapshot, or a retry after a failed commit
+		 * would prune by the policy (value 0) what was not asked.
+		 */
+		if (!op->result) {
+			op->snapshot = op->value;
+			op->result = 1;
+		}
+		return store_prune(op->snapshot, &op->value);
 	case OP_BARRIER:
 		return store_refresh_paths(op->snapshot);
 	}
@@ -947,6 +1098,17 @@ store_commit_batch(struct store_op *batch, int durable)
 			sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
+		/*
+		 * An I/O error, SQLITE_FULL or SQLITE_NOMEM in any statement,
+		 * a SELECT included, rolls the whole transaction back at
+		 * once; the next statements would then each commit on their
+		 * own (a checkpoint without the records before it).  So the
+		 * batch ends here, whatever the operation made of the error.
+		 */
+		if (sqlite3_get_autocommit(store_db)) {
+			store_set_error("write (transaction rolled back)");
+			return -1;
+		}
 	}
 	if (sqlite3_exec(store_db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		store_set_error("commit");
@@ -962,7 +1124,7 @@ store_main(void *arg)
 {
 	struct store_op	*batch, *op, *next, **tail;
 	uint64_t	 last, one = 1;
-	int		 durable, n, backoff = 0, failing = 0;
+	int		 durable, n, backoff = 0, failing = 0, stop_tries = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&store_lock);
@@ -1020,17 +1182,18 @@ store_main(void *arg)
 			atomic_store(&store_failing, 1);
 			pthread_cond_broadcast(&store_room);
 			health_set_degraded(DEGRADED_STORE, store_last_error());
-			backoff = backoff == 0 ? 50 : backoff * 2;
-			if (backoff > 1000)
-				backoff = 1000;
+			backoff = backoff == 0 ? store_retry_ms : backoff * 2;
+			if (backoff > store_retry_max_ms)
+				backoff = store_retry_max_ms;
 			usleep(backoff * 1000);
 			/* Whatever arrived meanwhile joins the retry, in order. */
 			pthread_mutex_lock(&store_lock);
 			*tail = store_qhead;
 			store_qhead = NULL;
 			store_qtail = &store_qhead;
+			/* At shutdown: this many more tries, whatever came before. */
 			if (store_stopping && store_qhead == NULL &&
-			    atomic_load(&fstd.st.commit_failures) > 20) {
+			    ++stop_tries > STORE_STOP_RETRIES) {
 				pthread_mutex_unlock(&store_lock);
 				goto giveup;
 			}

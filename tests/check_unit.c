@@ -5,8 +5,8 @@
  * say so and pass trivially without it.  Check's fork mode (the default,
  * CK_FORK=yes) runs every test in its own process, which the store and
  * dircache tests rely on: store.c keeps its state in statics.  Select
- * suites with CK_RUN_SUITE=event|proto|config|store|dircache|syncplan and test cases
- * with CK_RUN_CASE.
+ * suites with CK_RUN_SUITE=event|proto|config|store|dircache|syncplan|ioerr
+ * and test cases with CK_RUN_CASE.
  *
  * It links only the layers it tests (Makefile.am): libfstrackcore.a (with
  * the daemon's global state, src/fstd.c), the client library and the
@@ -248,6 +248,7 @@ main(void)
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, dircache_suite());
 	srunner_add_suite(sr, syncplan_suite());
+	srunner_add_suite(sr, ioerr_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -18,6 +18,7 @@ Suite	*config_suite(void);
 Suite	*store_suite(void);
 Suite	*dircache_suite(void);
 Suite	*syncplan_suite(void);
+Suite	*ioerr_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); the caller owns the string. */
 char	*unit_mkdtemp(void);
