@@ -185,6 +185,7 @@ if wait_output "$WORK/follow.json" '"position"' 10; then
 else
 	fail "2: no position line from the follower in 10 s: $(cat "$WORK/follow.err")"
 fi
+LATENCY_OK=1
 "$PY" - "$MNT/f" "$WORK/follow.json" >"$WORK/latency.txt" <<'EOF' ||
 import json, os, sys, time
 d, out = sys.argv[1], sys.argv[2]
@@ -214,12 +215,14 @@ for i in range(20):
     worst = max(worst, time.monotonic() - t0)
 print("%.3f" % worst)
 EOF
-	fail "2: a live change did not appear: $(cat "$WORK/latency.txt")"
+	{ LATENCY_OK=0; fail "2: a live change did not appear: $(cat "$WORK/latency.txt")"; }
 # The design: a poll every 250 ms plus a barrier.  The issue asks for 1 s;
 # this machine is shared, so only three times that fails the test.
 WORST=$(cat "$WORK/latency.txt")
 log "2: slowest of 20 live changes appeared after $WORST s"
-if "$PY" -c "import sys; sys.exit(float(sys.argv[1]) > 3.0)" "$WORST" 2>/dev/null; then
+if [ "$LATENCY_OK" = 0 ]; then
+	:
+elif "$PY" -c "import sys; sys.exit(float(sys.argv[1]) > 3.0)" "$WORST" 2>/dev/null; then
 	pass "2: every live change appeared within $WORST s"
 else
 	fail "2: a live change took $WORST s to appear"
