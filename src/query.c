@@ -241,6 +241,35 @@ query_since_text(const struct proto_since *since, char *buf, size_t len)
 	return buf;
 }
 
+/* An answer since snapshot since, nothing else, in *a (and *s). */
+static void
+query_answer_snapshot(struct query_answer *a, struct proto_since *s,
+    int64_t since, int64_t cur)
+{
+	memset(s, 0, sizeof *s);
+	memset(a, 0, sizeof *a);
+	s->snapshot = since;
+	a->since = s;
+	a->cur = cur;
+}
+
+/*
+ * The start of an answer's JSON object, up to and with the comma after
+ * its position: {"since":...,"snapshot":CUR,["position":P,]
+ */
+static void
+query_put_head(struct sbuf *out, const struct query_answer *a)
+{
+	sbuf_addstr(out, "{\"since\":");
+	query_put_since(out, a->since);
+	sbuf_printf(out, ",\"snapshot\":%lld,", (long long)a->cur);
+	if (a->position != NULL) {
+		sbuf_addstr(out, "\"position\":");
+		sbuf_add_json_string(out, a->position);
+		sbuf_addstr(out, ",");
+	}
+}
+
 /*
  * The JSON object of an answer that lists nothing because history since
  * a->since is not kept (reason), on stdout.
@@ -253,14 +282,7 @@ query_put_unkept(const struct query_answer *a, const char *reason, int flags)
 	if (!(flags & Q_JSON))
 		return;
 	sbuf_init(&out);
-	sbuf_addstr(&out, "{\"since\":");
-	query_put_since(&out, a->since);
-	sbuf_printf(&out, ",\"snapshot\":%lld,", (long long)a->cur);
-	if (a->position != NULL) {
-		sbuf_addstr(&out, "\"position\":");
-		sbuf_add_json_string(&out, a->position);
-		sbuf_addstr(&out, ",");
-	}
+	query_put_head(&out, a);
 	sbuf_addstr(&out, "\"complete\":false,\"gaps\":[{\"mountpoint\":null,"
 	    "\"reason\":");
 	sbuf_add_json_string(&out, reason);
@@ -372,11 +394,7 @@ query_since_ok(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	struct proto_since	s;
 	struct query_answer	a;
 
-	memset(&s, 0, sizeof s);
-	memset(&a, 0, sizeof a);
-	s.snapshot = since;
-	a.since = &s;
-	a.cur = cur;
+	query_answer_snapshot(&a, &s, since, cur);
 	return query_snapshot_ok(db, &a, flags);
 }
 
@@ -928,14 +946,7 @@ query_changed_at(sqlite3 *db, const struct query_answer *a, int flags)
 	sbuf_init(&out);
 	sbuf_init(&gaps);
 	if (json && !lines) {
-		sbuf_addstr(&out, "{\"since\":");
-		query_put_since(&out, a->since);
-		sbuf_printf(&out, ",\"snapshot\":%lld,", (long long)a->cur);
-		if (a->position != NULL) {
-			sbuf_addstr(&out, "\"position\":");
-			sbuf_add_json_string(&out, a->position);
-			sbuf_addstr(&out, ",");
-		}
+		query_put_head(&out, a);
 		sbuf_addstr(&out, "\"gaps\":[");
 	}
 	/* --follow: the entries first, then the gaps that end the stream */
@@ -993,11 +1004,7 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 	struct proto_since	s;
 	struct query_answer	a;
 
-	memset(&s, 0, sizeof s);
-	memset(&a, 0, sizeof a);
-	s.snapshot = since;
-	a.since = &s;
-	a.cur = cur;
+	query_answer_snapshot(&a, &s, since, cur);
 	return query_changed_at(db, &a, flags);
 }
 
@@ -1134,12 +1141,12 @@ query_each_change(sqlite3 *db, int64_t since, int64_t cur,
 	sqlite3_stmt		*st;
 	struct sbuf		 out;
 	struct proto_since	 s;
+	struct query_answer	 a;
 	int			 rc, ngaps, stop = 0;
 
 	if ((rc = query_since_ok(db, since, cur, 0)) != 0)
 		return rc;
-	memset(&s, 0, sizeof s);
-	s.snapshot = since;
+	query_answer_snapshot(&a, &s, since, cur);
 	sbuf_init(&out);
 	rc = query_gaps(db, &s, 0, &out, &ngaps);
 	sbuf_free(&out);

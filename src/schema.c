@@ -108,55 +108,42 @@ static const char schema_v3_seq[] =
 "ALTER TABLE gaps ADD COLUMN seq INTEGER;\n"
 "CREATE INDEX changes_seq ON changes(seq) WHERE seq IS NOT NULL;\n";
 
+/*
+ * The columns of changed_entries up to gone (kind names by bit), and the
+ * end of its definition: versions 2 and 3 differ only by seq.
+ */
+#define SCHEMA_ENTRIES_COLUMNS \
+"  SELECT c.snapshot AS snapshot, d.fs_id AS fs_id,\n" \
+"         CASE WHEN c.name = '.' THEN d.path\n" \
+"              WHEN d.path = '/' THEN '/' || c.name\n" \
+"              ELSE d.path || '/' || c.name END AS path,\n" \
+"         d.path AS dir, c.name AS name, c.mask AS mask,\n" \
+"         rtrim(\n" \
+"           CASE WHEN c.mask & 1 THEN 'created,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 2 THEN 'deleted,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 4 THEN 'modified,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 8 THEN 'attrib,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 16 THEN 'moved-from,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 32 THEN 'moved-to,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 64 THEN 'closed-write,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 128 THEN 'opened-write,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 256 THEN 'rescanned,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 1024 THEN 'contents,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 2048 THEN 'open-at-snapshot,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 4096 THEN 'armed,' ELSE '' END,\n" \
+"         ',') AS kinds,\n" \
+"         d.gone AS gone"
+#define SCHEMA_ENTRIES_FROM \
+"\n  FROM changes c JOIN dirs d ON d.id = c.dir_id;\n"
+
 /* The changed_entries view of version 2 (the step from 1 to 2 makes it). */
 static const char schema_view_entries_v2[] =
-"CREATE VIEW changed_entries AS\n"
-"  SELECT c.snapshot AS snapshot, d.fs_id AS fs_id,\n"
-"         CASE WHEN c.name = '.' THEN d.path\n"
-"              WHEN d.path = '/' THEN '/' || c.name\n"
-"              ELSE d.path || '/' || c.name END AS path,\n"
-"         d.path AS dir, c.name AS name, c.mask AS mask,\n"
-"         rtrim(\n"
-"           CASE WHEN c.mask & 1 THEN 'created,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 2 THEN 'deleted,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 4 THEN 'modified,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 8 THEN 'attrib,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 16 THEN 'moved-from,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 32 THEN 'moved-to,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 64 THEN 'closed-write,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 128 THEN 'opened-write,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 256 THEN 'rescanned,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 1024 THEN 'contents,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 2048 THEN 'open-at-snapshot,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 4096 THEN 'armed,' ELSE '' END,\n"
-"         ',') AS kinds,\n"
-"         d.gone AS gone\n"
-"  FROM changes c JOIN dirs d ON d.id = c.dir_id;\n";
+"CREATE VIEW changed_entries AS\n" SCHEMA_ENTRIES_COLUMNS SCHEMA_ENTRIES_FROM;
 
-/* The changed_entries view of the current version (kind names by bit). */
+/* The changed_entries view of the current version. */
 static const char schema_view_entries[] =
-"CREATE VIEW changed_entries AS\n"
-"  SELECT c.snapshot AS snapshot, d.fs_id AS fs_id,\n"
-"         CASE WHEN c.name = '.' THEN d.path\n"
-"              WHEN d.path = '/' THEN '/' || c.name\n"
-"              ELSE d.path || '/' || c.name END AS path,\n"
-"         d.path AS dir, c.name AS name, c.mask AS mask,\n"
-"         rtrim(\n"
-"           CASE WHEN c.mask & 1 THEN 'created,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 2 THEN 'deleted,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 4 THEN 'modified,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 8 THEN 'attrib,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 16 THEN 'moved-from,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 32 THEN 'moved-to,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 64 THEN 'closed-write,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 128 THEN 'opened-write,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 256 THEN 'rescanned,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 1024 THEN 'contents,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 2048 THEN 'open-at-snapshot,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 4096 THEN 'armed,' ELSE '' END,\n"
-"         ',') AS kinds,\n"
-"         d.gone AS gone, c.seq AS seq\n"
-"  FROM changes c JOIN dirs d ON d.id = c.dir_id;\n";
+"CREATE VIEW changed_entries AS\n" SCHEMA_ENTRIES_COLUMNS ", c.seq AS seq"
+SCHEMA_ENTRIES_FROM;
 
 /* Run sql, putting SQLite's message into err on failure. */
 static int

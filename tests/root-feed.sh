@@ -301,17 +301,7 @@ timeout 120 "$FSTRACK" -s "$SOCK" changed --since "$(position)" --follow \
 FOLLOW_PID=$!
 wait_output "$WORK/follow3.json" '"position"' 10 ||
 	fail "2: no first position from the follower of the async daemon"
-kill -STOP "$DAEMON_PID"
-timeout 300 "$PY" -c '
-import os, sys
-d = sys.argv[1]
-for i in range(20000):
-    os.close(os.open(os.path.join(d, "f%05d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
-' "$MNT/flood" || {
-	kill -CONT "$DAEMON_PID"
-	hard_error "flood failed"
-}
-kill -CONT "$DAEMON_PID"
+flood_stopped "$MNT/flood" 20000
 stop_follower
 if [ "$FOLLOW_RC" -eq 4 ] && grep -q 'history incomplete' "$WORK/follow3.err" &&
 	tail -n 1 "$WORK/follow3.json" | grep -q '"end":.*"status":4' &&
@@ -327,46 +317,37 @@ rm -rf "$MNT/flood"
 start_daemon "$MNT"
 
 # --- 3. restarts ----------------------------------------------------------
-# seq_limit SQL: the reserved limit, read with the daemon stopped.
-P7=$(position)
-echo x >"$MNT/t/clean-before"
-rc=0
-stop_daemon || rc=$?
-[ "$rc" -eq 0 ] || fail "3: fstrackd exited $rc on SIGTERM"
-LIMIT=$(db "$(state_db)" "SELECT value FROM meta WHERE key = 'seq_limit';")
-echo y >"$MNT/t/clean-down"
-start_daemon "$MNT"
-rc=$(changed_rc "$WORK/clean.txt" --since "$P7")
-if [ "$rc" -eq 0 ] && entries "$WORK/clean.txt" | grep -qx t/clean-before &&
-	entries "$WORK/clean.txt" | grep -qx t/clean-down; then
-	pass "3: clean restart: the old position answers (exit 0) with the change made while down"
-else
-	fail "3: clean restart: exit $rc, listed: $(entries "$WORK/clean.txt" | tr '\n' ' ') $(cat "$WORK/clean.txt.err")"
-fi
-P8=$(position)
-if [ "$(echo "$P8" | cut -d: -f4)" -ge "$LIMIT" ]; then
-	pass "3: numbers of the new run start at the last run's limit ($LIMIT)"
-else
-	fail "3: position $P8 after a restart is below the last run's limit $LIMIT"
-fi
-echo z >"$MNT/t/kill-before"
-kill_daemon
-LIMIT=$(db "$(state_db)" "SELECT value FROM meta WHERE key = 'seq_limit';")
-echo w >"$MNT/t/kill-down"
-start_daemon "$MNT"
-rc=$(changed_rc "$WORK/kill.txt" --since "$P8")
-if [ "$rc" -eq 0 ] && entries "$WORK/kill.txt" | grep -qx t/kill-before &&
-	entries "$WORK/kill.txt" | grep -qx t/kill-down; then
-	pass "3: unclean stop: the old position answers (exit 0) with the change made while down"
-else
-	fail "3: unclean stop: exit $rc, listed: $(entries "$WORK/kill.txt" | tr '\n' ' ') $(cat "$WORK/kill.txt.err")"
-fi
-P9=$(position)
-if [ "$(echo "$P9" | cut -d: -f4)" -ge "$LIMIT" ]; then
-	pass "3: after SIGKILL too, numbers start at the limit ($LIMIT)"
-else
-	fail "3: position $P9 after SIGKILL is below the last run's limit $LIMIT"
-fi
+# restart_case LABEL STOP: take a position, change t/LABEL-before, stop
+# the daemon with STOP (stop_daemon or kill_daemon), change t/LABEL-down
+# while it is down, start it: since the position, exit 0 with both
+# changes; the new run's numbers start at the limit the last one reserved.
+# Sets POS to a position of the new run.
+restart_case() {
+	local label=$1 stop=$2 p limit rc=0
+	p=$(position)
+	echo x >"$MNT/t/$label-before"
+	"$stop" || rc=$?
+	[ "$rc" -eq 0 ] || fail "3: $label: fstrackd exited $rc on SIGTERM"
+	limit=$(db "$(state_db)" "SELECT value FROM meta WHERE key = 'seq_limit';")
+	echo y >"$MNT/t/$label-down"
+	start_daemon "$MNT"
+	rc=$(changed_rc "$WORK/$label.txt" --since "$p")
+	if [ "$rc" -eq 0 ] && entries "$WORK/$label.txt" | grep -qx "t/$label-before" &&
+		entries "$WORK/$label.txt" | grep -qx "t/$label-down"; then
+		pass "3: $label: the old position answers (exit 0) with the change made while down"
+	else
+		fail "3: $label: exit $rc, listed: $(entries "$WORK/$label.txt" | tr '\n' ' ') $(cat "$WORK/$label.txt.err")"
+	fi
+	POS=$(position)
+	if [ "$(echo "$POS" | cut -d: -f4)" -ge "$limit" ]; then
+		pass "3: $label: numbers of the new run start at the last run's limit ($limit)"
+	else
+		fail "3: $label: position $POS of the new run is below the last run's limit $limit"
+	fi
+}
+restart_case clean stop_daemon
+restart_case kill kill_daemon
+P9=$POS
 echo v >"$MNT/t/gap-before"
 kill_daemon
 echo u >"$MNT/t/gap-down"

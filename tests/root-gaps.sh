@@ -145,19 +145,7 @@ start_daemon --durability async --bounded-queue "$MNT"
 NC=$(take_snapshot)
 mkdir "$MNT/flood"
 fst changed --since "$NC" >/dev/null 2>&1 || true	# reconcile done
-kill -STOP "$DAEMON_PID"
-log "c: fstrackd stopped; creating 21000 files"
-timeout 300 "$PY" -c '
-import os, sys
-d = sys.argv[1]
-for i in range(21000):
-    os.close(os.open(os.path.join(d, "f%05d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
-' "$MNT/flood" || {
-	kill -CONT "$DAEMON_PID"
-	hard_error "flood failed"
-}
-kill -CONT "$DAEMON_PID"
-log "c: fstrackd continued"
+flood_stopped "$MNT/flood" 21000
 sabotage_gaps --durability async --bounded-queue "$MNT"
 expect_gap c-overflow "$NC" "$MNT"
 NC2=$(take_snapshot)
