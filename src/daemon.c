@@ -89,6 +89,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	int64_t			 id;
 	uint32_t		 kind = FST_M_OPEN_AT_SNAPSHOT;
 
+	notify_quiet_flush();	/* first: no change after the switch ignored */
 	notify_drain();
 	/*
 	 * Ids increase by at least one and never fall behind the clock in
@@ -101,6 +102,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	perm_new_snapshot(id);
 	atomic_store(&fstd.cur_snapshot, id);
 	dircache_new_snapshot(id);
+	notify_quiet_resume();
 	openscan_writers(daemon_carry_writer, &kind);
 
 	if ((r = calloc(1, sizeof *r)) == NULL)
@@ -202,6 +204,9 @@ daemon_barrier(int64_t since, int64_t since_seq, int flags,
 	/* Walk first: a mapping dropped meanwhile queues its CLOSE_WRITE. */
 	if (!(flags & DAEMON_BARRIER_NOSCAN))
 		openscan_writers(daemon_carry_writer, &kind);
+	/* a position is a new epoch: as for a snapshot, nothing silenced */
+	if (flags & DAEMON_BARRIER_POSITION)
+		notify_quiet_flush();
 	notify_drain();
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		fatal("out of memory");
@@ -225,8 +230,10 @@ daemon_barrier(int64_t since, int64_t since_seq, int flags,
 		    atomic_load(&fstd.cur_snapshot);
 	}
 	seq = store_submit(op);
-	if (flags & DAEMON_BARRIER_POSITION)
+	if (flags & DAEMON_BARRIER_POSITION) {
 		r->pos_seq = store_position_seq(seq);
+		notify_quiet_resume();
+	}
 }
 
 struct position_req {
@@ -254,6 +261,11 @@ daemon_position_done(struct store_op *op, int err, void *arg)
  * walk of /proc, no snapshot, the permission side untouched.  Every
  * change read after the drain gets a greater number; changes still in the
  * kernel queue before it are read first and so come before it.
+ *
+ * The order is daemon_snapshot's, for the same reason: the quiet marks
+ * (notify.c, QUIET FILES) go before the drain, so no change after the
+ * position is silenced as a repeat of the epoch before it, and none is
+ * added again before the new epoch has begun.
  */
 void
 daemon_position(void (*cb)(int, int64_t, int64_t, void *), void *arg)
@@ -261,8 +273,10 @@ daemon_position(void (*cb)(int, int64_t, int64_t, void *), void *arg)
 	struct position_req	*r;
 	struct store_op		*op;
 
+	notify_quiet_flush();
 	notify_drain();
 	dircache_new_epoch();
+	notify_quiet_resume();
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		fatal("out of memory");
 	r->cb = cb;
@@ -452,6 +466,8 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)atomic_load(&fstd.st.events_read));
 	sbuf_printf(sb, "events_per_sec\t%.1f\n", daemon_rate(
 	    atomic_load(&fstd.st.events_read), &ev_last, &ev_t));
+	sbuf_printf(sb, "quiet_files\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.quiet_files));
 	sbuf_printf(sb, "records\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.records_queued));
 	sbuf_printf(sb, "commits\t%llu\n",

@@ -206,7 +206,10 @@ dc_get(struct fst_fs *fs, const struct fst_handle *h)
 
 /*
  * Make sure d->path and d->parent are current.  Returns 0, or -1 when the
- * directory no longer exists or cannot be reached.
+ * directory no longer exists or cannot be reached.  Path and parent both
+ * come from the directory itself, opened by handle: a path opened again
+ * could be renamed away in between (directories above it move while we
+ * look), and then the parent would be unknown or another directory's.
  */
 static int
 dc_resolve(struct dc_dir *d)
@@ -216,26 +219,26 @@ dc_resolve(struct dc_dir *d)
 
 	if (d->path != NULL && d->path_gen == dc_path_gen)
 		return 0;
-	if (handle_path(d->fs->mount_fd, &d->h, path, sizeof path) != 0)
+	/* O_PATH opens are invisible to fanotify: safe on our own marks. */
+	if ((fd = handle_open(d->fs->mount_fd, &d->h, O_PATH | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
 		return -1;
+	if (fd_path(fd, path, sizeof path) != 0) {
+		close(fd);
+		return -1;
+	}
 	free(d->path);
 	if ((d->path = strdup(path)) == NULL)
 		fatal("out of memory");
 	d->path_gen = dc_path_gen;
 	d->has_parent = 0;
-	if (handle_equal(&d->h, &d->fs->root))
-		return 0;
-	/* O_PATH opens are invisible to fanotify: safe on our own marks. */
-	fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
-		return 0;
-	pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!handle_equal(&d->h, &d->fs->root) &&
+	    (pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		if (handle_of_fd(pfd, "", AT_EMPTY_PATH, &d->parent) == 0)
+			d->has_parent = 1;
+		close(pfd);
+	}
 	close(fd);
-	if (pfd == -1)
-		return 0;
-	if (handle_of_fd(pfd, "", AT_EMPTY_PATH, &d->parent) == 0)
-		d->has_parent = 1;
-	close(pfd);
 	return 0;
 }
 
@@ -281,8 +284,11 @@ dc_submit(struct dc_dir *d, const char *name, uint32_t kinds)
 	atomic_fetch_add(&fstd.st.records_queued, 1);
 }
 
-/* Record kinds on (d, name) unless already recorded in this snapshot. */
-static void
+/*
+ * Record kinds on (d, name) unless already recorded in this dedup epoch.
+ * Returns 1 when every kind was recorded already (a repeat), else 0.
+ */
+static int
 dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 {
 	uint64_t	 x;
@@ -299,7 +305,7 @@ dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 		e->mask = 0;
 	}
 	if (e != NULL && (e->mask & kinds) == kinds)
-		return;
+		return 1;
 	if (e == NULL) {
 		if (dc_nents >= DC_MAX_ENTRIES)
 			dc_clear_entries();
@@ -316,6 +322,7 @@ dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 	kinds &= ~e->mask;
 	e->mask |= kinds;
 	dc_submit(d, name, kinds);
+	return 0;
 }
 
 /* The last component of a path. */
@@ -329,14 +336,16 @@ dc_basename(const char *path)
 
 /*
  * Record that entry name of directory h changed in the ways kinds (FST_M_*).
- * name "." means the directory itself.
+ * name "." means the directory itself.  Returns 1 when (h, name) had every
+ * one of those kinds recorded in this dedup epoch already (a repeat), else
+ * 0.
  */
-void
+int
 dircache_record(struct fst_fs *fs, const struct fst_handle *h,
     const char *name, uint32_t kinds)
 {
 	struct dc_dir	*d, *p;
-	int		 resolved;
+	int		 resolved, repeat;
 
 	dc_make_room();
 	d = dc_get(fs, h);
@@ -344,18 +353,20 @@ dircache_record(struct fst_fs *fs, const struct fst_handle *h,
 	if (strcmp(name, ".") == 0 && resolved && d->has_parent) {
 		p = dc_get(fs, &d->parent);
 		dc_record_entry(p, dc_basename(d->path), kinds | FST_M_ISDIR);
-		return;
+		return 0;
 	}
-	dc_record_entry(d, name, kinds);
+	repeat = dc_record_entry(d, name, kinds);
 	if (!(kinds & (FST_M_CREATED | FST_M_DELETED | FST_M_MOVED_FROM |
 	    FST_M_MOVED_TO | FST_M_RESCANNED)) || d->contents_epoch == dc_epoch)
-		return;
-	d->contents_epoch = dc_epoch;
+		return repeat;
+	/* Once per epoch, and only once the parent is known. */
 	if (resolved && d->has_parent) {
+		d->contents_epoch = dc_epoch;
 		p = dc_get(fs, &d->parent);
 		dc_record_entry(p, dc_basename(d->path),
 		    FST_M_CONTENTS | FST_M_ISDIR);
 	}
+	return repeat;
 }
 
 /*

@@ -263,38 +263,38 @@ handle_of_fd(int dirfd, const char *path, int flags, struct fst_handle *h)
 }
 
 /*
- * Resolve a directory handle to its current absolute path through the mount
- * fd.  O_PATH opens generate no fanotify events, so this never waits on our
- * own permission group.  Returns 0, or -1 with errno (ESTALE: gone).
+ * Open the inode behind handle h on the filesystem of mount_fd (flags as for
+ * open_by_handle_at).  Returns the fd, or -1 with errno (ESTALE: gone).
  */
 int
-handle_path(int mount_fd, const struct fst_handle *h, char *out, size_t outlen)
+handle_open(int mount_fd, const struct fst_handle *h, int flags)
 {
 	struct {
 		struct file_handle	fh;
 		unsigned char		buf[FST_HANDLE_MAX];
 	} u;
-	char		proc[64];
-	ssize_t		n;
-	int		fd, saved;
-	struct stat	st, st2;
 
 	u.fh.handle_bytes = h->len;
 	u.fh.handle_type = h->type;
 	memcpy(u.fh.f_handle, h->bytes, h->len);
-	fd = open_by_handle_at(mount_fd, &u.fh, O_PATH | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
+	return open_by_handle_at(mount_fd, &u.fh, flags);
+}
+
+/*
+ * The current absolute path of the directory open as fd (from /proc, so
+ * consistent at one instant).  Returns 0, or -1 with errno (ESTALE: gone).
+ */
+int
+fd_path(int fd, char *out, size_t outlen)
+{
+	char		proc[64];
+	ssize_t		n;
+	struct stat	st, st2;
+
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	n = readlink(proc, out, outlen - 1);
-	saved = errno;
-	if (n < 0) {
-		close(fd);
-		errno = saved;
+	if ((n = readlink(proc, out, outlen - 1)) < 0)
 		return -1;
-	}
 	if ((size_t)n == outlen - 1) {
-		close(fd);
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -303,15 +303,32 @@ handle_path(int mount_fd, const struct fst_handle *h, char *out, size_t outlen)
 		/* Removed, or merely named so?  The name must lead to it. */
 		if (fstat(fd, &st) == -1 || stat(out, &st2) == -1 ||
 		    st.st_ino != st2.st_ino || st.st_dev != st2.st_dev) {
-			close(fd);
 			errno = ESTALE;
 			return -1;
 		}
 	}
-	close(fd);
 	if (out[0] != '/') {
 		errno = ESTALE;	/* unreachable from our root */
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Resolve a directory handle to its current absolute path through the mount
+ * fd.  O_PATH opens generate no fanotify events, so this never waits on our
+ * own permission group.  Returns 0, or -1 with errno (ESTALE: gone).
+ */
+int
+handle_path(int mount_fd, const struct fst_handle *h, char *out, size_t outlen)
+{
+	int	fd, rc, saved;
+
+	if ((fd = handle_open(mount_fd, h, O_PATH | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fd_path(fd, out, outlen);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
 }

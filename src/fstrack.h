@@ -146,6 +146,7 @@ struct fst_stats {
 	_Atomic uint64_t	perm_armed_ahead;
 	_Atomic uint64_t	overflows;
 	_Atomic uint64_t	self_events;
+	_Atomic uint64_t	quiet_files;	/* quiet marks this snapshot */
 	_Atomic uint64_t	queue_depth;
 	_Atomic uint64_t	reconcile_scanned;
 	_Atomic uint64_t	reconcile_recorded;
@@ -209,6 +210,8 @@ int	 handle_from_blob(struct fst_handle *, const void *, size_t);
 int	 handle_of_fd(int, const char *, int, struct fst_handle *);
 int	 handle_equal(const struct fst_handle *, const struct fst_handle *);
 uint64_t handle_hash(const struct fst_fs *, const struct fst_handle *);
+int	 handle_open(int, const struct fst_handle *, int);
+int	 fd_path(int, char *, size_t);
 int	 handle_path(int, const struct fst_handle *, char *, size_t);
 
 /* fsinfo.c */
@@ -228,7 +231,7 @@ void	 dircache_set_move_hook(void (*)(struct fst_fs *, const char *));
 void	 dircache_fini(void);
 void	 dircache_new_snapshot(int64_t);
 void	 dircache_new_epoch(void);
-void	 dircache_record(struct fst_fs *, const struct fst_handle *,
+int	 dircache_record(struct fst_fs *, const struct fst_handle *,
 	     const char *, uint32_t);
 void	 dircache_rename(struct fst_fs *, const struct fst_handle *,
 	     const char *, const struct fst_handle *, const char *);
@@ -308,6 +311,8 @@ int	 notify_init(char *, size_t);
 int	 notify_mark(struct fst_fs *, char *, size_t);
 void	 notify_start(void);
 void	 notify_drain(void);
+void	 notify_quiet_flush(void);
+void	 notify_quiet_resume(void);
 void	 notify_stop(void);
 void	 notify_checkpoint_tick(int);
 

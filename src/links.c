@@ -14,7 +14,10 @@
  * handle add names of files already known; a file that gains a second name
  * while we are running (link(2) reports it by handle only) is queued for a
  * search: a walk of its filesystem matching d_ino from getdents, cheap
- * because it needs no stat for other entries.  Queries wait for searches
+ * because it needs no stat for other entries.  The search records every
+ * name it finds, even when the count is back at one by then: a link made
+ * and removed again before we read its events changed the ctime that the
+ * remaining name shows, and nothing else reports that name's directory.  Queries wait for searches
  * like for the start-up walk, so an answer never lacks a name that is
  * merely not found yet.  Names are removed on delete and updated on move.
  *

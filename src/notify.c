@@ -27,6 +27,31 @@
  * Our own activity: the writer's database files would feed back forever.
  * The state directory gets an ignore mark, and any event whose pid is ours
  * is dropped (fanotify never merges events of different pids).
+ *
+ * QUIET FILES.  A file written again and again (a log, a database, one file
+ * opened for writing in a loop) queues a MODIFY per write and a CLOSE_WRITE
+ * per close, each a repeat of what this snapshot has recorded already: the
+ * kernel allocates, queues and we read and drop every one, and the writer
+ * pays for it.  On the first repeat (dircache_record says so), the file's
+ * inode gets an evictable ignore mark for exactly the kinds it repeated, so
+ * the kernel drops those events before queueing them.  Nothing is lost:
+ *  - that entry and every name of the file we know were recorded with those
+ *    kinds by earlier events (links_foreach runs on every event, this one
+ *    included); names it gains later are recorded by their own CREATE and
+ *    MOVED_TO events, which are directory events the mark does not cover;
+ *    names not yet known are recorded by the hard-link search (links.c);
+ *  - ATTRIB (link counts start searches), directory events and every other
+ *    kind are never ignored;
+ *  - notify_quiet_flush() removes every such mark before the queue is
+ *    drained for a new snapshot (daemon_snapshot) or a new dedup epoch,
+ *    that is a position (daemon_position, daemon_barrier), so a change
+ *    whose system call returns after the switch queues its event again; a
+ *    change that was ignored before the flush was recorded in the old
+ *    snapshot (epoch), whose records the drain and the checkpoint order as
+ *    usual (reconcile.c);
+ *  - an evictable mark goes with its inode (events resume), the marks die
+ *    with the group at exit or crash, and past NOTIFY_QUIET_MAX marks per
+ *    snapshot, or once the kernel refuses one, files simply stay loud.
  */
 #include "config.h"
 
@@ -53,6 +78,11 @@ static int		 notify_polling;
 static uint64_t		 notify_events_at_checkpoint;
 static int64_t		 notify_last_checkpoint;
 static uint64_t		 notify_buf[32768];	/* 256 KiB, aligned */
+static unsigned		 notify_quiet_count;	/* quiet marks this snapshot */
+static int		 notify_quiet_off;	/* the kernel refused one */
+static int		 notify_quiet_paused;	/* a snapshot switch runs */
+
+#define NOTIFY_QUIET_MAX	16384
 
 /* Create the notification group.  Needs CAP_SYS_ADMIN. */
 int
@@ -76,6 +106,18 @@ notify_init(char *err, size_t errlen)
 	return 0;
 }
 
+/* Ignore the state directory if it is on fs (0: it is, and it is ignored). */
+static int
+notify_ignore_state_dir(dev_t dev)
+{
+	struct stat	st;
+
+	if (stat(fstd.cfg.state_dir, &st) != 0 || st.st_dev != dev)
+		return 1;
+	return fanotify_mark(notify_fd, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV,
+	    NOTIFY_MASK | FAN_EVENT_ON_CHILD, AT_FDCWD, fstd.cfg.state_dir);
+}
+
 /* Mark a whole filesystem, and ignore our state directory on it. */
 int
 notify_mark(struct fst_fs *fs, char *err, size_t errlen)
@@ -90,17 +132,9 @@ notify_mark(struct fst_fs *fs, char *err, size_t errlen)
 		    "filesystem does not report file handles)" : "");
 		return -1;
 	}
-	{
-		struct stat	st;
-
-		if (stat(fstd.cfg.state_dir, &st) == 0 && st.st_dev == fs->dev &&
-		    fanotify_mark(notify_fd, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV,
-		    NOTIFY_MASK | FAN_EVENT_ON_CHILD, AT_FDCWD,
-		    fstd.cfg.state_dir) == -1)
-			log_warn("cannot ignore state directory '%s' (events "
-			    "from it are dropped by pid instead)",
-			    fstd.cfg.state_dir);
-	}
+	if (notify_ignore_state_dir(fs->dev) == -1)
+		log_warn("cannot ignore state directory '%s' (events from it "
+		    "are dropped by pid instead)", fstd.cfg.state_dir);
 	return 0;
 }
 
@@ -117,17 +151,9 @@ static int
 notify_stat_handle(struct fst_fs *fs, const struct fst_handle *h,
     struct stat *st)
 {
-	struct {
-		struct file_handle	fh;
-		unsigned char		buf[FST_HANDLE_MAX];
-	} u;
 	int	fd, rc;
 
-	u.fh.handle_bytes = h->len;
-	u.fh.handle_type = h->type;
-	memcpy(u.fh.f_handle, h->bytes, h->len);
-	if ((fd = open_by_handle_at(fs->mount_fd, &u.fh, O_PATH |
-	    O_CLOEXEC)) == -1)
+	if ((fd = handle_open(fs->mount_fd, h, O_PATH | O_CLOEXEC)) == -1)
 		return -1;
 	rc = fstat(fd, st);
 	close(fd);
@@ -178,12 +204,80 @@ notify_links(struct fst_fs *fs, struct fst_event *ev, uint32_t kinds)
 		links_foreach(fs, &ev->child, notify_other_name, &other);
 }
 
+/*
+ * File h repeated kinds already recorded in this snapshot: have the kernel
+ * drop its MODIFY / CLOSE_WRITE events until the next flush (QUIET FILES).
+ */
+static void
+notify_quiet(struct fst_fs *fs, const struct fst_handle *h, uint32_t kinds)
+{
+	char		path[64];
+	uint64_t	mask = 0;
+	int		fd, rc;
+
+	if (kinds & FST_M_MODIFIED)
+		mask |= FAN_MODIFY;
+	if (kinds & FST_M_CLOSED_WRITE)
+		mask |= FAN_CLOSE_WRITE;
+	if (mask == 0 || (kinds & ~(FST_M_MODIFIED | FST_M_CLOSED_WRITE)) ||
+	    notify_quiet_off || notify_quiet_paused ||
+	    notify_quiet_count >= NOTIFY_QUIET_MAX)
+		return;
+	/* This very inode, whatever its names are by now: no lookup by name. */
+	if ((fd = handle_open(fs->mount_fd, h, O_PATH | O_CLOEXEC)) == -1)
+		return;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	rc = fanotify_mark(notify_fd, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV |
+	    FAN_MARK_EVICTABLE, mask, AT_FDCWD, path);
+	close(fd);
+	if (rc == 0)
+		atomic_store(&fstd.st.quiet_files, ++notify_quiet_count);
+	else {
+		notify_quiet_off = 1;	/* e.g. no evictable marks: stay loud */
+		log_debug("quiet mark: %s; repeated writes stay reported",
+		    strerror(errno));
+	}
+}
+
+/*
+ * Remove every quiet mark: a new snapshot is about to begin.  Called before
+ * the queue is drained for it, so every change from then on is queued; no
+ * mark is added again until notify_quiet_resume(), after the switch, or an
+ * event drained for the old snapshot could silence the new one.
+ */
+void
+notify_quiet_flush(void)
+{
+	int	i;
+
+	notify_quiet_paused = 1;
+	if (notify_fd == -1 || notify_quiet_count == 0)
+		return;
+	if (fanotify_mark(notify_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) == -1)
+		fatal("cannot flush the quiet marks at a snapshot switch");
+	notify_quiet_count = 0;
+	atomic_store(&fstd.st.quiet_files, 0);
+	/* The flush took the state directory's ignore mark too. */
+	for (i = 0; i < fstd.nfs; i++)
+		if (fstd.fs[i].state == FS_TRACKED &&
+		    notify_ignore_state_dir(fstd.fs[i].dev) == 0)
+			break;
+}
+
+/* The new snapshot is in place: repeats may be silenced again. */
+void
+notify_quiet_resume(void)
+{
+	notify_quiet_paused = 0;
+}
+
 /* Record one decoded event. */
 static void
 notify_handle(struct fst_event *ev)
 {
 	struct fst_fs	*fs;
 	uint32_t	 kinds;
+	int		 repeat;
 
 	atomic_fetch_add(&fstd.st.events_read, 1);
 	if (ev->mask & FAN_Q_OVERFLOW) {
@@ -220,10 +314,13 @@ notify_handle(struct fst_event *ev)
 			notify_link_count(fs, &ev->child);
 		return;
 	}
-	dircache_record(fs, &ev->dir, ev->name != NULL ? ev->name : ".",
-	    kinds);
-	if (ev->has_child && !(ev->mask & FAN_ONDIR) && ev->name != NULL)
+	repeat = dircache_record(fs, &ev->dir, ev->name != NULL ? ev->name :
+	    ".", kinds);
+	if (ev->has_child && !(ev->mask & FAN_ONDIR) && ev->name != NULL) {
 		notify_links(fs, ev, kinds);
+		if (repeat)
+			notify_quiet(fs, &ev->child, kinds);
+	}
 	if ((ev->mask & FAN_DELETE) && (ev->mask & FAN_ONDIR) &&
 	    ev->has_child && !(ev->mask & FAN_CREATE))
 		dircache_gone(fs, &ev->child);

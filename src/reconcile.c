@@ -296,8 +296,14 @@ rc_scan(struct rc_item *it)
 		}
 		if (rc_mode == RC_FULL && rc_ns(&stx.stx_ctime) >= it->threshold)
 			rc_record(it->fs, &dh, it->path, de->d_name, 0);
-		if (stx.stx_nlink > 1 && (rc_mode == RC_FULL ||
-		    links_searching(it->fs, stx.stx_ino)))
+		/*
+		 * Searching, a name of a searched inode is recorded whatever
+		 * its link count is now: the link that made us search may be
+		 * gone again (link, then unlink), and this name's directory
+		 * still shows the new ctime of both.
+		 */
+		if (rc_mode == RC_SEARCH ? links_searching(it->fs,
+		    stx.stx_ino) : stx.stx_nlink > 1)
 			rc_link(it, fd, &dh, de->d_name);
 	}
 	closedir(d);

@@ -149,6 +149,26 @@ rc=$(changed_rc "$WORK/p3.txt" --since "$P3")
 expect_entries "1: since P3 (third change of t/a only)" "$WORK/p3.txt" t/a
 rc=$(changed_rc "$WORK/p3b.txt" --since "$P3")
 expect_entries "1: since P3 again" "$WORK/p3b.txt" t/a
+# a file written again and again is silenced after its first repeat (quiet
+# files, notify.c): a position must make its next write heard again, both
+# positions of `fstrack position` and those of an answer
+for how in position answer; do
+	echo 1 >>"$MNT/t/q-$how"
+	echo 2 >>"$MNT/t/q-$how"	# a repeat: the file goes quiet
+	echo 3 >>"$MNT/t/q-$how"
+	if [ "$how" = position ]; then
+		PQ=$(position)
+	else
+		fst changed --since "$P3" --position-file "$WORK/pq" >/dev/null ||
+			fail "1: changed --since P3 failed"
+		PQ=$(cat "$WORK/pq")
+	fi
+	echo 4 >>"$MNT/t/q-$how"
+	rc=$(changed_rc "$WORK/q-$how.txt" --since "$PQ")
+	expect_entries "1: a quiet file written after a position ($how)" \
+		"$WORK/q-$how.txt" "t/q-$how"
+done
+log "1: quiet files now: $(status_value quiet_files)"
 P4=$(position)
 rc=$(changed_rc "$WORK/p4.txt" --since "$P4")
 if [ "$rc" -eq 0 ] && [ ! -s "$WORK/p4.txt" ]; then

@@ -23,6 +23,18 @@ notify_drain(void)
 {
 }
 
+/* No notification group: no quiet marks to flush. */
+void
+notify_quiet_flush(void)
+{
+}
+
+/* No notification group: nothing to resume. */
+void
+notify_quiet_resume(void)
+{
+}
+
 /* No permission group: no ignore marks to flush, nobody held. */
 void
 perm_new_snapshot(int64_t id)
