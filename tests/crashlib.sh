@@ -30,6 +30,15 @@ now_ns() {
 	date +%s%N
 }
 
+# changed_rc OUT ARGS...: fst changed ARGS; stdout in OUT, stderr in
+# OUT.err; prints the exit status.
+changed_rc() {
+	local out=$1 rc=0
+	shift
+	fst changed "$@" >"$out" 2>"$out.err" || rc=$?
+	echo "$rc"
+}
+
 # take_snapshot: print a new snapshot id (dies when snapshot fails).
 take_snapshot() {
 	local out=$WORK/snapshot.out n

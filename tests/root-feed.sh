@@ -51,15 +51,6 @@ expect_entries() {
 	fi
 }
 
-# changed_rc OUT ARGS...: fst changed ARGS, stdout in OUT, stderr in
-# OUT.err; prints the exit status.
-changed_rc() {
-	local out=$1 rc=0
-	shift
-	fst changed "$@" >"$out" 2>"$out.err" || rc=$?
-	echo "$rc"
-}
-
 # position: a new position (dies when `fstrack position` fails).
 position() {
 	local p

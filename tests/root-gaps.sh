@@ -35,15 +35,6 @@ mkdir "$MNT/tree"
 "$PY" "$WORKLOAD" "$MNT/tree" --populate --dirs 20 --files 60 --seed gaps \
 	>/dev/null || hard_error "populate failed"
 
-# changed_rc OUT ARGS...: fst changed ARGS; stdout in OUT, stderr in
-# OUT.err; prints the exit status.
-changed_rc() {
-	local out=$1 rc=0
-	shift
-	fst changed "$@" >"$out" 2>"$out.err" || rc=$?
-	echo "$rc"
-}
-
 # expect_gap LABEL N MOUNT: the three output modes report a gap (exit 4)
 # naming MOUNT (MOUNT empty: the mount point need not be named).
 expect_gap() {
