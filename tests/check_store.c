@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "fstrack.h"
+#include "proto.h"
 #include "query.h"
 #include "unit.h"
 
@@ -1456,6 +1457,195 @@ START_TEST(test_query_gaps)
 }
 END_TEST
 
+/* --- query_changed_at since a position ------------------------------- */
+
+struct qparg {
+	sqlite3			*db;
+	struct query_answer	*a;
+	int			 flags;
+};
+
+static int
+run_query_at(void *p)
+{
+	struct qparg	*q = p;
+
+	return query_changed_at(q->db, q->a, q->flags);
+}
+
+/* The answer since token (a position) with this answer's seq; its output. */
+static int
+query_pos(sqlite3 *db, const char *token, int64_t pos_seq,
+    struct query_answer *a, int flags, char **out)
+{
+	static struct proto_since	s;
+	struct qparg			q = { db, a, flags };
+
+	ck_assert_int_eq(proto_parse_since(token, &s), 0);
+	a->since = &s;
+	a->cur = 102;
+	a->pos_seq = pos_seq;
+	if (a->position == NULL)
+		a->position = "fst1:00000000000000aa:102:999";
+	return unit_capture_stdout(run_query_at, &q, out);
+}
+
+/*
+ * make_query_db with sequence numbers: in snapshot 101 rows numbered from a
+ * position on, snapshot 102 without any (no position taken in it yet).
+ */
+static sqlite3 *
+make_position_db(const char *path)
+{
+	sqlite3	*w = make_query_db(path);
+
+	exec_sql(w, "INSERT INTO meta VALUES ('journal_id', "
+	    "'00000000000000aabbccddeeff001122');"
+	    "UPDATE changes SET seq = 50 WHERE snapshot = 101 AND name = 'z';"
+	    "UPDATE changes SET seq = 60 WHERE snapshot = 101 AND name = 'x';");
+	return w;
+}
+
+START_TEST(test_query_position)
+{
+	char			*path = new_db_path("querypos"), *out;
+	sqlite3			*w = make_position_db(path), *db;
+	struct query_answer	 a;
+	struct query_seen	 seen = { 0 }, seen2 = { 0 };
+	size_t			 n;
+
+	ck_assert_ptr_nonnull(db = query_open(path));
+	/* since (101, 55): x of 101 (60), every row of 102 (no numbers) */
+	memset(&a, 0, sizeof a);
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, 0, &out), 0);
+	ck_assert_str_eq(out,
+	    "contents\t/m/b\n"
+	    "attrib\t/m/b/sub\n"
+	    "deleted\t/m/b/tab\\tnl\\nbs\\\\\n"
+	    "created,modified\t/m/b/x\n"	/* 101 and 102 merged */
+	    "deleted\t/m/gone/f\n");
+	free(out);
+	/* since (101, 40): z (50) too */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:40", 999,
+	    &a, 0, &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "\t/m/z\n"));
+	free(out);
+	/* since (102, 60): rows numbered above 60 (any snapshot), none */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:102:60", 999,
+	    &a, 0, &out), 0);
+	ck_assert_str_eq(out, "");
+	free(out);
+	exec_sql(w, "UPDATE changes SET seq = 70 WHERE snapshot = 102 AND "
+	    "name = 'b'");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:102:60", 999,
+	    &a, 0, &out), 0);
+	ck_assert_str_eq(out, "contents\t/m/b\n");
+	free(out);
+	/* JSON: since is the token, position the answer's */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:102:60", 999,
+	    &a, Q_JSON, &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "{\"since\":\"fst1:00000000000000aa:"
+	    "102:60\",\"snapshot\":102,\"position\":\"fst1:00000000000000aa:"
+	    "102:999\",\"gaps\":[],\"complete\":true,\"entries\":[{\"path\":"
+	    "\"/m/b\","));
+	free(out);
+	/* --dirs */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_DIRS, &out), 0);
+	ck_assert_str_eq(out, "/m\n/m/b\n/m/b/sub\n");
+	free(out);
+
+	/* --follow: rows above the answer's position are noted, then skipped */
+	a.seen = &seen;
+	a.printed = &n;
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:40", 55,
+	    &a, Q_LINES | Q_JSON, &out), 0);
+	ck_assert_uint_eq(seen.n, 2);		/* x (60) and b (70) */
+	ck_assert_int_eq(seen.v[0], 60);
+	ck_assert_int_eq(seen.v[1], 70);
+	ck_assert_ptr_nonnull(strstr(out, "\n{\"path\":\"/m/z\","));
+	ck_assert_ptr_null(strstr(out, "\"entries\""));	/* a line each */
+	free(out);
+	a.skip = &seen;
+	a.seen = &seen2;
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_LINES, &out), 0);
+	/* x of 101 (60) was printed: only its 102 row is left; b (70) gone */
+	ck_assert_ptr_nonnull(strstr(out, "modified\t/m/b/x\n"));
+	ck_assert_ptr_null(strstr(out, "created"));
+	ck_assert_ptr_null(strstr(out, "contents\t/m/b\n"));
+	free(out);
+	query_seen_free(&seen);
+	query_seen_free(&seen2);
+	query_close(db);
+	sqlite3_close(w);
+	free(path);
+}
+END_TEST
+
+/* Positions that cannot be answered, and gaps since a position. */
+START_TEST(test_query_position_refused)
+{
+	char			*path = new_db_path("queryposr"), *out;
+	sqlite3			*w = make_position_db(path), *db;
+	struct query_answer	 a;
+
+	ck_assert_ptr_nonnull(db = query_open(path));
+	memset(&a, 0, sizeof a);
+	/* another database's journal: 4, in JSON too */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000ab:101:55", 999,
+	    &a, Q_JSON, &out), FST_EXIT_GAP);
+	ck_assert_ptr_nonnull(strstr(out, "\"complete\":false"));
+	ck_assert_ptr_nonnull(strstr(out, "\"position\":\"fst1:"));
+	free(out);
+	/* newer than the answer's own position, or than the snapshot: 3 */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:1000", 999,
+	    &a, 0, &out), FST_EXIT_NOSNAPSHOT);
+	free(out);
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:103:5", 999,
+	    &a, 0, &out), FST_EXIT_NOSNAPSHOT);
+	free(out);
+	/* an unknown snapshot: 3; a pruned one: 4 */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:100:5", 999,
+	    &a, 0, &out), 0);
+	free(out);
+	exec_sql(w, "DELETE FROM snapshots WHERE id = 101");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:5", 999,
+	    &a, 0, &out), FST_EXIT_NOSNAPSHOT);
+	free(out);
+	exec_sql(w, "INSERT INTO meta VALUES ('oldest_snapshot', '102')");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:100:5", 999,
+	    &a, 0, &out), FST_EXIT_GAP);
+	free(out);
+	exec_sql(w, "DELETE FROM meta WHERE key = 'oldest_snapshot';"
+	    "INSERT INTO snapshots VALUES (101, 1764112260, 0)");
+	/* gaps: numbered after the position, or in a later snapshot */
+	exec_sql(w, "INSERT INTO gaps(fs_id, snapshot, at, reason, seq) VALUES "
+	    "(1, 101, 1764112270, 'before', 40)");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, 0, &out), 0);
+	free(out);
+	exec_sql(w, "INSERT INTO gaps(fs_id, snapshot, at, reason, seq) VALUES "
+	    "(1, 101, 1764112271, 'after', 56)");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_DIRS, &out), FST_EXIT_GAP);
+	ck_assert_ptr_nonnull(strstr(out, "/m\n"));
+	free(out);
+	exec_sql(w, "DELETE FROM gaps; INSERT INTO gaps(fs_id, snapshot, at, "
+	    "reason) VALUES (1, 102, 1764112330, 'old daemon, later')");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_JSON, &out), FST_EXIT_GAP);
+	ck_assert_ptr_nonnull(strstr(out, "\"since\":\"fst1:00000000000000aa:"
+	    "101:55\",\"snapshot\":102,\"at\""));
+	free(out);
+	query_close(db);
+	sqlite3_close(w);
+	free(path);
+}
+END_TEST
+
+
 /* CONTRACT.md: "gaps":[{"mountpoint":...,"reason":...,"since":...}] */
 START_TEST(test_query_json_gap_fields)
 {
@@ -1526,6 +1716,8 @@ store_suite(void)
 	tcase_add_test(tc, test_query_no_such_snapshot);
 	tcase_add_test(tc, test_query_below_oldest);
 	tcase_add_test(tc, test_query_gaps);
+	tcase_add_test(tc, test_query_position);
+	tcase_add_test(tc, test_query_position_refused);
 	tcase_add_test(tc, test_query_json_gap_fields);
 	suite_add_tcase(s, tc);
 	return s;
