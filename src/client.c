@@ -249,6 +249,45 @@ show_progress(void)
 }
 
 /*
+ * Run a barrier since since (a snapshot id or a position token, as the
+ * user gave it) with flags CLIENT_*, into *a; the caller frees a->r.
+ * Returns 0, or the exit status (said on stderr; a->r then empty).
+ */
+int
+client_barrier(const char *since, int flags, struct client_answer *a)
+{
+	struct proto_position	 p;
+	const char		*c;
+	char			 line[PROTO_POSITION_MAX + 64];
+	int			 rc;
+
+	memset(a, 0, sizeof *a);
+	snprintf(line, sizeof line, "barrier %s%s%s%s", since,
+	    flags & CLIENT_NOWAIT ? " nowait" : "",
+	    flags & CLIENT_POSITION ? " position" : "",
+	    flags & CLIENT_NOSCAN ? " noscan" : "");
+	if ((rc = client_request(line, &a->r)) != 0)
+		return reply_fail(&a->r);
+	a->position = reply_get(&a->r, "position");
+	a->instance = reply_get(&a->r, "instance");
+	if ((a->dbpath = reply_get(&a->r, "dbpath")) == NULL ||
+	    (c = reply_get(&a->r, "snapshot")) == NULL ||
+	    ((flags & CLIENT_POSITION) && (a->position == NULL ||
+	    proto_parse_position(a->position, &p) != 0))) {
+		fprintf(stderr, "%s: fstrackd's answer lacks what was asked "
+		    "(an older fstrackd?)\n", client_prog);
+		reply_free(&a->r);
+		return FST_EXIT_ERROR;
+	}
+	a->cur = strtoll(c, NULL, 10);
+	if (a->position != NULL) {
+		a->pos_seq = p.seq;
+		a->pos_snapshot = p.snapshot;
+	}
+	return 0;
+}
+
+/*
  * Run a barrier since snapshot since and open the database read-only.
  * Returns it, with the reply in *r (the caller frees it), the current
  * snapshot and the database path; NULL with *rc the exit status.
@@ -257,25 +296,47 @@ struct sqlite3 *
 client_barrier_open(long long since, int nowait, struct reply *r, int64_t *cur,
     const char **dbp, int *rc)
 {
-	struct sqlite3	*db;
-	const char	*c;
-	char		 line[128];
+	struct client_answer	 a;
+	struct sqlite3		*db;
+	char			 s[32];
 
-	snprintf(line, sizeof line, "barrier %lld%s", since,
-	    nowait ? " nowait" : "");
-	if (client_request(line, r) != 0) {
-		*rc = reply_fail(r);
+	snprintf(s, sizeof s, "%lld", since);
+	if ((*rc = client_barrier(s, nowait ? CLIENT_NOWAIT : 0, &a)) != 0)
 		return NULL;
-	}
-	if ((*dbp = reply_get(r, "dbpath")) == NULL ||
-	    (c = reply_get(r, "snapshot")) == NULL ||
-	    (db = query_open(*dbp)) == NULL) {
-		reply_free(r);
+	if ((db = query_open(a.dbpath)) == NULL) {
+		reply_free(&a.r);
 		*rc = FST_EXIT_ERROR;
 		return NULL;
 	}
-	*cur = strtoll(c, NULL, 10);
+	*r = a.r;
+	*dbp = a.dbpath;
+	*cur = a.cur;
 	return db;
+}
+
+/*
+ * Take a position (cheap: no fsync, no snapshot, no barrier) and put its
+ * token in buf (PROTO_POSITION_MAX bytes).  0, or the exit status.
+ */
+int
+client_position(char *buf, size_t len)
+{
+	struct reply		 r;
+	struct proto_position	 p;
+	const char		*v;
+
+	if (client_request("position", &r) != 0)
+		return reply_fail(&r);
+	if ((v = reply_get(&r, "position")) == NULL ||
+	    proto_parse_position(v, &p) != 0 || strlen(v) >= len) {
+		fprintf(stderr, "%s: fstrackd's answer has no position\n",
+		    client_prog);
+		reply_free(&r);
+		return FST_EXIT_ERROR;
+	}
+	snprintf(buf, len, "%s", v);
+	reply_free(&r);
+	return 0;
 }
 
 

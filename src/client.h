@@ -19,6 +19,20 @@ struct reply {
 	int	 n;
 };
 
+/* What a barrier answered (client_barrier); strings point into r. */
+struct client_answer {
+	struct reply	 r;
+	const char	*dbpath;
+	long long	 cur;		/* the current snapshot */
+	const char	*position;	/* NULL unless CLIENT_POSITION */
+	long long	 pos_seq;	/* its number */
+	long long	 pos_snapshot;	/* its snapshot */
+	const char	*instance;	/* the daemon's run: pid.start */
+};
+#define CLIENT_NOWAIT	0x1	/* exit 5 while the reconcile pass runs */
+#define CLIENT_POSITION	0x2	/* take a position with the barrier */
+#define CLIENT_NOSCAN	0x4	/* no walk of /proc (--follow) */
+
 struct sqlite3;
 
 void		 client_init(const char *, const char *);
@@ -31,5 +45,13 @@ const char	*reply_get(const struct reply *, const char *);
 struct sqlite3	*client_open_db(int64_t *, int *);
 struct sqlite3	*client_barrier_open(long long, int, struct reply *, int64_t *,
 		    const char **, int *);
+int		 client_barrier(const char *, int, struct client_answer *);
+int		 client_position(char *, size_t);
+
+/* follow.c */
+struct proto_since;
+int		 follow_changed(const char *, const struct proto_since *, int,
+		    int, const char *);
+int		 follow_write_position(const char *, const char *);
 
 #endif

@@ -39,6 +39,8 @@ struct ctl_conn {
 	int		 closing;
 	int		 answered;
 	int64_t		 since;
+	int64_t		 since_seq;	/* since a position: its number */
+	int		 barrier_flags;	/* DAEMON_BARRIER_* */
 };
 
 static uv_pipe_t	 control_pipe;
@@ -156,9 +158,45 @@ ctl_snapshot_done(int64_t id, int err, void *arg)
 	ctl_unref(c);
 }
 
+/*
+ * Add the lines that say where the answer stands: the position (if one
+ * was taken: seq not 0) and the daemon's instance (a follower that sees
+ * it change knows the daemon restarted).
+ */
+static void
+ctl_position_lines(struct ctl_conn *c, int64_t snap, int64_t seq)
+{
+	char	buf[PROTO_POSITION_MAX];
+
+	if (seq != 0) {
+		if (daemon_position_token(snap, seq, buf, sizeof buf) != 0)
+			fatalx("position %lld:%lld cannot be written",
+			    (long long)snap, (long long)seq);
+		ctl_kv(c, "position", buf);
+	}
+	snprintf(buf, sizeof buf, "%d.%lld", (int)fstd.pid,
+	    (long long)fstd.started_ns);
+	ctl_kv(c, "instance", buf);
+}
+
+/* A position's operation committed. */
+static void
+ctl_position_done(int err, int64_t snap, int64_t seq, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	if (err != 0)
+		ctl_err(c, FST_EXIT_ERROR, "position failed");
+	else {
+		ctl_position_lines(c, snap, seq);
+		ctl_ok(c);
+	}
+	ctl_unref(c);
+}
+
 /* A barrier completed: everything before it is in the database. */
 static void
-ctl_barrier_done(int err, void *arg)
+ctl_barrier_done(int err, int64_t snap, int64_t seq, void *arg)
 {
 	struct ctl_conn	*c = arg;
 	char		 buf[32];
@@ -178,6 +216,7 @@ ctl_barrier_done(int err, void *arg)
 		snprintf(buf, sizeof buf, "%lld",
 		    (long long)atomic_load(&fstd.cur_snapshot));
 		ctl_kv(c, "snapshot", buf);
+		ctl_position_lines(c, snap, seq);
 		ctl_ok(c);
 	}
 	ctl_unref(c);
@@ -197,7 +236,8 @@ ctl_barrier_start(void *arg)
 	if (atomic_load(&fstd.reconciling) &&
 	    reconcile_wait_add(ctl_barrier_start, c) == 0)
 		return;
-	daemon_barrier(c->since, ctl_barrier_done, c);
+	daemon_barrier(c->since, c->since_seq, c->barrier_flags,
+	    ctl_barrier_done, c);
 }
 
 /* A store operation requested by a client committed. */
@@ -233,12 +273,43 @@ ctl_snapshot_arg(const char *s, int64_t *out)
 	return 0;
 }
 
+/*
+ * Parse "barrier SINCE [nowait] [position] [noscan]" into c; *nowait set
+ * for nowait.  0, or -1 on anything else (each word at most once).
+ */
+static int
+ctl_barrier_args(struct ctl_conn *c, int argc, char **argv, int *nowait)
+{
+	struct proto_since	since;
+	int			i;
+
+	*nowait = 0;
+	c->barrier_flags = 0;
+	if (argc < 2 || proto_parse_since(argv[1], &since) != 0)
+		return -1;
+	c->since = since.snapshot;
+	c->since_seq = since.is_position ? since.pos.seq : 0;
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "nowait") == 0 && !*nowait)
+			*nowait = 1;
+		else if (strcmp(argv[i], "position") == 0 &&
+		    !(c->barrier_flags & DAEMON_BARRIER_POSITION))
+			c->barrier_flags |= DAEMON_BARRIER_POSITION;
+		else if (strcmp(argv[i], "noscan") == 0 &&
+		    !(c->barrier_flags & DAEMON_BARRIER_NOSCAN))
+			c->barrier_flags |= DAEMON_BARRIER_NOSCAN;
+		else
+			return -1;
+	}
+	return 0;
+}
+
 /* Carry out one request. */
 static void
 ctl_dispatch(struct ctl_conn *c, char *line)
 {
 	char		*argv[PROTO_MAX_ARGS];
-	int		 argc, root = c->uid == 0;
+	int		 argc, root = c->uid == 0, nowait;
 	struct store_op	*op;
 	struct sbuf	 sb;
 	int64_t		 snap;
@@ -262,15 +333,15 @@ ctl_dispatch(struct ctl_conn *c, char *line)
 			goto denied;
 		c->refs++;
 		daemon_snapshot(ctl_snapshot_done, c);
-	} else if (strcmp(argv[0], "barrier") == 0 && (argc == 2 ||
-	    argc == 3)) {
-		if (ctl_snapshot_arg(argv[1], &c->since) != 0)
-			goto usage;
-		if (argc == 3 && strcmp(argv[2], "nowait") != 0)
+	} else if (strcmp(argv[0], "position") == 0 && argc == 1) {
+		c->refs++;
+		daemon_position(ctl_position_done, c);
+	} else if (strcmp(argv[0], "barrier") == 0) {
+		if (ctl_barrier_args(c, argc, argv, &nowait) != 0)
 			goto usage;
 		notify_drain();
 		if (atomic_load(&fstd.reconciling)) {
-			if (argc == 3) {
+			if (nowait) {
 				ctl_err(c, FST_EXIT_BUSY, "start-up reconcile "
 				    "still running");
 				return;

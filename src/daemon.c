@@ -30,11 +30,13 @@ struct snapshot_req {
 };
 
 struct barrier_req {
-	void		(*cb)(int, void *);
+	void		(*cb)(int, int64_t, int64_t, void *);
 	void		 *arg;
 	uv_timer_t	  timer;
 	int		  refs;		/* the store op and the timer */
 	int		  answered;
+	int64_t		  pos_snapshot;	/* the position taken, if any */
+	int64_t		  pos_seq;	/* 0: none */
 };
 
 /* The snapshot row is durable: answer. */
@@ -147,7 +149,7 @@ daemon_barrier_done(struct store_op *op, int err, void *arg)
 
 	if (!r->answered) {
 		r->answered = 1;
-		r->cb(err, r->arg);
+		r->cb(err, r->pos_snapshot, r->pos_seq, r->arg);
 	}
 	if (!uv_is_closing((uv_handle_t *)&r->timer))
 		uv_close((uv_handle_t *)&r->timer, daemon_barrier_closed);
@@ -169,28 +171,42 @@ daemon_barrier_timeout(uv_timer_t *t)
 	    !(health_degraded() & (1 << DEGRADED_STORE)))
 		return;
 	r->answered = 1;
-	r->cb(FST_EXIT_STORE, r->arg);
+	r->cb(FST_EXIT_STORE, 0, 0, r->arg);
 	uv_timer_stop(t);
 }
 
 /*
  * Make every change whose system call returned before now visible in the
- * database, with current paths for directories changed since since.
+ * database, with current paths for directories changed since snapshot
+ * since (since_seq 0) or since the position (since, since_seq).
  *
  * Files open for writing or mapped shared and writable right now are
  * recorded too: in an armed directory (perm.c) a file opened for writing
  * and written only through a shared mapping makes no event at all, yet
- * the answer must list it while it can still change.
+ * the answer must list it while it can still change.  DAEMON_BARRIER_NOSCAN
+ * leaves that walk of /proc out (fstrack changed --follow does it only
+ * every few polls).
+ *
+ * DAEMON_BARRIER_POSITION takes a position with the barrier (store.c,
+ * POSITIONS): after the drain, a new dedup epoch, then the barrier op,
+ * whose number is the position cb gets.  Nothing of it is durable: the
+ * commit that answers is synchronous=NORMAL, no fsync.
  */
 void
-daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
+daemon_barrier(int64_t since, int64_t since_seq, int flags,
+    void (*cb)(int, int64_t, int64_t, void *), void *arg)
 {
 	struct barrier_req	*r;
 	struct store_op		*op;
 	uint32_t		 kind = FST_M_OPENED_WRITE;
+	uint64_t		 seq;
 
 	/* Walk first: a mapping dropped meanwhile queues its CLOSE_WRITE. */
-	openscan_writers(daemon_carry_writer, &kind);
+	if (!(flags & DAEMON_BARRIER_NOSCAN))
+		openscan_writers(daemon_carry_writer, &kind);
+	/* a position is a new epoch: as for a snapshot, nothing silenced */
+	if (flags & DAEMON_BARRIER_POSITION)
+		notify_quiet_flush();
 	notify_drain();
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		fatal("out of memory");
@@ -203,9 +219,92 @@ daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
 	    fstd.cfg.stall_timeout_ms, fstd.cfg.stall_timeout_ms);
 	op = store_op_new(OP_BARRIER);
 	op->snapshot = since;
+	op->value = since_seq;
 	op->done = daemon_barrier_done;
 	op->arg = r;
-	store_submit(op);
+	if (flags & DAEMON_BARRIER_POSITION) {
+		dircache_new_epoch();
+		op->mask = STORE_BARRIER_POSITION;
+		/* the position is in the current snapshot, not in since */
+		op->pos_snapshot = r->pos_snapshot =
+		    atomic_load(&fstd.cur_snapshot);
+	}
+	seq = store_submit(op);
+	if (flags & DAEMON_BARRIER_POSITION) {
+		r->pos_seq = store_position_seq(seq);
+		notify_quiet_resume();
+	}
+}
+
+struct position_req {
+	void	(*cb)(int, int64_t, int64_t, void *);
+	void	 *arg;
+	int64_t	  snapshot;
+	int64_t	  seq;
+};
+
+/* The position's operation committed: answer. */
+static void
+daemon_position_done(struct store_op *op, int err, void *arg)
+{
+	struct position_req	*r = arg;
+
+	r->cb(err, r->snapshot, r->seq, r->arg);
+	free(r);
+}
+
+/*
+ * Take a position (store.c, POSITIONS) and call cb with its number once
+ * its operation committed.  Cheap: a drain of the kernel queue, a new
+ * dedup epoch and one commit that writes nothing (the first position of a
+ * snapshot writes one meta row), with synchronous=NORMAL: no fsync, no
+ * walk of /proc, no snapshot, the permission side untouched.  Every
+ * change read after the drain gets a greater number; changes still in the
+ * kernel queue before it are read first and so come before it.
+ *
+ * The order is daemon_snapshot's, for the same reason: the quiet marks
+ * (notify.c, QUIET FILES) go before the drain, so no change after the
+ * position is silenced as a repeat of the epoch before it, and none is
+ * added again before the new epoch has begun.
+ */
+void
+daemon_position(void (*cb)(int, int64_t, int64_t, void *), void *arg)
+{
+	struct position_req	*r;
+	struct store_op		*op;
+
+	notify_quiet_flush();
+	notify_drain();
+	dircache_new_epoch();
+	notify_quiet_resume();
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		fatal("out of memory");
+	r->cb = cb;
+	r->arg = arg;
+	op = store_op_new(OP_POSITION);
+	op->pos_snapshot = r->snapshot = atomic_load(&fstd.cur_snapshot);
+	op->done = daemon_position_done;
+	op->arg = r;
+	r->seq = store_position_seq(store_submit(op));
+}
+
+/*
+ * The token of the position numbered seq in snapshot snap (proto.h), in
+ * buf of at least PROTO_POSITION_MAX bytes: 0, or -1.
+ */
+int
+daemon_position_token(int64_t snap, int64_t seq, char *buf, size_t len)
+{
+	struct proto_position	p;
+
+	memset(&p, 0, sizeof p);
+	snprintf(p.journal, sizeof p.journal, "%.*s", PROTO_JOURNAL_LEN,
+	    fstd.journal_id);
+	while (strlen(p.journal) < PROTO_JOURNAL_LEN)
+		strcat(p.journal, "0");
+	p.snapshot = snap;
+	p.seq = seq;
+	return proto_format_position(buf, len, &p);
 }
 
 /*
@@ -216,22 +315,31 @@ daemon_barrier(int64_t since, void (*cb)(int, void *), void *arg)
  * writes that nothing recorded (perm.c), so they become changes of kind
  * "armed" in the current snapshot -- in the same first batch that says
  * "running" again.  After a clean stop the last run's arms are void and go.
+ *
+ * Positions (store.c, POSITIONS P2): after a clean stop meta
+ * position_snapshot names the newest snapshot in which one was taken; after
+ * any other, the row saying so may be lost with the last commits, so every
+ * row of the current snapshot gets a sequence number, as if one had been.
  */
 static void
 daemon_note_run_state(int64_t snap)
 {
 	struct store_op	*op;
-	char		 state[32];
+	char		 state[32], buf[32];
 
 	if (store_meta_get("run_state", state, sizeof state) == 0 &&
 	    strcmp(state, "running") == 0) {
 		log_warnx("the last stop was not clean: directories armed in "
 		    "the last two snapshots are reported as changed (armed)");
+		store_positions_init(snap);
 		op = store_op_new(OP_PROMOTE_ARMS);
 		op->snapshot = snap;
 		store_submit(op);
-	} else	/* a clean stop: the last run's arms died with its marks */
+	} else {	/* a clean stop: the last run's arms died with its marks */
+		store_positions_init(store_meta_get("position_snapshot", buf,
+		    sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0);
 		store_submit(store_op_new(OP_CLEAR_ARMS));
+	}
 	op = store_op_new(OP_META);
 	op->name = strdup("run_state");
 	op->path = strdup("running");

@@ -8,7 +8,7 @@
 
 #define FSTRACK_DB_NAME		"fstrack.db"
 #define FSTRACK_APPLICATION_ID	0x66737472	/* 'fstr' */
-#define FSTRACK_SCHEMA_VERSION	2
+#define FSTRACK_SCHEMA_VERSION	3
 
 /* Bits of changes.mask (documented in fstrack-db(5); never renumber). */
 #define FST_M_CREATED		0x001

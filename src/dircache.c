@@ -8,6 +8,12 @@
  * million times costs one row.  The cache is advisory: dropping it (memory
  * limit, new snapshot) only costs redundant upserts, never a lost record.
  *
+ * Dedup epochs.  What was recorded is remembered per epoch, and a new
+ * snapshot or a position (dircache_new_epoch, store.c POSITIONS) starts a
+ * new one in O(1): the first change of an entry after a position is
+ * recorded again, so the row's sequence number moves past the position
+ * even though the entry was recorded in this snapshot already.
+ *
  * A change to the entries of directory D also changes D's own mtime and
  * ctime, which is a metadata change of the entry D in D's parent.  That is
  * recorded too (kind "contents" on the parent's entry), once per directory
@@ -46,12 +52,13 @@ struct dc_dir {
 	unsigned		 path_gen;
 	int			 has_parent;
 	struct fst_handle	 parent;
-	int64_t			 contents_snap;
+	uint64_t		 contents_epoch;
 };
 
 struct dc_entry {
 	struct dc_entry		*hnext;
 	struct dc_dir		*dir;
+	uint64_t		 epoch;		/* mask is of this epoch */
 	uint32_t		 mask;
 	char			 name[];
 };
@@ -62,6 +69,7 @@ static struct dc_entry	**dc_ents;
 static size_t		  dc_nents, dc_ents_size;
 static unsigned		  dc_path_gen = 1;
 static int64_t		  dc_snapshot;
+static uint64_t		  dc_epoch = 1;	/* 0: no entry was recorded */
 static void		(*dc_move_hook)(struct fst_fs *, const char *);
 
 /* FNV-1a over a byte range, continuing from h. */
@@ -150,7 +158,18 @@ void
 dircache_new_snapshot(int64_t snap)
 {
 	dc_snapshot = snap;
+	dc_epoch++;
 	dc_clear_entries();
+}
+
+/*
+ * A position is about to be taken: every entry is recorded again at its
+ * next change, as if nothing had been recorded in this snapshot.
+ */
+void
+dircache_new_epoch(void)
+{
+	dc_epoch++;
 }
 
 /*
@@ -266,7 +285,7 @@ dc_submit(struct dc_dir *d, const char *name, uint32_t kinds)
 }
 
 /*
- * Record kinds on (d, name) unless already recorded in this snapshot.
+ * Record kinds on (d, name) unless already recorded in this dedup epoch.
  * Returns 1 when every kind was recorded already (a repeat), else 0.
  */
 static int
@@ -281,6 +300,10 @@ dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 	for (e = dc_ents[x % dc_ents_size]; e != NULL; e = e->hnext)
 		if (e->dir == d && strcmp(e->name, name) == 0)
 			break;
+	if (e != NULL && e->epoch != dc_epoch) {
+		e->epoch = dc_epoch;	/* recorded before: not in this epoch */
+		e->mask = 0;
+	}
 	if (e != NULL && (e->mask & kinds) == kinds)
 		return 1;
 	if (e == NULL) {
@@ -291,6 +314,7 @@ dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 			fatal("out of memory");
 		memcpy(e->name, name, n);
 		e->dir = d;
+		e->epoch = dc_epoch;
 		e->hnext = dc_ents[x % dc_ents_size];
 		dc_ents[x % dc_ents_size] = e;
 		dc_nents++;
@@ -313,7 +337,8 @@ dc_basename(const char *path)
 /*
  * Record that entry name of directory h changed in the ways kinds (FST_M_*).
  * name "." means the directory itself.  Returns 1 when (h, name) had every
- * one of those kinds recorded in this snapshot already (a repeat), else 0.
+ * one of those kinds recorded in this dedup epoch already (a repeat), else
+ * 0.
  */
 int
 dircache_record(struct fst_fs *fs, const struct fst_handle *h,
@@ -332,11 +357,11 @@ dircache_record(struct fst_fs *fs, const struct fst_handle *h,
 	}
 	repeat = dc_record_entry(d, name, kinds);
 	if (!(kinds & (FST_M_CREATED | FST_M_DELETED | FST_M_MOVED_FROM |
-	    FST_M_MOVED_TO | FST_M_RESCANNED)) || d->contents_snap == dc_snapshot)
+	    FST_M_MOVED_TO | FST_M_RESCANNED)) || d->contents_epoch == dc_epoch)
 		return repeat;
-	/* Once per snapshot, and only once the parent is known. */
+	/* Once per epoch, and only once the parent is known. */
 	if (resolved && d->has_parent) {
-		d->contents_snap = dc_snapshot;
+		d->contents_epoch = dc_epoch;
 		p = dc_get(fs, &d->parent);
 		dc_record_entry(p, dc_basename(d->path),
 		    FST_M_CONTENTS | FST_M_ISDIR);

@@ -33,7 +33,9 @@ usage(void)
 	    "  status [--json]\n"
 	    "  snapshot\n"
 	    "  snapshots [--json]\n"
-	    "  changed --since N [--dirs] [-0] [--json] [--no-wait]\n"
+	    "  changed --since N [--dirs] [-0] [--json] [--no-wait] [--follow] "
+	    "[--position-file FILE]\n"
+	    "  position\n"
 	    "  verify --since N [--sample K] [--json]\n"
 	    "  consumers [--json]\n"
 	    "  consumer get NAME | consumer set NAME SNAPSHOT | "
@@ -130,44 +132,92 @@ cmd_snapshot(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
 }
 
-/* fstrack changed --since N [--dirs] [-0] [--json] [--no-wait] */
+/*
+ * fstrack changed --since N|POSITION [--dirs] [-0] [--json] [--no-wait]
+ *     [--follow] [--position-file FILE]
+ */
 static int
 cmd_changed(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "since",	required_argument,	NULL, 'S' },
-		{ "dirs",	no_argument,		NULL, 'd' },
-		{ "json",	no_argument,		NULL, 'j' },
-		{ "no-wait",	no_argument,		NULL, 'n' },
-		{ "null",	no_argument,		NULL, '0' },
+		{ "since",		required_argument,	NULL, 'S' },
+		{ "dirs",		no_argument,		NULL, 'd' },
+		{ "json",		no_argument,		NULL, 'j' },
+		{ "no-wait",		no_argument,		NULL, 'n' },
+		{ "null",		no_argument,		NULL, '0' },
+		{ "follow",		no_argument,		NULL, 'f' },
+		{ "position-file",	required_argument,	NULL, 'p' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct reply	 r;
-	long long	 since = -1;
-	int64_t		 cur;
-	int		 ch, flags = 0, nowait = 0, rc;
-	const char	*dbp;
-	struct sqlite3	*db;
+	struct client_answer	 ans;
+	struct query_answer	 a;
+	struct proto_since	 since;
+	const char		*since_arg = NULL, *posfile = NULL;
+	int			 ch, flags = 0, nowait = 0, follow = 0, rc;
+	struct sqlite3		*db;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "0", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'S': since = parse_snapshot(optarg); break;
+		case 'S':
+			if (proto_parse_since(optarg, &since) != 0) {
+				fprintf(stderr, "fstrack: '%s' is neither a "
+				    "snapshot id nor a position\n", optarg);
+				exit(FST_EXIT_USAGE);
+			}
+			since_arg = optarg;
+			break;
 		case 'd': flags |= Q_DIRS; break;
 		case 'j': flags |= Q_JSON; break;
 		case 'n': nowait = 1; break;
 		case '0': flags |= Q_NUL; break;
+		case 'f': follow = 1; break;
+		case 'p': posfile = optarg; break;
 		default: usage();
 		}
 	}
-	if (since < 0 || optind != argc)
+	if (since_arg == NULL || optind != argc)
 		usage();
-	if ((db = client_barrier_open(since, nowait, &r, &cur, &dbp, &rc)) == NULL)
+	if (follow)
+		return follow_changed(since_arg, &since, flags, nowait, posfile);
+	/* a position costs nothing, but is taken only for who wants one */
+	rc = client_barrier(since_arg, (nowait ? CLIENT_NOWAIT : 0) |
+	    ((flags & Q_JSON) || posfile != NULL || since.is_position ?
+	    CLIENT_POSITION : 0), &ans);
+	if (rc != 0)
 		return rc;
-	rc = query_changed(db, since, cur, flags);
+	if ((db = query_open(ans.dbpath)) == NULL) {
+		reply_free(&ans.r);
+		return FST_EXIT_ERROR;
+	}
+	memset(&a, 0, sizeof a);
+	a.since = &since;
+	a.cur = ans.cur;
+	a.position = ans.position;
+	a.pos_seq = ans.pos_seq;
+	rc = query_changed_at(db, &a, flags);
 	query_close(db);
-	reply_free(&r);
+	/* after a gap too: where to go on once the full scan is done */
+	if (posfile != NULL && (rc == 0 || rc == FST_EXIT_GAP) &&
+	    follow_write_position(posfile, ans.position) != 0)
+		rc = FST_EXIT_ERROR;
+	reply_free(&ans.r);
 	return rc;
+}
+
+/* fstrack position: the current position, cheaply. */
+static int
+cmd_position(int argc, char **argv)
+{
+	char	pos[PROTO_POSITION_MAX];
+	int	rc;
+
+	if (argc != 1)
+		usage();
+	if ((rc = client_position(pos, sizeof pos)) != 0)
+		return rc;
+	printf("%s\n", pos);
+	return fflush(stdout) == 0 ? 0 : FST_EXIT_ERROR;
 }
 
 /* fstrack verify --since N [--sample K] [--json] */
@@ -334,6 +384,8 @@ main(int argc, char **argv)
 		return cmd_list(argc, argv, 0);
 	if (strcmp(cmd, "changed") == 0)
 		return cmd_changed(argc, argv);
+	if (strcmp(cmd, "position") == 0)
+		return cmd_position(argc, argv);
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_verify(argc, argv);
 	if (strcmp(cmd, "consumers") == 0)

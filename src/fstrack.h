@@ -236,6 +236,7 @@ void	 dircache_init(void);
 void	 dircache_set_move_hook(void (*)(struct fst_fs *, const char *));
 void	 dircache_fini(void);
 void	 dircache_new_snapshot(int64_t);
+void	 dircache_new_epoch(void);
 int	 dircache_record(struct fst_fs *, const struct fst_handle *,
 	     const char *, uint32_t);
 void	 dircache_rename(struct fst_fs *, const struct fst_handle *,
@@ -261,8 +262,11 @@ enum store_op_type {
 	OP_ARM,
 	OP_PROMOTE_ARMS,
 	OP_CLEAR_ARMS,
-	OP_META
+	OP_META,
+	OP_POSITION
 };
+/* OP_BARRIER's mask: a position is taken with it (store.c, POSITIONS). */
+#define STORE_BARRIER_POSITION	0x1
 struct store_op;
 typedef void (*store_done_cb)(struct store_op *, int, void *);
 struct store_op {
@@ -278,6 +282,8 @@ struct store_op {
 	char			*path2;		/* new path for OP_DIR_MOVE */
 	uint32_t		 mask;
 	int64_t			 value;
+	int64_t			 pos_snapshot;	/* a position's (OP_BARRIER,
+						   OP_POSITION) */
 	int			 result;
 	store_done_cb		 done;
 	void			*arg;
@@ -295,6 +301,8 @@ void	 store_wait_room(void);
 uint64_t store_committed(void);
 void	 store_set_retry(int, int);
 void	 store_set_backlog_max(uint64_t);
+int64_t	 store_position_seq(uint64_t);
+void	 store_positions_init(int64_t);
 int	 store_event_fd(void);
 int64_t	 store_max_snapshot(void);
 int	 store_fs_attach(struct fst_fs *, int64_t *, char *, size_t);
@@ -369,7 +377,12 @@ void	 control_stop(void);
 void	 daemon_init(void);
 void	 daemon_stop(void);
 void	 daemon_snapshot(void (*)(int64_t, int, void *), void *);
-void	 daemon_barrier(int64_t, void (*)(int, void *), void *);
+#define DAEMON_BARRIER_POSITION	0x1	/* take a position with it */
+#define DAEMON_BARRIER_NOSCAN	0x2	/* no walk of /proc (openscan.c) */
+void	 daemon_barrier(int64_t, int64_t, int,
+	     void (*)(int, int64_t, int64_t, void *), void *);
+void	 daemon_position(void (*)(int, int64_t, int64_t, void *), void *);
+int	 daemon_position_token(int64_t, int64_t, char *, size_t);
 void	 daemon_status(struct sbuf *);
 void	 daemon_sd_notify(const char *);
 int	 daemon_drop_caps(void);

@@ -43,10 +43,12 @@
  *  - ATTRIB (link counts start searches), directory events and every other
  *    kind are never ignored;
  *  - notify_quiet_flush() removes every such mark before the queue is
- *    drained for a new snapshot (daemon_snapshot), so a change whose system
- *    call returns after the switch queues its event again; a change that
- *    was ignored before the flush was recorded in the old snapshot, whose
- *    records the drain and the checkpoint order as usual (reconcile.c);
+ *    drained for a new snapshot (daemon_snapshot) or a new dedup epoch,
+ *    that is a position (daemon_position, daemon_barrier), so a change
+ *    whose system call returns after the switch queues its event again; a
+ *    change that was ignored before the flush was recorded in the old
+ *    snapshot (epoch), whose records the drain and the checkpoint order as
+ *    usual (reconcile.c);
  *  - an evictable mark goes with its inode (events resume), the marks die
  *    with the group at exit or crash, and past NOTIFY_QUIET_MAX marks per
  *    snapshot, or once the kernel refuses one, files simply stay loud.

@@ -278,3 +278,101 @@ proto_parse_u64(const char *s, unsigned long long *out)
 	*out = v;
 	return 0;
 }
+
+/*
+ * Parse a decimal from *s up to the next ':' or the end, 1..2^62, no
+ * leading zero; *s moves past it.  0, or -1 on anything else.
+ */
+static int
+proto_parse_field(const char **s, long long *out)
+{
+	const char	*p = *s;
+	long long	 v = 0;
+
+	if (*p < '1' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > ((1LL << 62) - (*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (*p != '\0' && *p != ':')
+		return -1;
+	*out = v;
+	*s = p;
+	return 0;
+}
+
+/*
+ * Write the token of position p into buf (PROTO_POSITION_MAX is enough).
+ * 0, or -1 if p cannot be written as one (bad journal, out of range).
+ */
+int
+proto_format_position(char *buf, size_t len, const struct proto_position *p)
+{
+	size_t	i;
+	int	n;
+
+	for (i = 0; i < PROTO_JOURNAL_LEN; i++)
+		if (!isxdigit((unsigned char)p->journal[i]) ||
+		    isupper((unsigned char)p->journal[i]))
+			return -1;
+	if (p->journal[i] != '\0' || p->snapshot < 1 ||
+	    p->snapshot > 1LL << 62 || p->seq < 1 || p->seq > 1LL << 62)
+		return -1;
+	n = snprintf(buf, len, PROTO_POSITION_PREFIX "%s:%lld:%lld",
+	    p->journal, p->snapshot, p->seq);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/*
+ * Parse a position token exactly as proto_format_position writes it:
+ * nothing before, after or in between that it would not write.  0, or -1
+ * with *p untouched.
+ */
+int
+proto_parse_position(const char *s, struct proto_position *p)
+{
+	struct proto_position	 r;
+	size_t			 i;
+
+	if (strncmp(s, PROTO_POSITION_PREFIX, strlen(PROTO_POSITION_PREFIX)))
+		return -1;
+	s += strlen(PROTO_POSITION_PREFIX);
+	for (i = 0; i < PROTO_JOURNAL_LEN; i++) {
+		if (!isxdigit((unsigned char)s[i]) ||
+		    isupper((unsigned char)s[i]))
+			return -1;
+		r.journal[i] = s[i];
+	}
+	r.journal[i] = '\0';
+	s += PROTO_JOURNAL_LEN;
+	if (*s++ != ':' || proto_parse_field(&s, &r.snapshot) != 0 ||
+	    *s++ != ':' || proto_parse_field(&s, &r.seq) != 0 || *s != '\0')
+		return -1;
+	*p = r;
+	return 0;
+}
+
+/*
+ * Parse what --since (or a barrier request) names: a snapshot id (a
+ * decimal up to 2^62) or a position token.  0, or -1.
+ */
+int
+proto_parse_since(const char *s, struct proto_since *out)
+{
+	unsigned long long	v;
+
+	memset(out, 0, sizeof *out);
+	if (proto_parse_u64(s, &v) == 0) {
+		if (v > 1ULL << 62)
+			return -1;
+		out->snapshot = (long long)v;
+		return 0;
+	}
+	if (proto_parse_position(s, &out->pos) != 0)
+		return -1;
+	out->is_position = 1;
+	out->snapshot = out->pos.snapshot;
+	return 0;
+}

@@ -26,6 +26,32 @@
 #define FST_EXIT_STORE		6	/* the daemon cannot commit now */
 #define FST_EXIT_PERM		13
 
+/*
+ * A position: a point in the history finer than a snapshot, handed out by
+ * fstrackd without a new snapshot and without an fsync (fstrack-db(5)).
+ * Its text form, an opaque token for clients, is
+ *	fst1:JOURNAL:SNAPSHOT:SEQ
+ * JOURNAL the first 16 hex digits of the database's journal id, SNAPSHOT
+ * the snapshot current when it was taken, SEQ the sequence number (a row
+ * of changes or gaps with a greater seq was recorded after it).  Only
+ * [A-Za-z0-9:._-], never digits alone: it cannot be a snapshot id.
+ */
+#define PROTO_POSITION_PREFIX	"fst1:"
+#define PROTO_JOURNAL_LEN	16
+#define PROTO_POSITION_MAX	64	/* with its NUL */
+struct proto_position {
+	char		journal[PROTO_JOURNAL_LEN + 1];
+	long long	snapshot;
+	long long	seq;
+};
+
+/* What --since names: a snapshot id, or a position (is_position). */
+struct proto_since {
+	int			is_position;
+	long long		snapshot;	/* the position's, if one */
+	struct proto_position	pos;
+};
+
 /* A growable byte buffer. */
 struct sbuf {
 	char	*data;
@@ -47,5 +73,8 @@ int	 proto_split(char *, char **, int);
 void	 proto_unescape(char *);
 int	 proto_valid_name(const char *);
 int	 proto_parse_u64(const char *, unsigned long long *);
+int	 proto_format_position(char *, size_t, const struct proto_position *);
+int	 proto_parse_position(const char *, struct proto_position *);
+int	 proto_parse_since(const char *, struct proto_since *);
 
 #endif

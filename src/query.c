@@ -21,6 +21,8 @@
 #include "proto.h"
 #include "query.h"
 
+static size_t	 query_nprinted;	/* records of this answer */
+
 static const char *query_kind_names[] = {
 	"created", "deleted", "modified", "attrib", "moved-from", "moved-to",
 	"closed-write", "opened-write", "rescanned", NULL, "contents",
@@ -76,6 +78,72 @@ query_flush(struct sbuf *out, int force)
 	out->len = 0;
 }
 
+/* A record is complete: with Q_LINES (--follow) it goes out now. */
+static void
+query_record_done(struct sbuf *out, int flags)
+{
+	if (!(flags & Q_LINES)) {
+		query_flush(out, 0);
+		return;
+	}
+	query_flush(out, 1);
+	fflush(stdout);
+}
+
+/* Free the numbers of a seen set. */
+void
+query_seen_free(struct query_seen *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof *s);
+}
+
+/* Note seq in s (in any order; query_seen_sort before lookups). */
+static void
+query_seen_add(struct query_seen *s, int64_t seq)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		if ((s->v = realloc(s->v, s->cap * sizeof *s->v)) == NULL) {
+			fputs("fstrack: out of memory\n", stderr);
+			exit(FST_EXIT_ERROR);
+		}
+	}
+	s->v[s->n++] = seq;
+}
+
+static int
+query_seq_cmp(const void *a, const void *b)
+{
+	int64_t	x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sort s for query_seen_has. */
+static void
+query_seen_sort(struct query_seen *s)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof *s->v, query_seq_cmp);
+}
+
+/* Whether seq is in the sorted set s (NULL: an empty one). */
+static int
+query_seen_has(const struct query_seen *s, int64_t seq)
+{
+	return s != NULL && s->n > 0 && bsearch(&seq, s->v, s->n,
+	    sizeof *s->v, query_seq_cmp) != NULL;
+}
+
+/* A row numbered seq (0: none) was printed: remember it if above a's. */
+static void
+query_note_printed(const struct query_answer *a, int64_t seq)
+{
+	if (a != NULL && a->seen != NULL && seq > a->pos_seq)
+		query_seen_add(a->seen, seq);
+}
+
 /* Write the kinds of mask as a comma list or JSON array items. */
 static void
 query_put_kinds(struct sbuf *out, int64_t mask, int json)
@@ -127,29 +195,120 @@ query_snapshot_exists(sqlite3 *db, int64_t id)
 	return found;
 }
 
-/*
- * Whether "since snapshot since" can be answered from this database: 0, or
- * the exit status (no such snapshot, or history pruned / older than this
- * database) after saying why on stderr (and, with Q_JSON, on stdout).
- */
-int
-query_since_ok(sqlite3 *db, int64_t since, int64_t cur, int flags)
+/* The oldest snapshot whose history is kept; -1 on a database error. */
+static int64_t
+query_oldest(sqlite3 *db)
 {
 	sqlite3_stmt	*st;
-	int64_t		 oldest = 0;
+	int64_t		 oldest = -1;
 
-	if (since < 1 || since > cur) {
-		fprintf(stderr, "fstrack: no such snapshot %lld (the current "
-		    "one is %lld)\n", (long long)since, (long long)cur);
-		return FST_EXIT_NOSNAPSHOT;
-	}
 	if (sqlite3_prepare_v2(db, "SELECT max(coalesce((SELECT min(id) FROM "
 	    "snapshots), 0), coalesce((SELECT CAST(value AS INTEGER) FROM meta "
 	    "WHERE key = 'oldest_snapshot'), 0))", -1, &st, NULL) != SQLITE_OK)
-		return FST_EXIT_ERROR;
+		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		oldest = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	return oldest;
+}
+
+/* What --since named, as a JSON value: the id, or the position's token. */
+static void
+query_put_since(struct sbuf *out, const struct proto_since *since)
+{
+	char	buf[PROTO_POSITION_MAX];
+
+	if (!since->is_position)
+		sbuf_printf(out, "%lld", since->snapshot);
+	else if (proto_format_position(buf, sizeof buf, &since->pos) == 0)
+		sbuf_add_json_string(out, buf);
+	else
+		sbuf_addstr(out, "null");
+}
+
+/* What --since named, for a message: "snapshot N" or "position P". */
+static const char *
+query_since_text(const struct proto_since *since, char *buf, size_t len)
+{
+	char	tok[PROTO_POSITION_MAX];
+
+	if (!since->is_position)
+		snprintf(buf, len, "snapshot %lld", since->snapshot);
+	else if (proto_format_position(tok, sizeof tok, &since->pos) == 0)
+		snprintf(buf, len, "position %s", tok);
+	else
+		snprintf(buf, len, "position ?");
+	return buf;
+}
+
+/* An answer since snapshot since, nothing else, in *a (and *s). */
+static void
+query_answer_snapshot(struct query_answer *a, struct proto_since *s,
+    int64_t since, int64_t cur)
+{
+	memset(s, 0, sizeof *s);
+	memset(a, 0, sizeof *a);
+	s->snapshot = since;
+	a->since = s;
+	a->cur = cur;
+}
+
+/*
+ * The start of an answer's JSON object, up to and with the comma after
+ * its position: {"since":...,"snapshot":CUR,["position":P,]
+ */
+static void
+query_put_head(struct sbuf *out, const struct query_answer *a)
+{
+	sbuf_addstr(out, "{\"since\":");
+	query_put_since(out, a->since);
+	sbuf_printf(out, ",\"snapshot\":%lld,", (long long)a->cur);
+	if (a->position != NULL) {
+		sbuf_addstr(out, "\"position\":");
+		sbuf_add_json_string(out, a->position);
+		sbuf_addstr(out, ",");
+	}
+}
+
+/*
+ * The JSON object of an answer that lists nothing because history since
+ * a->since is not kept (reason), on stdout.
+ */
+static void
+query_put_unkept(const struct query_answer *a, const char *reason, int flags)
+{
+	struct sbuf	out;
+
+	if (!(flags & Q_JSON))
+		return;
+	sbuf_init(&out);
+	query_put_head(&out, a);
+	sbuf_addstr(&out, "\"complete\":false,\"gaps\":[{\"mountpoint\":null,"
+	    "\"reason\":");
+	sbuf_add_json_string(&out, reason);
+	sbuf_addstr(&out, "}]}\n");
+	fputs(out.data, stdout);
+	sbuf_free(&out);
+}
+
+/*
+ * Whether "since snapshot a->since" can be answered from this database: 0,
+ * or the exit status (no such snapshot, or history pruned / older than
+ * this database) after saying why on stderr (and, with Q_JSON, on stdout).
+ */
+static int
+query_snapshot_ok(sqlite3 *db, const struct query_answer *a, int flags)
+{
+	int64_t	since = a->since->snapshot, oldest;
+	char	why[96];
+
+	if (since < 1 || since > a->cur) {
+		fprintf(stderr, "fstrack: no such snapshot %lld (the current "
+		    "one is %lld)\n", (long long)since, (long long)a->cur);
+		return FST_EXIT_NOSNAPSHOT;
+	}
+	if ((oldest = query_oldest(db)) < 0)
+		return FST_EXIT_ERROR;
 	if (since >= oldest && !query_snapshot_exists(db, since)) {
 		fprintf(stderr, "fstrack: no such snapshot %lld (see fstrack "
 		    "snapshots)\n", (long long)since);
@@ -160,53 +319,129 @@ query_since_ok(sqlite3 *db, int64_t since, int64_t cur, int flags)
 		    "%lld: the oldest snapshot kept is %lld (pruned, or from "
 		    "before this database): full scan required\n",
 		    (long long)since, (long long)oldest);
-		if (flags & Q_JSON)
-			printf("{\"since\":%lld,\"snapshot\":%lld,\"complete\":"
-			    "false,\"gaps\":[{\"mountpoint\":null,\"reason\":"
-			    "\"history before snapshot %lld is not kept\"}]}\n",
-			    (long long)since, (long long)cur, (long long)oldest);
+		snprintf(why, sizeof why, "history before snapshot %lld is not "
+		    "kept", (long long)oldest);
+		query_put_unkept(a, why, flags);
 		return FST_EXIT_GAP;
 	}
-
 	return 0;
 }
 
 /*
- * Tell every gap recorded since snapshot since on stderr and, for JSON and
- * --dirs output, into out; *ngaps is how many.  Returns 0, or -1 on a
- * database error.
+ * The same for a position (proto.h): of this database (its journal id),
+ * not newer than the answer's own position, its snapshot kept.
  */
 static int
-query_gaps(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
-    int *ngaps)
+query_position_ok(sqlite3 *db, const struct query_answer *a, int flags)
+{
+	const struct proto_position	*p = &a->since->pos;
+	sqlite3_stmt			*st;
+	char				 journal[PROTO_JOURNAL_LEN + 1], tok[96];
+	char				 why[128];
+	const char			*v = NULL;
+	int64_t				 oldest;
+
+	memset(journal, '0', PROTO_JOURNAL_LEN);
+	journal[PROTO_JOURNAL_LEN] = '\0';
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = "
+	    "'journal_id'", -1, &st, NULL) != SQLITE_OK)
+		return FST_EXIT_ERROR;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = (const char *)sqlite3_column_text(st, 0);
+	if (v != NULL)
+		memcpy(journal, v, strnlen(v, PROTO_JOURNAL_LEN));
+	sqlite3_finalize(st);
+	query_since_text(a->since, tok, sizeof tok);
+	if (strcmp(journal, p->journal) != 0) {
+		fprintf(stderr, "fstrack: history incomplete since %s: it is "
+		    "of another database (this one's journal id begins %s): "
+		    "full scan required\n", tok, journal);
+		query_put_unkept(a, "the position is of another database",
+		    flags);
+		return FST_EXIT_GAP;
+	}
+	if (p->snapshot > a->cur || (a->pos_seq != 0 && p->seq > a->pos_seq)) {
+		fprintf(stderr, "fstrack: no such position: %s is newer than "
+		    "the current one\n", tok);
+		return FST_EXIT_NOSNAPSHOT;
+	}
+	if ((oldest = query_oldest(db)) < 0)
+		return FST_EXIT_ERROR;
+	if (p->snapshot < oldest) {
+		fprintf(stderr, "fstrack: history incomplete since %s: the "
+		    "oldest snapshot kept is %lld (pruned): full scan "
+		    "required\n", tok, (long long)oldest);
+		snprintf(why, sizeof why, "history before snapshot %lld is not "
+		    "kept", (long long)oldest);
+		query_put_unkept(a, why, flags);
+		return FST_EXIT_GAP;
+	}
+	if (!query_snapshot_exists(db, p->snapshot)) {
+		fprintf(stderr, "fstrack: no such position: %s names an "
+		    "unknown snapshot\n", tok);
+		return FST_EXIT_NOSNAPSHOT;
+	}
+	return 0;
+}
+
+/*
+ * Whether "since snapshot since" can be answered from this database: 0, or
+ * the exit status after saying why on stderr (and, with Q_JSON, on stdout).
+ */
+int
+query_since_ok(sqlite3 *db, int64_t since, int64_t cur, int flags)
+{
+	struct proto_since	s;
+	struct query_answer	a;
+
+	query_answer_snapshot(&a, &s, since, cur);
+	return query_snapshot_ok(db, &a, flags);
+}
+
+/*
+ * Tell every gap recorded since since (a snapshot: in it or later; a
+ * position: numbered after it, or in a later snapshot) on stderr and, for
+ * JSON and --dirs output, into out; *ngaps is how many.  Returns 0, or -1
+ * on a database error.
+ */
+static int
+query_gaps(sqlite3 *db, const struct proto_since *since, int flags,
+    struct sbuf *out, int *ngaps)
 {
 	sqlite3_stmt	*st;
-	char		 tbuf[32];
+	char		 tbuf[32], what[96];
 	int		 rc;
 
 	*ngaps = 0;
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(f.mountpoint, '/'), "
-	    "g.reason, g.snapshot, g.at FROM gaps g LEFT JOIN filesystems f "
-	    "ON f.id = g.fs_id WHERE g.snapshot >= ? ORDER BY g.id", -1, &st,
-	    NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, since->is_position ?
+	    "SELECT coalesce(f.mountpoint, '/'), g.reason, g.snapshot, g.at "
+	    "FROM gaps g LEFT JOIN filesystems f ON f.id = g.fs_id WHERE "
+	    "g.seq > ?2 OR g.snapshot > ?1 ORDER BY g.id" :
+	    "SELECT coalesce(f.mountpoint, '/'), g.reason, g.snapshot, g.at "
+	    "FROM gaps g LEFT JOIN filesystems f ON f.id = g.fs_id WHERE "
+	    "g.snapshot >= ?1 ORDER BY g.id", -1, &st, NULL) != SQLITE_OK)
 		return -1;
-	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 1, since->snapshot);
+	if (since->is_position)
+		sqlite3_bind_int64(st, 2, since->pos.seq);
+	query_since_text(since, what, sizeof what);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *mp = (const char *)sqlite3_column_text(st, 0);
 		const char *why = (const char *)sqlite3_column_text(st, 1);
 
 		query_time(sqlite3_column_int64(st, 3), tbuf, sizeof tbuf);
 		fprintf(stderr, "fstrack: history incomplete for %s since "
-		    "snapshot %lld (%s, at %s): full scan required\n", mp,
-		    (long long)since, why, tbuf);
+		    "%s (%s, at %s): full scan required\n", mp, what, why,
+		    tbuf);
 		if (flags & Q_JSON) {
 			sbuf_addstr(out, *ngaps ? ",{\"mountpoint\":" :
 			    "{\"mountpoint\":");
 			sbuf_add_json_string(out, mp);
 			sbuf_addstr(out, ",\"reason\":");
 			sbuf_add_json_string(out, why);
-			sbuf_printf(out, ",\"since\":%lld,\"snapshot\":%lld,"
-			    "\"at\":\"%s\"}", (long long)since,
+			sbuf_addstr(out, ",\"since\":");
+			query_put_since(out, since);
+			sbuf_printf(out, ",\"snapshot\":%lld,\"at\":\"%s\"}",
 			    (long long)sqlite3_column_int64(st, 2), tbuf);
 		} else if (flags & Q_DIRS)
 			query_put_path(out, mp, flags);
@@ -216,6 +451,23 @@ query_gaps(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 	if (rc != SQLITE_DONE)
 		return -1;
 	return 0;
+}
+
+/* Write one listed directory. */
+static void
+query_put_dir(struct sbuf *out, const char *p, int flags, int first)
+{
+	query_nprinted++;
+	if ((flags & (Q_JSON | Q_LINES)) == (Q_JSON | Q_LINES)) {
+		sbuf_addstr(out, "{\"dir\":");
+		sbuf_add_json_string(out, p);
+		sbuf_addstr(out, "}\n");
+	} else if (flags & Q_JSON) {
+		sbuf_addstr(out, first ? "" : ",");
+		sbuf_add_json_string(out, p);
+	} else
+		query_put_path(out, p, flags);
+	query_record_done(out, flags);
 }
 
 /*
@@ -240,13 +492,8 @@ query_list_dirs(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
 
 		if (sqlite3_column_int(st, 1))
 			continue;	/* removed: its parent is listed */
-		if (flags & Q_JSON) {
-			sbuf_addstr(out, first ? "" : ",");
-			sbuf_add_json_string(out, p);
-		} else
-			query_put_path(out, p, flags);
+		query_put_dir(out, p, flags, first);
 		first = 0;
-		query_flush(out, 0);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -260,9 +507,11 @@ query_put_entry(struct sbuf *out, char *path, int64_t mask, int gone,
 	char	*slash;
 	size_t	 before;
 
+	query_nprinted++;
 	if (flags & Q_JSON) {
 		slash = strrchr(path, '/');
-		sbuf_addstr(out, first ? "{\"path\":" : ",{\"path\":");
+		sbuf_addstr(out, first || (flags & Q_LINES) ? "{\"path\":" :
+		    ",{\"path\":");
 		sbuf_add_json_string(out, path);
 		sbuf_addstr(out, ",\"dir\":");
 		if (slash != NULL && slash != path) {
@@ -278,6 +527,8 @@ query_put_entry(struct sbuf *out, char *path, int64_t mask, int gone,
 		sbuf_addstr(out, mask & FST_M_ISDIR ? "],\"is_dir\":true" :
 		    "],\"is_dir\":false");
 		sbuf_addstr(out, gone ? ",\"gone\":true}" : ",\"gone\":false}");
+		if (flags & Q_LINES)
+			sbuf_addstr(out, "\n");
 	} else {
 		before = out->len;
 		query_put_kinds(out, mask, 0);
@@ -305,6 +556,7 @@ struct query_src {
 	struct sbuf	 key;		/* full path of the current row */
 	size_t		 dirlen;	/* key's directory part, with '/' */
 	int64_t		 mask;
+	int64_t		 seq;		/* 0: none */
 	int		 gone;
 };
 
@@ -389,7 +641,8 @@ query_src_get(struct query_merge *m)
 	 * The range on dir_id (one value) steers the planner to the primary
 	 * key, which has mask; changes_dir would cost a search per row.
 	 */
-	if (sqlite3_prepare_v3(m->db, "SELECT name, mask FROM changes WHERE "
+	if (sqlite3_prepare_v3(m->db, "SELECT name, mask, coalesce(seq, 0) "
+	    "FROM changes WHERE "
 	    "snapshot = ?1 AND dir_id >= ?2 AND dir_id <= ?2 "
 	    "ORDER BY dir_id, name", -1,
 	    SQLITE_PREPARE_PERSISTENT, &s->st, NULL) != SQLITE_OK) {
@@ -434,6 +687,7 @@ query_src_step(struct query_src *s)
 		s->key.len = s->dirlen;
 		sbuf_addstr(&s->key, name);
 		s->mask = sqlite3_column_int64(s->st, 1);
+		s->seq = sqlite3_column_int64(s->st, 2);
 		return 1;
 	}
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -465,6 +719,7 @@ query_merge_open(struct query_merge *m, sqlite3_stmt *pairs)
 		sbuf_init(&dot->key);
 		sbuf_addstr(&dot->key, path);
 		dot->mask = sqlite3_column_int64(pairs, 4);
+		dot->seq = sqlite3_column_int64(pairs, 5);
 		dot->gone = s->gone;
 		query_heap_push(m, dot);
 	}
@@ -496,7 +751,8 @@ query_src_free(struct query_src *s)
  * -1 on a database error.
  */
 static int
-query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
+query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
+    const struct query_answer *a)
 {
 	struct query_merge	 m;
 	struct query_src	*top;
@@ -511,8 +767,10 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
 	sbuf_init(&prev);
 	if (sqlite3_prepare_v2(db, FST_SQL_CHANGED_PAIRS "SELECT k.s, k.d, "
 	    "d.path, d.gone, (SELECT mask FROM changes WHERE snapshot = k.s "
-	    "AND dir_id = k.d AND name = '.') FROM k JOIN dirs d ON d.id = "
-	    "k.d WHERE d.path LIKE '/%' ORDER BY d.path", -1, &pairs, NULL) !=
+	    "AND dir_id = k.d AND name = '.'), (SELECT coalesce(seq, 0) FROM "
+	    "changes WHERE snapshot = k.s AND dir_id = k.d AND name = '.') "
+	    "FROM k JOIN dirs d ON d.id = k.d WHERE d.path LIKE '/%' ORDER BY "
+	    "d.path", -1, &pairs, NULL) !=
 	    SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(pairs, 1, since);
@@ -535,6 +793,7 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
 		if (err || m.n == 0)
 			break;
 		top = m.heap[0];
+		query_note_printed(a, top->seq);
 		if (have && strcmp(top->key.data, prev.data) == 0) {
 			mask |= top->mask;
 			gone &= top->gone;
@@ -543,7 +802,7 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
 				query_put_entry(out, prev.data, mask, gone,
 				    flags, first);
 				first = 0;
-				query_flush(out, 0);
+				query_record_done(out, flags);
 			}
 			sbuf_reset(&prev);
 			sbuf_add(&prev, top->key.data, top->key.len);
@@ -578,36 +837,151 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
 	return err ? -1 : 0;
 }
 
+/* The full path of a row of changes c in directory d, as SQL. */
+#define Q_SQL_FULLPATH \
+	"CASE WHEN c.name = '.' THEN d.path WHEN d.path = '/' THEN '/' || " \
+	"c.name ELSE d.path || '/' || c.name END"
+
 /*
- * fstrack changed --since since: check the history is complete, then list
- * the changes.  cur is the daemon's current snapshot.  Returns the exit
- * status.
+ * The rows since position (S = ?2, Q = ?1): numbered after it, and those of
+ * later snapshots that have no greater number (store.c, POSITIONS P2:
+ * rows of a snapshot get numbers only once a position was taken in it),
+ * as "SELECT <cols> FROM changes c JOIN dirs d ..." twice, ordered by the
+ * first column.  The first part reads the index changes_seq, the second
+ * a range of the primary key.
+ */
+#define Q_SQL_SINCE_POSITION(cols) \
+	"SELECT " cols " FROM changes c JOIN dirs d ON d.id = c.dir_id " \
+	"WHERE c.seq > ?1 AND d.path LIKE '/%' UNION ALL SELECT " cols \
+	" FROM changes c JOIN dirs d ON d.id = c.dir_id WHERE c.snapshot > " \
+	"?2 AND (c.seq IS NULL OR c.seq <= ?1) AND d.path LIKE '/%' " \
+	"ORDER BY 1"
+
+/*
+ * fstrack changed --since POSITION, entries or (Q_DIRS) directories: what
+ * was recorded after the position, in the order of the other listings
+ * (full path, bytewise), each path once with the kinds of its rows.  Rows
+ * whose number is in a->skip were printed by the previous answer of
+ * --follow and are left out; those printed above a->pos_seq go to
+ * a->seen.  SQLite sorts (on disk if it must): what changed since a
+ * position is usually little.  Returns 0, or -1 on a database error.
+ */
+static int
+query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
+    struct sbuf *out)
+{
+	sqlite3_stmt	*st;
+	struct sbuf	 prev;
+	int64_t		 mask = 0, seq;
+	int		 rc, gone = 0, have = 0, first = 1;
+	const char	*key;
+
+	sbuf_init(&prev);
+	if (sqlite3_prepare_v2(db, flags & Q_DIRS ?
+	    Q_SQL_SINCE_POSITION("d.path, 0, d.gone, coalesce(c.seq, 0)") :
+	    Q_SQL_SINCE_POSITION(Q_SQL_FULLPATH ", c.mask, d.gone, "
+	    "coalesce(c.seq, 0)"), -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, a->since->pos.seq);
+	sqlite3_bind_int64(st, 2, a->since->pos.snapshot);
+	for (;;) {
+		rc = sqlite3_step(st);
+		key = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st,
+		    0) : NULL;
+		if (rc == SQLITE_ROW) {
+			seq = sqlite3_column_int64(st, 3);
+			if (seq != 0 && query_seen_has(a->skip, seq))
+				continue;	/* printed last time */
+			query_note_printed(a, seq);
+			if (have && strcmp(key, prev.data) == 0) {
+				mask |= sqlite3_column_int64(st, 1);
+				gone &= sqlite3_column_int(st, 2);
+				continue;
+			}
+		}
+		if (have && (flags & Q_DIRS)) {
+			if (!gone)	/* removed: its parent is listed */
+				query_put_dir(out, prev.data, flags, first);
+			first &= gone;
+		} else if (have) {
+			query_put_entry(out, prev.data, mask, gone, flags,
+			    first);
+			first = 0;
+			query_record_done(out, flags);
+		}
+		if (rc != SQLITE_ROW)
+			break;
+		sbuf_reset(&prev);
+		sbuf_addstr(&prev, key);
+		mask = sqlite3_column_int64(st, 1);
+		gone = sqlite3_column_int(st, 2);
+		have = 1;
+	}
+	sqlite3_finalize(st);
+	sbuf_free(&prev);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * fstrack changed: check the history since a->since is complete, then list
+ * the changes (flags Q_*).  With Q_JSON the answer is one object, with its
+ * position if a->position; with Q_JSON and Q_LINES (--follow) one object a
+ * line per entry, and the gaps, if any, as a last line {"since", "complete":
+ * false, "gaps"}.  With Q_LINES every record is flushed as it is written.
+ * Returns the exit status.
  */
 int
-query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
+query_changed_at(sqlite3 *db, const struct query_answer *a, int flags)
 {
-	struct sbuf	 out;
-	int		 rc, ngaps = 0;
+	struct sbuf	 out, gaps;
+	int		 rc, ngaps = 0, lines = flags & Q_LINES;
+	int		 json = (flags & Q_JSON) != 0;
 
-	if ((rc = query_since_ok(db, since, cur, flags)) != 0)
+	if ((rc = a->since->is_position ? query_position_ok(db, a, flags) :
+	    query_snapshot_ok(db, a, flags)) != 0)
 		return rc;
-
+	if (a->seen != NULL)
+		a->seen->n = 0;
+	query_nprinted = 0;
 	sbuf_init(&out);
-	if (flags & Q_JSON)
-		sbuf_printf(&out, "{\"since\":%lld,\"snapshot\":%lld,\"gaps\":[",
-		    (long long)since, (long long)cur);
-	if (query_gaps(db, since, flags, &out, &ngaps) != 0)
+	sbuf_init(&gaps);
+	if (json && !lines) {
+		query_put_head(&out, a);
+		sbuf_addstr(&out, "\"gaps\":[");
+	}
+	/* --follow: the entries first, then the gaps that end the stream */
+	if (query_gaps(db, a->since, flags, json && lines ? &gaps : &out,
+	    &ngaps) != 0)
 		goto dberr;
-	if (flags & Q_JSON)
+	if (json && !lines)
 		sbuf_printf(&out, "],\"complete\":%s,\"%s\":[", ngaps ?
 		    "false" : "true", flags & Q_DIRS ? "dirs" : "entries");
-	if ((flags & Q_DIRS ? query_list_dirs(db, since, flags, &out) :
-	    query_list_entries(db, since, flags, &out)) != 0)
+	if (lines)
+		query_record_done(&out, flags);
+	if (a->since->is_position)
+		rc = query_list_position(db, a, flags, &out);
+	else if (flags & Q_DIRS)
+		rc = query_list_dirs(db, a->since->snapshot, flags, &out);
+	else
+		rc = query_list_entries(db, a->since->snapshot, flags, &out, a);
+	if (rc != 0)
 		goto dberr;
-	if (flags & Q_JSON)
+	if (json && !lines)
 		sbuf_addstr(&out, "]}\n");
+	else if (json && ngaps) {
+		sbuf_addstr(&out, "{\"since\":");
+		query_put_since(&out, a->since);
+		sbuf_addstr(&out, ",\"complete\":false,\"gaps\":[");
+		sbuf_add(&out, gaps.data, gaps.len);
+		sbuf_addstr(&out, "]}\n");
+	}
 	query_flush(&out, 1);
 	sbuf_free(&out);
+	sbuf_free(&gaps);
+	if (a->seen != NULL)
+		query_seen_sort(a->seen);
+	if (a->printed != NULL)
+		*a->printed = query_nprinted;
 	if (fflush(stdout) != 0) {
 		perror("fstrack: stdout");
 		return FST_EXIT_ERROR;
@@ -616,7 +990,22 @@ query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
 dberr:
 	fprintf(stderr, "fstrack: database: %s\n", sqlite3_errmsg(db));
 	sbuf_free(&out);
+	sbuf_free(&gaps);
 	return FST_EXIT_ERROR;
+}
+
+/*
+ * fstrack changed --since since (a snapshot id), without a position: see
+ * query_changed_at.  cur is the daemon's current snapshot.
+ */
+int
+query_changed(sqlite3 *db, int64_t since, int64_t cur, int flags)
+{
+	struct proto_since	s;
+	struct query_answer	a;
+
+	query_answer_snapshot(&a, &s, since, cur);
+	return query_changed_at(db, &a, flags);
 }
 
 /* fstrack snapshots: one line per snapshot, ID<TAB>STARTED. */
@@ -749,14 +1138,17 @@ int
 query_each_change(sqlite3 *db, int64_t since, int64_t cur,
     query_change_fn fn, void *arg)
 {
-	sqlite3_stmt	*st;
-	struct sbuf	 out;
-	int		 rc, ngaps, stop = 0;
+	sqlite3_stmt		*st;
+	struct sbuf		 out;
+	struct proto_since	 s;
+	struct query_answer	 a;
+	int			 rc, ngaps, stop = 0;
 
 	if ((rc = query_since_ok(db, since, cur, 0)) != 0)
 		return rc;
+	query_answer_snapshot(&a, &s, since, cur);
 	sbuf_init(&out);
-	rc = query_gaps(db, since, 0, &out, &ngaps);
+	rc = query_gaps(db, &s, 0, &out, &ngaps);
 	sbuf_free(&out);
 	if (rc != 0)
 		goto dberr;

@@ -7,12 +7,40 @@
 #define Q_DIRS	0x1
 #define Q_NUL	0x2
 #define Q_JSON	0x4
+#define Q_LINES	0x8	/* --follow: JSON an entry a line, records flushed */
 
 struct sqlite3;
 struct sqlite3	*query_open(const char *);
 void		 query_close(struct sqlite3 *);
 int		 query_changed(struct sqlite3 *, int64_t, int64_t, int);
 int		 query_since_ok(struct sqlite3 *, int64_t, int64_t, int);
+
+/* Sequence numbers of rows printed (--follow), sorted once complete. */
+struct query_seen {
+	int64_t	*v;
+	size_t	 n, cap;
+};
+void		 query_seen_free(struct query_seen *);
+
+/*
+ * One answer of fstrack changed: since what (a snapshot id or a position),
+ * the daemon's current snapshot, the position of this answer if one was
+ * taken (token and number), and for --follow the rows printed already
+ * (skip) and where to note the rows printed now above the position (seen),
+ * and how many records it printed.
+ */
+struct proto_since;
+struct query_answer {
+	const struct proto_since	*since;
+	int64_t				 cur;
+	const char			*position;
+	int64_t				 pos_seq;
+	const struct query_seen		*skip;
+	struct query_seen		*seen;
+	size_t				*printed;	/* records, if not NULL */
+};
+int		 query_changed_at(struct sqlite3 *, const struct query_answer *,
+		    int);
 
 /* One recorded change: directory, entry name, kinds, directory gone. */
 typedef int	(*query_change_fn)(void *, const char *, const char *, int64_t,

@@ -95,30 +95,55 @@ static const char schema_v2_arms[] =
 "  PRIMARY KEY(snapshot, fs_id, handle)\n"
 ") WITHOUT ROWID;\n";
 
-/* The changed_entries view of the current version (kind names by bit). */
+/*
+ * Version 3: positions (fstrack-db(5)).  changes.seq is the sequence
+ * number of the row's latest record, gaps.seq that of the gap: a row with a
+ * greater seq than a position's was recorded after it.  A row recorded
+ * before any position was taken in its snapshot has none (NULL): positions
+ * cost nothing to those who never take one (store.c, POSITIONS).  The
+ * index holds only the rows that have one.
+ */
+static const char schema_v3_seq[] =
+"ALTER TABLE changes ADD COLUMN seq INTEGER;\n"
+"ALTER TABLE gaps ADD COLUMN seq INTEGER;\n"
+"CREATE INDEX changes_seq ON changes(seq) WHERE seq IS NOT NULL;\n";
+
+/*
+ * The columns of changed_entries up to gone (kind names by bit), and the
+ * end of its definition: versions 2 and 3 differ only by seq.
+ */
+#define SCHEMA_ENTRIES_COLUMNS \
+"  SELECT c.snapshot AS snapshot, d.fs_id AS fs_id,\n" \
+"         CASE WHEN c.name = '.' THEN d.path\n" \
+"              WHEN d.path = '/' THEN '/' || c.name\n" \
+"              ELSE d.path || '/' || c.name END AS path,\n" \
+"         d.path AS dir, c.name AS name, c.mask AS mask,\n" \
+"         rtrim(\n" \
+"           CASE WHEN c.mask & 1 THEN 'created,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 2 THEN 'deleted,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 4 THEN 'modified,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 8 THEN 'attrib,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 16 THEN 'moved-from,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 32 THEN 'moved-to,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 64 THEN 'closed-write,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 128 THEN 'opened-write,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 256 THEN 'rescanned,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 1024 THEN 'contents,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 2048 THEN 'open-at-snapshot,' ELSE '' END ||\n" \
+"           CASE WHEN c.mask & 4096 THEN 'armed,' ELSE '' END,\n" \
+"         ',') AS kinds,\n" \
+"         d.gone AS gone"
+#define SCHEMA_ENTRIES_FROM \
+"\n  FROM changes c JOIN dirs d ON d.id = c.dir_id;\n"
+
+/* The changed_entries view of version 2 (the step from 1 to 2 makes it). */
+static const char schema_view_entries_v2[] =
+"CREATE VIEW changed_entries AS\n" SCHEMA_ENTRIES_COLUMNS SCHEMA_ENTRIES_FROM;
+
+/* The changed_entries view of the current version. */
 static const char schema_view_entries[] =
-"CREATE VIEW changed_entries AS\n"
-"  SELECT c.snapshot AS snapshot, d.fs_id AS fs_id,\n"
-"         CASE WHEN c.name = '.' THEN d.path\n"
-"              WHEN d.path = '/' THEN '/' || c.name\n"
-"              ELSE d.path || '/' || c.name END AS path,\n"
-"         d.path AS dir, c.name AS name, c.mask AS mask,\n"
-"         rtrim(\n"
-"           CASE WHEN c.mask & 1 THEN 'created,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 2 THEN 'deleted,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 4 THEN 'modified,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 8 THEN 'attrib,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 16 THEN 'moved-from,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 32 THEN 'moved-to,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 64 THEN 'closed-write,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 128 THEN 'opened-write,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 256 THEN 'rescanned,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 1024 THEN 'contents,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 2048 THEN 'open-at-snapshot,' ELSE '' END ||\n"
-"           CASE WHEN c.mask & 4096 THEN 'armed,' ELSE '' END,\n"
-"         ',') AS kinds,\n"
-"         d.gone AS gone\n"
-"  FROM changes c JOIN dirs d ON d.id = c.dir_id;\n";
+"CREATE VIEW changed_entries AS\n" SCHEMA_ENTRIES_COLUMNS ", c.seq AS seq"
+SCHEMA_ENTRIES_FROM;
 
 /* Run sql, putting SQLite's message into err on failure. */
 static int
@@ -164,8 +189,29 @@ schema_migrate_1_to_2(sqlite3 *db, char *err, size_t errlen)
 		return -1;
 	if (schema_exec(db, schema_v2_arms, err, errlen) != 0 ||
 	    schema_exec(db, "DROP VIEW changed_entries", err, errlen) != 0 ||
-	    schema_exec(db, schema_view_entries, err, errlen) != 0 ||
+	    schema_exec(db, schema_view_entries_v2, err, errlen) != 0 ||
 	    schema_exec(db, "PRAGMA user_version = 2", err, errlen) != 0 ||
+	    schema_exec(db, "COMMIT", err, errlen) != 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Version 2 to 3: seq on changes and gaps, its index, and seq in
+ * changed_entries.  Rows of earlier versions keep no seq: no position was
+ * ever taken after them.  One transaction, as above.
+ */
+static int
+schema_migrate_2_to_3(sqlite3 *db, char *err, size_t errlen)
+{
+	if (schema_exec(db, "BEGIN IMMEDIATE", err, errlen) != 0)
+		return -1;
+	if (schema_exec(db, schema_v3_seq, err, errlen) != 0 ||
+	    schema_exec(db, "DROP VIEW changed_entries", err, errlen) != 0 ||
+	    schema_exec(db, schema_view_entries, err, errlen) != 0 ||
+	    schema_exec(db, "PRAGMA user_version = 3", err, errlen) != 0 ||
 	    schema_exec(db, "COMMIT", err, errlen) != 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
@@ -219,6 +265,7 @@ schema_check_or_create(sqlite3 *db, int *created, char *err, size_t errlen)
 			return -1;
 		if (schema_exec(db, schema_v1, err, errlen) != 0 ||
 		    schema_exec(db, schema_v2_arms, err, errlen) != 0 ||
+		    schema_exec(db, schema_v3_seq, err, errlen) != 0 ||
 		    schema_exec(db, schema_view_entries, err, errlen) != 0 ||
 		    schema_exec(db, sql, err, errlen) != 0) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -265,6 +312,8 @@ schema_check_or_create(sqlite3 *db, int *created, char *err, size_t errlen)
 
 	/* Migrations from version N to N+1, each in one transaction. */
 	if (version == 1 && schema_migrate_1_to_2(db, err, errlen) != 0)
+		return -1;
+	if (version <= 2 && schema_migrate_2_to_3(db, err, errlen) != 0)
 		return -1;
 	return 0;
 }

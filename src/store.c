@@ -41,6 +41,34 @@
  * GROUP COMMIT.  The writer takes everything queued when it wakes, so the
  * operations that arrive during one fsync share the next one: one slow
  * commit delays everyone by at most one commit, it never serialises them.
+ *
+ * POSITIONS (fstrack-db(5), schema version 3).  Every operation has a
+ * sequence number (store_submit); in the database it is store_seq_base
+ * plus that, a number that keeps growing across runs.  A row of changes
+ * carries the number of its latest record (changes.seq, set on insert and
+ * on every re-record), a gap its own (gaps.seq).  A position is the
+ * number of an operation that the main thread submits right after it
+ * drained the kernel queue and started a new dedup epoch (dircache.c):
+ * every change read after it is recorded again, with a greater number, so
+ * "since a position" is "seq greater than its number, or a later
+ * snapshot".  Taking one writes nothing (the first one of a snapshot
+ * writes one meta row) and is committed with synchronous=NORMAL: no fsync.
+ *  P1. Numbers never go back, even across a crash that lost the last
+ *      commits: meta seq_limit, written durably, bounds every number the
+ *      run hands out or writes (store_seq_reserve), and the next run
+ *      starts at it.  One durable commit per STORE_SEQ_RESERVE / 2
+ *      operations at most, in practice the first batch of a run, which
+ *      is durable anyway (run_state).
+ *  P2. A row gets a number only if its snapshot is at most
+ *      store_pos_snapshot, the newest snapshot in which a position was
+ *      taken: until somebody takes one, nothing is indexed (rows without
+ *      one are in snapshots later than every position, which a query
+ *      since a position reads whole).  It only grows: a position op
+ *      raises it, in apply order, so every row applied after a position
+ *      of snapshot S with a snapshot up to S has a number.  meta
+ *      position_snapshot keeps it for the next run; after an unclean stop
+ *      that row may be lost, so daemon_init then takes the current
+ *      snapshot instead (store_positions_init).
  */
 #include "config.h"
 
@@ -87,6 +115,9 @@
 /* At shutdown, failed retries before the writer gives up. */
 #define STORE_STOP_RETRIES	20
 
+/* Sequence numbers reserved at once (POSITIONS, P1). */
+#define STORE_SEQ_RESERVE	(1LL << 32)
+
 static sqlite3			*store_db;
 static pthread_t		 store_thread;
 static int			 store_running;
@@ -112,6 +143,9 @@ static int			 store_nshed;
 static int			 store_retry_ms = STORE_RETRY_MS;
 static int			 store_retry_max_ms = STORE_RETRY_MAX_MS;
 static char			 store_errbuf[256];
+static int64_t			 store_seq_base = 1;	/* P1; constant */
+static int64_t			 store_seq_limit;	/* writer: durable */
+static int64_t			 store_pos_snapshot = INT64_MAX; /* P2 */
 static pthread_mutex_t		 store_err_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum {
@@ -134,16 +168,17 @@ enum {
 static const char *store_sql[ST_COUNT] = {
 	"SELECT id, gone FROM dirs WHERE fs_id = ? AND handle = ?",
 	"INSERT INTO dirs(fs_id, handle, path) VALUES (?, ?, ?)",
-	"INSERT INTO changes(snapshot, dir_id, name, mask) VALUES (?, ?, ?, ?) "
-	    "ON CONFLICT(snapshot, dir_id, name) DO UPDATE "
-	    "SET mask = mask | excluded.mask",
+	"INSERT INTO changes(snapshot, dir_id, name, mask, seq) VALUES "
+	    "(?, ?, ?, ?, ?) ON CONFLICT(snapshot, dir_id, name) DO UPDATE "
+	    "SET mask = mask | excluded.mask, seq = coalesce(excluded.seq, seq)",
 	"UPDATE dirs SET path = ?3 || substr(path, length(?2) + 1), gone = 0 "
 	    "WHERE fs_id = ?1 AND (path = ?2 OR "
 	    "substr(path, 1, length(?2) + 1) = ?2 || '/')",
 	"UPDATE dirs SET gone = 1 WHERE fs_id = ? AND handle = ?",
 	"INSERT OR IGNORE INTO snapshots(id, started_at, started_ns) "
 	    "VALUES (?, ?, ?)",
-	"INSERT INTO gaps(fs_id, snapshot, at, reason) VALUES (?, ?, ?, ?)",
+	"INSERT INTO gaps(fs_id, snapshot, at, reason, seq) VALUES "
+	    "(?, ?, ?, ?, ?)",
 	"UPDATE filesystems SET checkpoint_ns = ?1 WHERE id = ?2 AND "
 	    "(checkpoint_ns IS NULL OR checkpoint_ns < ?1 OR ?3)",
 	"UPDATE filesystems SET state = ? WHERE id = ?",
@@ -206,6 +241,35 @@ store_db_size(void)
 	if (stat(wal, &st) == 0)
 		n += st.st_size;
 	return n;
+}
+
+/*
+ * Where this run's sequence numbers start (POSITIONS, P1): at the durable
+ * limit of the last run, and above every number in the database (a
+ * database of version 2 has no limit yet).  Nothing is reserved yet:
+ * the first batch does that.
+ */
+static int
+store_seq_start(char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int64_t		 v = 1;
+
+	if (sqlite3_prepare_v2(store_db, "SELECT max(1, coalesce((SELECT "
+	    "CAST(value AS INTEGER) FROM meta WHERE key = 'seq_limit'), 0), "
+	    "coalesce((SELECT max(seq) FROM changes WHERE seq IS NOT NULL), 0) "
+	    "+ 1, coalesce((SELECT max(seq) FROM gaps), 0) + 1)", -1, &st,
+	    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "sequence numbers: %s",
+		    sqlite3_errmsg(store_db));
+		return -1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	store_seq_base = v;
+	store_seq_limit = v;
+	return 0;
 }
 
 /*
@@ -275,6 +339,8 @@ store_open(const char *path, char *err, size_t errlen)
 	} else if (store_meta_get("journal_id", fstd.journal_id,
 	    sizeof fstd.journal_id) != 0)
 		fstd.journal_id[0] = '\0';
+	if (store_seq_start(err, errlen) != 0)
+		goto fail;
 	return 0;
 fail:
 	for (i = 0; i < ST_COUNT; i++) {
@@ -667,6 +733,26 @@ store_committed(void)
 	return atomic_load(&store_committed_seq);
 }
 
+/*
+ * The database's number of operation opseq (POSITIONS): what a position
+ * taken with that operation says, once it committed.  Any thread.
+ */
+int64_t
+store_position_seq(uint64_t opseq)
+{
+	return store_seq_base + (int64_t)opseq;
+}
+
+/*
+ * Rows of snapshots up to snap get sequence numbers from the start of this
+ * run (POSITIONS, P2).  Main thread, before store_start().
+ */
+void
+store_positions_init(int64_t snap)
+{
+	store_pos_snapshot = snap;
+}
+
 /* An eventfd that becomes readable after every commit (for perm.c). */
 int
 store_event_fd(void)
@@ -745,13 +831,14 @@ store_step(int which)
 
 /*
  * Refresh dirs.path from the handles of every directory changed since
- * snapshot since: the path a query prints is where the directory is now,
+ * snapshot since, or, since_seq not 0, since the position (since,
+ * since_seq): the path a query prints is where the directory is now,
  * whatever renames happened and in whatever order their events came.  The
  * directories come from FST_SQL_CHANGED_PAIRS: a barrier costs a few
  * searches per directory, not a read of every change row.
  */
 static int
-store_refresh_paths(int64_t since)
+store_refresh_paths(int64_t since, int64_t since_seq)
 {
 	sqlite3_stmt		*st, *up, *gone;
 	struct fst_handle	 h;
@@ -760,9 +847,13 @@ store_refresh_paths(int64_t since)
 	const char		*old;
 	int			 i, rc = 0, src, mfd;
 
-	if (sqlite3_prepare_v2(store_db, FST_SQL_CHANGED_PAIRS "SELECT DISTINCT "
-	    "d.id, d.fs_id, d.handle, d.path, d.gone FROM k JOIN dirs d ON "
-	    "d.id = k.d", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(store_db, since_seq == 0 ?
+	    FST_SQL_CHANGED_PAIRS "SELECT DISTINCT d.id, d.fs_id, d.handle, "
+	    "d.path, d.gone FROM k JOIN dirs d ON d.id = k.d" :
+	    FST_SQL_CHANGED_PAIRS "SELECT d.id, d.fs_id, d.handle, d.path, "
+	    "d.gone FROM (SELECT k.d AS x FROM k UNION SELECT dir_id FROM "
+	    "changes WHERE seq > ?2) JOIN dirs d ON d.id = x", -1, &st,
+	    NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_prepare_v2(store_db, "UPDATE dirs SET path = ?, gone = 0 "
 	    "WHERE id = ?", -1, &up, NULL) != SQLITE_OK) {
@@ -775,7 +866,13 @@ store_refresh_paths(int64_t since)
 		sqlite3_finalize(up);
 		return -1;
 	}
-	sqlite3_bind_int64(st, 1, since);
+	if (since_seq == 0)
+		sqlite3_bind_int64(st, 1, since);
+	else {
+		/* since a position: later snapshots, and later numbers */
+		sqlite3_bind_int64(st, 1, since + 1);
+		sqlite3_bind_int64(st, 2, since_seq);
+	}
 	while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		fs_id = sqlite3_column_int64(st, 1);
@@ -908,7 +1005,7 @@ store_prune(int64_t before, int64_t *pruned_to)
  * gets the number promoted.
  */
 static int
-store_promote_arms(int64_t into, int64_t *count)
+store_promote_arms(int64_t into, int64_t seq, int64_t *count)
 {
 	sqlite3_stmt		*st;
 	struct fst_handle	 h;
@@ -954,6 +1051,8 @@ store_promote_arms(int64_t into, int64_t *count)
 		sqlite3_bind_int64(store_st[ST_CHANGE], 2, id);
 		sqlite3_bind_text(store_st[ST_CHANGE], 3, ".", -1, SQLITE_STATIC);
 		sqlite3_bind_int64(store_st[ST_CHANGE], 4, FST_M_ARMED);
+		if (into <= store_pos_snapshot)
+			sqlite3_bind_int64(store_st[ST_CHANGE], 5, seq);
 		if (store_step(ST_CHANGE) != 0) {
 			rc = SQLITE_ERROR;
 			break;
@@ -964,6 +1063,26 @@ store_promote_arms(int64_t into, int64_t *count)
 	if (rc != SQLITE_DONE)
 		return -1;
 	return store_exec("DELETE FROM arms");
+}
+
+/*
+ * A position was taken with op in snapshot op->pos_snapshot: from now on
+ * rows of that snapshot get sequence numbers (POSITIONS, P2), and the next
+ * run knows it.
+ */
+static int
+store_position_taken(struct store_op *op)
+{
+	char	buf[32];
+
+	if (op->pos_snapshot <= store_pos_snapshot)
+		return 0;
+	store_pos_snapshot = op->pos_snapshot;
+	snprintf(buf, sizeof buf, "%lld", (long long)op->pos_snapshot);
+	sqlite3_bind_text(store_st[ST_META], 1, "position_snapshot", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(store_st[ST_META], 2, buf, -1, SQLITE_TRANSIENT);
+	return store_step(ST_META);
 }
 
 /* Apply one operation inside the open transaction. */
@@ -984,6 +1103,8 @@ store_apply(struct store_op *op)
 		sqlite3_bind_int64(st, 2, id);
 		sqlite3_bind_text(st, 3, op->name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, op->mask);
+		if (op->snapshot <= store_pos_snapshot)
+			sqlite3_bind_int64(st, 5, store_position_seq(op->seq));
 		return store_step(ST_CHANGE);
 	case OP_DIR_MOVE:
 		st = store_st[ST_DIR_MOVE];
@@ -1015,7 +1136,8 @@ store_apply(struct store_op *op)
 		sqlite3_bind_blob(st, 3, blob, bloblen, SQLITE_TRANSIENT);
 		return store_step(ST_ARM);
 	case OP_PROMOTE_ARMS:
-		return store_promote_arms(op->snapshot, &op->value);
+		return store_promote_arms(op->snapshot,
+		    store_position_seq(op->seq), &op->value);
 	case OP_CLEAR_ARMS:
 		return store_exec("DELETE FROM arms");
 	case OP_META:
@@ -1032,6 +1154,7 @@ store_apply(struct store_op *op)
 		sqlite3_bind_int64(st, 2, op->snapshot);
 		sqlite3_bind_int64(st, 3, op->value / 1000000000);
 		sqlite3_bind_text(st, 4, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, store_position_seq(op->seq));
 		return store_step(ST_GAP);
 	case OP_CHECKPOINT:
 		st = store_st[ST_CHECKPOINT];
@@ -1069,17 +1192,43 @@ store_apply(struct store_op *op)
 		}
 		return store_prune(op->snapshot, &op->value);
 	case OP_BARRIER:
-		return store_refresh_paths(op->snapshot);
+		if ((op->mask & STORE_BARRIER_POSITION) &&
+		    store_position_taken(op) != 0)
+			return -1;
+		return store_refresh_paths(op->snapshot, op->value);
+	case OP_POSITION:
+		return store_position_taken(op);
 	}
 	return -1;
 }
 
-/* Apply a batch in one transaction; 0 on COMMIT, -1 after ROLLBACK. */
+/*
+ * Whether the batch whose last operation is last must first reserve more
+ * sequence numbers (POSITIONS, P1): then it is durable, and *limit is the
+ * new limit.
+ */
 static int
-store_commit_batch(struct store_op *batch, int durable)
+store_seq_reserve(uint64_t last, int64_t *limit)
+{
+	int64_t	n = store_position_seq(last);
+
+	if (n < store_seq_limit - STORE_SEQ_RESERVE / 2)
+		return 0;
+	*limit = n + STORE_SEQ_RESERVE;
+	return 1;
+}
+
+/*
+ * Apply a batch in one transaction; 0 on COMMIT, -1 after ROLLBACK.
+ * limit, if not 0, is a new seq_limit, written first (the batch is then
+ * durable).
+ */
+static int
+store_commit_batch(struct store_op *batch, int durable, int64_t limit)
 {
 	struct store_op	*op;
 	static int	 last_sync = -1;
+	char		 buf[32];
 
 	if (last_sync != durable) {
 		if (store_exec(durable ? "PRAGMA synchronous = FULL" :
@@ -1092,12 +1241,22 @@ store_commit_batch(struct store_op *batch, int durable)
 		store_set_error("begin");
 		return -1;
 	}
-	for (op = batch; op != NULL; op = op->next) {
-		if (store_apply(op) != 0) {
-			store_set_error("write");
-			sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+	if (limit != 0) {
+		snprintf(buf, sizeof buf, "%lld", (long long)limit);
+		sqlite3_bind_text(store_st[ST_META], 1, "seq_limit", -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(store_st[ST_META], 2, buf, -1,
+		    SQLITE_TRANSIENT);
+		if (store_step(ST_META) != 0)
+			goto rollback;
+		if (sqlite3_get_autocommit(store_db)) {
+			store_set_error("write (transaction rolled back)");
 			return -1;
 		}
+	}
+	for (op = batch; op != NULL; op = op->next) {
+		if (store_apply(op) != 0)
+			goto rollback;
 		/*
 		 * An I/O error, SQLITE_FULL or SQLITE_NOMEM in any statement,
 		 * a SELECT included, rolls the whole transaction back at
@@ -1115,7 +1274,13 @@ store_commit_batch(struct store_op *batch, int durable)
 		sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
+	if (limit != 0)
+		store_seq_limit = limit;
 	return 0;
+rollback:
+	store_set_error("write");
+	sqlite3_exec(store_db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 /* The writer thread: take everything queued, commit it, repeat. */
@@ -1124,6 +1289,7 @@ store_main(void *arg)
 {
 	struct store_op	*batch, *op, *next, **tail;
 	uint64_t	 last, one = 1;
+	int64_t		 limit;
 	int		 durable, n, backoff = 0, failing = 0, stop_tries = 0;
 
 	for (;;) {
@@ -1171,7 +1337,10 @@ store_main(void *arg)
 				n++;
 				tail = &op->next;
 			}
-			if (store_commit_batch(batch, durable) == 0)
+			limit = 0;
+			if (store_seq_reserve(last, &limit))
+				durable = 1;
+			if (store_commit_batch(batch, durable, limit) == 0)
 				break;
 			atomic_fetch_add(&fstd.st.commit_failures, 1);
 			if (!failing)

@@ -224,6 +224,61 @@ START_TEST(test_dedup)
 }
 END_TEST
 
+/*
+ * A position starts a new dedup epoch: an entry recorded already in this
+ * snapshot is recorded again at its next change (same kinds or not), and
+ * its row's sequence number moves past the position's; so does the
+ * "contents" record on the parent.
+ */
+START_TEST(test_epoch)
+{
+	struct fst_handle	 hD;
+	struct store_op		*op;
+	uint64_t		 q0, pos;
+	sqlite3			*ro;
+	char			 sql[256];
+	long long		 seq_f, seq_g;
+
+	if (!dc_start())
+		return;
+	mkdir_at("D");
+	hD = handle_of("D");
+	q0 = queued();
+	dircache_record(fs, &hD, "f", FST_M_MODIFIED);
+	dircache_record(fs, &hD, "g", FST_M_CREATED);	/* + contents */
+	ck_assert_uint_eq(queued(), q0 + 3);
+	dircache_record(fs, &hD, "f", FST_M_MODIFIED);
+	ck_assert_uint_eq(queued(), q0 + 3);
+
+	dircache_new_epoch();
+	op = store_op_new(OP_POSITION);
+	op->pos_snapshot = 100;
+	pos = store_submit(op);
+	dircache_record(fs, &hD, "f", FST_M_MODIFIED);	/* again */
+	ck_assert_uint_eq(queued(), q0 + 4);
+	dircache_record(fs, &hD, "f", FST_M_MODIFIED);	/* once per epoch */
+	ck_assert_uint_eq(queued(), q0 + 4);
+	dircache_record(fs, &hD, "h", FST_M_CREATED);	/* + contents again */
+	ck_assert_uint_eq(queued(), q0 + 6);
+	dc_sync();
+
+	ro = unit_db_ro(dbpath);
+	snprintf(sql, sizeof sql, "SELECT seq FROM changes WHERE name = 'f'");
+	seq_f = unit_db_int(ro, sql);
+	snprintf(sql, sizeof sql, "SELECT seq FROM changes WHERE name = 'g'");
+	seq_g = unit_db_int(ro, sql);
+	ck_assert_int_gt(seq_f, store_position_seq(pos));
+	ck_assert_int_lt(seq_g, store_position_seq(pos));
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM changes WHERE seq > "
+	    "%lld", (long long)store_position_seq(pos));
+	ck_assert_int_eq(unit_db_int(ro, sql), 3);	/* f, h, D's entry */
+	ck_assert_int_eq(unit_db_int(ro, "SELECT mask FROM changes WHERE "
+	    "name = 'f'"), FST_M_MODIFIED);
+	sqlite3_close(ro);
+	dc_stop();
+}
+END_TEST
+
 START_TEST(test_contents_on_parent)
 {
 	struct fst_handle	hD;
@@ -487,6 +542,7 @@ dircache_suite(void)
 	tcase_add_unchecked_fixture(tc, dc_case_setup, dc_case_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_dedup);
+	tcase_add_test(tc, test_epoch);
 	tcase_add_test(tc, test_contents_on_parent);
 	tcase_add_test(tc, test_dir_itself);
 	tcase_add_test(tc, test_rename);

@@ -198,9 +198,10 @@ io_make_template(void)
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	io_exec(db, "INSERT INTO changes SELECT 100, id, 'old', 1 FROM dirs;"
-	    "INSERT INTO changes SELECT 99, id, 'older', 1 FROM dirs "
-	    "  WHERE id % 10 = 0; COMMIT;");
+	io_exec(db, "INSERT INTO changes(snapshot, dir_id, name, mask) "
+	    "SELECT 100, id, 'old', 1 FROM dirs;"
+	    "INSERT INTO changes(snapshot, dir_id, name, mask) "
+	    "SELECT 99, id, 'older', 1 FROM dirs WHERE id % 10 = 0; COMMIT;");
 	ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
 }
 

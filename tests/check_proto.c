@@ -256,6 +256,103 @@ START_TEST(test_parse_u64)
 }
 END_TEST
 
+START_TEST(test_position_round_trip)
+{
+	struct proto_position	p, q;
+	char			buf[PROTO_POSITION_MAX];
+	const char		*c;
+
+	memset(&p, 0, sizeof p);
+	strcpy(p.journal, "86a94924242a2b98");
+	p.snapshot = 1795654486335LL;
+	p.seq = 4294967297LL;
+	ck_assert_int_eq(proto_format_position(buf, sizeof buf, &p), 0);
+	ck_assert_str_eq(buf, "fst1:86a94924242a2b98:1795654486335:4294967297");
+	ck_assert_int_eq(proto_parse_position(buf, &q), 0);
+	ck_assert_str_eq(q.journal, p.journal);
+	ck_assert(q.snapshot == p.snapshot && q.seq == p.seq);
+	/* only the characters the clients were promised, never digits only */
+	for (c = buf; *c != '\0'; c++)
+		ck_assert(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789:._-", *c) != NULL);
+	ck_assert(strspn(buf, "0123456789") != strlen(buf));
+
+	/* the largest values fit the buffer */
+	p.snapshot = p.seq = 1LL << 62;
+	ck_assert_int_eq(proto_format_position(buf, sizeof buf, &p), 0);
+	ck_assert_int_eq(proto_parse_position(buf, &q), 0);
+	ck_assert(q.snapshot == 1LL << 62 && q.seq == 1LL << 62);
+	ck_assert_int_eq(proto_format_position(buf, 20, &p), -1);
+
+	/* what cannot be a token is not written */
+	p.seq = 0;
+	ck_assert_int_eq(proto_format_position(buf, sizeof buf, &p), -1);
+	p.seq = 1;
+	p.snapshot = (1LL << 62) + 1;
+	ck_assert_int_eq(proto_format_position(buf, sizeof buf, &p), -1);
+	p.snapshot = 1;
+	strcpy(p.journal, "86A94924242a2b98");
+	ck_assert_int_eq(proto_format_position(buf, sizeof buf, &p), -1);
+	strcpy(p.journal, "86a94924242a2b9");
+	ck_assert_int_eq(proto_format_position(buf, sizeof buf, &p), -1);
+}
+END_TEST
+
+START_TEST(test_position_parse_strict)
+{
+	static const char *bad[] = {
+		"", "fst1:", "fst1:86a94924242a2b98", "fst1:86a94924242a2b98:",
+		"fst1:86a94924242a2b98:1", "fst1:86a94924242a2b98:1:",
+		"fst2:86a94924242a2b98:1:2", "FST1:86a94924242a2b98:1:2",
+		"fst1:86a94924242a2b9:1:2", "fst1:86a94924242a2b988:1:2",
+		"fst1:86A94924242a2b98:1:2", "fst1:86a94924242a2b9g:1:2",
+		"fst1:86a94924242a2b98:0:2", "fst1:86a94924242a2b98:1:0",
+		"fst1:86a94924242a2b98:01:2", "fst1:86a94924242a2b98:1:02",
+		"fst1:86a94924242a2b98:-1:2", "fst1:86a94924242a2b98:+1:2",
+		"fst1:86a94924242a2b98:1:2:", "fst1:86a94924242a2b98:1:2 ",
+		" fst1:86a94924242a2b98:1:2", "fst1:86a94924242a2b98:1::2",
+		"fst1:86a94924242a2b98:1:2x", "fst1:86a94924242a2b98:1:2\n",
+		"fst1:86a94924242a2b98:4611686018427387905:2",
+		"fst1:86a94924242a2b98:1:99999999999999999999",
+		"fst1:86a94924242a2b98:1:18446744073709551617",
+		"12345",
+	};
+	struct proto_position	q;
+	size_t			i;
+
+	memset(&q, 0x5a, sizeof q);
+	for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+		ck_assert_msg(proto_parse_position(bad[i], &q) == -1,
+		    "accepted '%s'", bad[i]);
+		ck_assert_int_eq(q.snapshot, 0x5a5a5a5a5a5a5a5aLL);
+	}
+	ck_assert_int_eq(proto_parse_position(
+	    "fst1:0000000000000000:4611686018427387904:1", &q), 0);
+}
+END_TEST
+
+START_TEST(test_parse_since)
+{
+	struct proto_since	s;
+
+	ck_assert_int_eq(proto_parse_since("1795654486335", &s), 0);
+	ck_assert_int_eq(s.is_position, 0);
+	ck_assert(s.snapshot == 1795654486335LL);
+	ck_assert_int_eq(proto_parse_since("0", &s), 0);	/* exit 3 later */
+	ck_assert_int_eq(s.is_position, 0);
+	ck_assert_int_eq(proto_parse_since(
+	    "fst1:86a94924242a2b98:1795654486335:77", &s), 0);
+	ck_assert_int_eq(s.is_position, 1);
+	ck_assert(s.snapshot == 1795654486335LL && s.pos.seq == 77);
+	ck_assert_str_eq(s.pos.journal, "86a94924242a2b98");
+	ck_assert_int_eq(proto_parse_since("4611686018427387905", &s), -1);
+	ck_assert_int_eq(proto_parse_since("x", &s), -1);
+	ck_assert_int_eq(proto_parse_since("", &s), -1);
+	ck_assert_int_eq(proto_parse_since("7 ", &s), -1);
+	ck_assert_int_eq(proto_parse_since("fst1:7", &s), -1);
+}
+END_TEST
+
 static char *
 json_to(char *out, size_t outlen, const char *s)
 {
@@ -326,6 +423,9 @@ proto_suite(void)
 	tcase_add_test(tc, test_split_leading_space);
 	tcase_add_test(tc, test_valid_name);
 	tcase_add_test(tc, test_parse_u64);
+	tcase_add_test(tc, test_position_round_trip);
+	tcase_add_test(tc, test_position_parse_strict);
+	tcase_add_test(tc, test_parse_since);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "fstrack.h"
+#include "proto.h"
 #include "query.h"
 #include "unit.h"
 
@@ -272,7 +273,7 @@ START_TEST(test_refuse_newer_version)
 	char	*path = new_db_path("newer");
 	sqlite3	*db = make_fstrack_db(path);
 
-	exec_sql(db, "PRAGMA user_version = 3");
+	exec_sql(db, "PRAGMA user_version = 4");
 	sqlite3_close(db);
 	assert_refused_unchanged(path);
 	free(path);
@@ -291,6 +292,29 @@ START_TEST(test_refuse_version_zero)
 }
 END_TEST
 
+/* Turn a current database back into version 2: no seq, no index. */
+static void
+make_v2(sqlite3 *db)
+{
+	exec_sql(db, "DROP VIEW changed_entries; DROP INDEX changes_seq; "
+	    "ALTER TABLE changes DROP COLUMN seq; "
+	    "ALTER TABLE gaps DROP COLUMN seq; "
+	    "CREATE VIEW changed_entries AS SELECT c.snapshot AS snapshot, "
+	    "c.name AS name, 'armed' AS kinds FROM changes c; "
+	    "PRAGMA user_version = 2");
+}
+
+/* The columns of a table, as "name,name,...\n". */
+static char *
+table_columns(sqlite3 *ro, const char *t)
+{
+	char	sql[128];
+
+	snprintf(sql, sizeof sql, "SELECT group_concat(name) FROM "
+	    "pragma_table_info('%s')", t);
+	return unit_db_rows(ro, sql);
+}
+
 /* A version 1 database (no arms table) is migrated to the current one. */
 START_TEST(test_migrate_v1)
 {
@@ -298,19 +322,64 @@ START_TEST(test_migrate_v1)
 	sqlite3	*db = make_fstrack_db(path), *ro;
 	char	 err[512] = "";
 
+	make_v2(db);
 	exec_sql(db, "DROP TABLE arms; PRAGMA user_version = 1");
 	sqlite3_close(db);
 	fstd.db_path = path;
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
 	store_stop();
 	ro = unit_db_ro(path);
-	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 2);
+	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 3);
 	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM sqlite_master "
 	    "WHERE name = 'arms'"), 1);
-	s = unit_db_rows(ro, "SELECT sql LIKE '%armed%' FROM sqlite_master "
-	    "WHERE name = 'changed_entries'");
+	s = unit_db_rows(ro, "SELECT sql LIKE '%armed%' AND sql LIKE '%seq%' "
+	    "FROM sqlite_master WHERE name = 'changed_entries'");
 	ck_assert_str_eq(s, "1\n");
 	free(s);
+	s = table_columns(ro, "changes");
+	ck_assert_str_eq(s, "snapshot,dir_id,name,mask,seq\n");
+	free(s);
+	sqlite3_close(ro);
+	free(path);
+}
+END_TEST
+
+/*
+ * A version 2 database keeps its rows, without sequence numbers; the
+ * numbers of the new run start above nothing (1).
+ */
+START_TEST(test_migrate_v2)
+{
+	char	*path = new_db_path("v2"), *s;
+	sqlite3	*db = make_fstrack_db(path), *ro;
+	char	 err[512] = "";
+
+	make_v2(db);
+	exec_sql(db, "INSERT INTO changes VALUES (5, 1, 'a', 1); "
+	    "INSERT INTO dirs(id, fs_id, handle, path) VALUES (1, 1, x'01', "
+	    "'/m'); "
+	    "INSERT INTO gaps(fs_id, snapshot, at, reason) VALUES "
+	    "(1, 5, 0, 'x')");
+	sqlite3_close(db);
+	fstd.db_path = path;
+	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(store_position_seq(0), 1);
+	store_stop();
+	ro = unit_db_ro(path);
+	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 3);
+	s = unit_db_rows(ro, "SELECT snapshot, dir_id, name, mask, "
+	    "seq IS NULL FROM changes");
+	ck_assert_str_eq(s, "5|1|a|1|1\n");
+	free(s);
+	s = unit_db_rows(ro, "SELECT reason, seq IS NULL FROM gaps");
+	ck_assert_str_eq(s, "x|1\n");
+	free(s);
+	s = unit_db_rows(ro, "SELECT seq IS NULL FROM changed_entries");
+	ck_assert_str_eq(s, "1\n");
+	free(s);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'changes_seq' AND sql LIKE '%WHERE seq IS NOT NULL%'"),
+	    1);
 	sqlite3_close(ro);
 	free(path);
 }
@@ -612,6 +681,137 @@ START_TEST(test_writer_snapshot_consumer)
 }
 END_TEST
 
+/* Submit a position taken in snapshot snap; returns its operation's seq. */
+static uint64_t
+submit_position(int64_t snap)
+{
+	struct store_op	*op = store_op_new(OP_POSITION);
+
+	op->pos_snapshot = snap;
+	return store_submit(op);
+}
+
+/*
+ * Positions (store.c, POSITIONS): rows get sequence numbers only once a
+ * position was taken in their snapshot (or a later one), every re-record
+ * moves the number past it, gaps always have one; the first batch reserves
+ * numbers durably, and a position's own commit is not durable.
+ */
+START_TEST(test_writer_positions)
+{
+	char		*path = new_db_path("pos"), err[512] = "", *s, sql[256];
+	sqlite3		*ro;
+	uint64_t	 seq, pos, durable;
+	int64_t		 p;
+
+	fstd.db_path = path;
+	unit_loop_new();
+	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
+	store_positions_init(0);	/* as daemon_init on a new database */
+	ck_assert_int_eq(store_start(), 0);
+	submit_change(100, 1, 0xa, "/m/a", "x", FST_M_CREATED);
+	seq = submit_change(100, 1, 0xa, "/m/a", "y", FST_M_CREATED);
+	unit_wait_committed(seq);
+	ro = unit_db_ro(path);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM changes WHERE "
+	    "seq IS NULL"), 2);
+	/* the first batch reserved numbers, durably */
+	ck_assert_int_ge(atomic_load(&fstd.st.durable_commits), 1);
+	ck_assert_int_ge(unit_db_int(ro, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'seq_limit'"), store_position_seq(seq) +
+	    (1LL << 31));
+
+	durable = atomic_load(&fstd.st.durable_commits);
+	pos = submit_position(100);
+	unit_wait_committed(pos);
+	ck_assert_uint_eq(atomic_load(&fstd.st.durable_commits), durable);
+	p = store_position_seq(pos);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT CAST(value AS INTEGER) FROM "
+	    "meta WHERE key = 'position_snapshot'"), 100);
+
+	submit_change(100, 1, 0xa, "/m/a", "x", FST_M_CREATED);	/* again */
+	submit_change(100, 1, 0xa, "/m/a", "z", FST_M_MODIFIED);	/* new */
+	submit_change(99, 1, 0xa, "/m/a", "late", FST_M_MODIFIED);	/* older */
+	submit_change(101, 1, 0xa, "/m/a", "w", FST_M_MODIFIED);	/* later */
+	store_record_gap(NULL, "nothing tracked: no row");
+	{
+		struct store_op *op = store_op_new(OP_GAP);
+
+		op->fs_id = 1;
+		op->snapshot = 100;
+		op->name = strdup("test");
+		seq = store_submit(op);
+	}
+	unit_wait_committed(seq);
+	snprintf(sql, sizeof sql, "SELECT snapshot, name, seq > %lld, seq IS "
+	    "NULL FROM changes ORDER BY snapshot, name", (long long)p);
+	s = unit_db_rows(ro, sql);
+	ck_assert_str_eq(s,
+	    "99|late|1|0\n"
+	    "100|x|1|0\n"
+	    "100|y|NULL|1\n"
+	    "100|z|1|0\n"
+	    "101|w|NULL|1\n");
+	free(s);
+	snprintf(sql, sizeof sql, "SELECT reason, seq > %lld FROM gaps",
+	    (long long)p);
+	s = unit_db_rows(ro, sql);
+	ck_assert_str_eq(s, "test|1\n");
+	free(s);
+	/* seq is the operation's number: unique, in apply order */
+	ck_assert_int_eq(unit_db_int(ro, "SELECT seq FROM gaps"),
+	    store_position_seq(seq));
+
+	/* a barrier that takes a position in 101 activates 101 */
+	{
+		struct store_op *op = store_op_new(OP_BARRIER);
+
+		op->snapshot = 100;
+		op->value = p;
+		op->mask = STORE_BARRIER_POSITION;
+		op->pos_snapshot = 101;
+		store_submit(op);
+	}
+	seq = submit_change(101, 1, 0xa, "/m/a", "w", FST_M_ATTRIB);
+	unit_wait_committed(seq);
+	ck_assert_int_eq(unit_db_int(ro, "SELECT seq FROM changes WHERE "
+	    "name = 'w'"), store_position_seq(seq));
+	ck_assert_int_eq(unit_db_int(ro, "SELECT mask FROM changes WHERE "
+	    "name = 'w'"), FST_M_MODIFIED | FST_M_ATTRIB);
+	/* the index holds the rows with a number */
+	s = unit_db_rows(ro, "EXPLAIN QUERY PLAN SELECT name FROM changes "
+	    "WHERE seq > 5");
+	ck_assert_msg(strstr(s, "changes_seq") != NULL, "plan: %s", s);
+	free(s);
+	sqlite3_close(ro);
+	writer_stop(path);
+}
+END_TEST
+
+/*
+ * A run's numbers start above every number of the database and at its
+ * reserved limit, whichever is higher (here: above the gap's; the limit
+ * wins in test_writer_positions' next run, which the fork mode cannot
+ * have: see root-feed.sh).
+ */
+START_TEST(test_seq_start)
+{
+	char	*path = new_db_path("seqstart"), err[512] = "";
+	sqlite3	*db = make_fstrack_db(path);
+
+	exec_sql(db, "INSERT INTO changes VALUES (1, 1, 'a', 1, 5000); "
+	    "INSERT INTO gaps(fs_id, snapshot, at, reason, seq) VALUES "
+	    "(1, 1, 0, 'x', 7000); INSERT INTO meta VALUES ('seq_limit', "
+	    "'6000')");
+	sqlite3_close(db);
+	fstd.db_path = path;
+	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(store_position_seq(0), 7001);
+	store_stop();
+	free(path);
+}
+END_TEST
+
 START_TEST(test_writer_changes_and_views)
 {
 	char		*path = writer_start(), *s;
@@ -846,7 +1046,7 @@ make_query_db(const char *path)
 	    "  (3, 1, x'0100000003', '/m/gone', 1),"
 	    "  (4, 1, x'0100000004', '?', 0),"
 	    "  (5, 1, x'0100000005', '/m/b/sub', 0);"
-	    "INSERT INTO changes VALUES "
+	    "INSERT INTO changes(snapshot, dir_id, name, mask) VALUES "
 	    "  (100, 1, 'old', 1),"
 	    "  (101, 1, 'z', 512),"
 	    "  (101, 2, 'x', 1),"
@@ -965,7 +1165,7 @@ START_TEST(test_query_dirs_unique)
 	exec_sql(w, "INSERT INTO dirs(id, fs_id, handle, path, gone) VALUES "
 	    "  (6, 1, x'0100000006', '/m/r', 1),"
 	    "  (7, 1, x'0100000007', '/m/r', 0);"
-	    "INSERT INTO changes VALUES (102, 6, 'a', 1), (102, 7, 'a', 1)");
+	    "INSERT INTO changes(snapshot, dir_id, name, mask) VALUES (102, 6, 'a', 1), (102, 7, 'a', 1)");
 	ck_assert_ptr_nonnull(db = query_open(path));
 	ck_assert_int_eq(query(db, 102, 102, Q_DIRS, &out), 0);
 	ck_assert_str_eq(out, "/m\n/m/b\n/m/b/sub\n/m/r\n");
@@ -1074,7 +1274,7 @@ START_TEST(test_query_order_by_path)
 	    "  (15, 1, x'010000000f', '/m/a!', 0),"
 	    "  (16, 1, x'0100000010', '/', 0),"
 	    "  (17, 1, x'0100000011', '/m/a/b/c', 0);"
-	    "INSERT INTO changes VALUES "
+	    "INSERT INTO changes(snapshot, dir_id, name, mask) VALUES "
 	    "  (102, 1, 'a', 1536), (102, 1, 'a-b', 512), (102, 1, 'a.c', 4),"
 	    "  (102, 1, 'a b', 1), (102, 1, 'a0', 1), (102, 1, '!', 1),"
 	    "  (102, 1, 'a!', 1024), (102, 10, 'x', 1), (101, 10, 'x', 4),"
@@ -1121,8 +1321,8 @@ START_TEST(test_query_order_random)
 	ck_assert_int_eq(sqlite3_prepare_v2(w, "INSERT INTO dirs(id, fs_id, "
 	    "handle, path, gone) VALUES (?1, 1, CAST(?1 AS BLOB), ?2, ?3)", -1,
 	    &di, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(w, "INSERT OR IGNORE INTO changes "
-	    "VALUES (?, ?, ?, ?)", -1, &ci, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(w, "INSERT OR IGNORE INTO changes"
+	    "(snapshot, dir_id, name, mask) VALUES (?, ?, ?, ?)", -1, &ci, NULL), SQLITE_OK);
 	exec_sql(w, "BEGIN");
 	snprintf(dirs[0], sizeof dirs[0], "/r");
 	for (i = 0; i < 200; i++) {
@@ -1257,6 +1457,195 @@ START_TEST(test_query_gaps)
 }
 END_TEST
 
+/* --- query_changed_at since a position ------------------------------- */
+
+struct qparg {
+	sqlite3			*db;
+	struct query_answer	*a;
+	int			 flags;
+};
+
+static int
+run_query_at(void *p)
+{
+	struct qparg	*q = p;
+
+	return query_changed_at(q->db, q->a, q->flags);
+}
+
+/* The answer since token (a position) with this answer's seq; its output. */
+static int
+query_pos(sqlite3 *db, const char *token, int64_t pos_seq,
+    struct query_answer *a, int flags, char **out)
+{
+	static struct proto_since	s;
+	struct qparg			q = { db, a, flags };
+
+	ck_assert_int_eq(proto_parse_since(token, &s), 0);
+	a->since = &s;
+	a->cur = 102;
+	a->pos_seq = pos_seq;
+	if (a->position == NULL)
+		a->position = "fst1:00000000000000aa:102:999";
+	return unit_capture_stdout(run_query_at, &q, out);
+}
+
+/*
+ * make_query_db with sequence numbers: in snapshot 101 rows numbered from a
+ * position on, snapshot 102 without any (no position taken in it yet).
+ */
+static sqlite3 *
+make_position_db(const char *path)
+{
+	sqlite3	*w = make_query_db(path);
+
+	exec_sql(w, "INSERT INTO meta VALUES ('journal_id', "
+	    "'00000000000000aabbccddeeff001122');"
+	    "UPDATE changes SET seq = 50 WHERE snapshot = 101 AND name = 'z';"
+	    "UPDATE changes SET seq = 60 WHERE snapshot = 101 AND name = 'x';");
+	return w;
+}
+
+START_TEST(test_query_position)
+{
+	char			*path = new_db_path("querypos"), *out;
+	sqlite3			*w = make_position_db(path), *db;
+	struct query_answer	 a;
+	struct query_seen	 seen = { 0 }, seen2 = { 0 };
+	size_t			 n;
+
+	ck_assert_ptr_nonnull(db = query_open(path));
+	/* since (101, 55): x of 101 (60), every row of 102 (no numbers) */
+	memset(&a, 0, sizeof a);
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, 0, &out), 0);
+	ck_assert_str_eq(out,
+	    "contents\t/m/b\n"
+	    "attrib\t/m/b/sub\n"
+	    "deleted\t/m/b/tab\\tnl\\nbs\\\\\n"
+	    "created,modified\t/m/b/x\n"	/* 101 and 102 merged */
+	    "deleted\t/m/gone/f\n");
+	free(out);
+	/* since (101, 40): z (50) too */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:40", 999,
+	    &a, 0, &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "\t/m/z\n"));
+	free(out);
+	/* since (102, 60): rows numbered above 60 (any snapshot), none */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:102:60", 999,
+	    &a, 0, &out), 0);
+	ck_assert_str_eq(out, "");
+	free(out);
+	exec_sql(w, "UPDATE changes SET seq = 70 WHERE snapshot = 102 AND "
+	    "name = 'b'");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:102:60", 999,
+	    &a, 0, &out), 0);
+	ck_assert_str_eq(out, "contents\t/m/b\n");
+	free(out);
+	/* JSON: since is the token, position the answer's */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:102:60", 999,
+	    &a, Q_JSON, &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "{\"since\":\"fst1:00000000000000aa:"
+	    "102:60\",\"snapshot\":102,\"position\":\"fst1:00000000000000aa:"
+	    "102:999\",\"gaps\":[],\"complete\":true,\"entries\":[{\"path\":"
+	    "\"/m/b\","));
+	free(out);
+	/* --dirs */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_DIRS, &out), 0);
+	ck_assert_str_eq(out, "/m\n/m/b\n/m/b/sub\n");
+	free(out);
+
+	/* --follow: rows above the answer's position are noted, then skipped */
+	a.seen = &seen;
+	a.printed = &n;
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:40", 55,
+	    &a, Q_LINES | Q_JSON, &out), 0);
+	ck_assert_uint_eq(seen.n, 2);		/* x (60) and b (70) */
+	ck_assert_int_eq(seen.v[0], 60);
+	ck_assert_int_eq(seen.v[1], 70);
+	ck_assert_ptr_nonnull(strstr(out, "\n{\"path\":\"/m/z\","));
+	ck_assert_ptr_null(strstr(out, "\"entries\""));	/* a line each */
+	free(out);
+	a.skip = &seen;
+	a.seen = &seen2;
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_LINES, &out), 0);
+	/* x of 101 (60) was printed: only its 102 row is left; b (70) gone */
+	ck_assert_ptr_nonnull(strstr(out, "modified\t/m/b/x\n"));
+	ck_assert_ptr_null(strstr(out, "created"));
+	ck_assert_ptr_null(strstr(out, "contents\t/m/b\n"));
+	free(out);
+	query_seen_free(&seen);
+	query_seen_free(&seen2);
+	query_close(db);
+	sqlite3_close(w);
+	free(path);
+}
+END_TEST
+
+/* Positions that cannot be answered, and gaps since a position. */
+START_TEST(test_query_position_refused)
+{
+	char			*path = new_db_path("queryposr"), *out;
+	sqlite3			*w = make_position_db(path), *db;
+	struct query_answer	 a;
+
+	ck_assert_ptr_nonnull(db = query_open(path));
+	memset(&a, 0, sizeof a);
+	/* another database's journal: 4, in JSON too */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000ab:101:55", 999,
+	    &a, Q_JSON, &out), FST_EXIT_GAP);
+	ck_assert_ptr_nonnull(strstr(out, "\"complete\":false"));
+	ck_assert_ptr_nonnull(strstr(out, "\"position\":\"fst1:"));
+	free(out);
+	/* newer than the answer's own position, or than the snapshot: 3 */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:1000", 999,
+	    &a, 0, &out), FST_EXIT_NOSNAPSHOT);
+	free(out);
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:103:5", 999,
+	    &a, 0, &out), FST_EXIT_NOSNAPSHOT);
+	free(out);
+	/* an unknown snapshot: 3; a pruned one: 4 */
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:100:5", 999,
+	    &a, 0, &out), 0);
+	free(out);
+	exec_sql(w, "DELETE FROM snapshots WHERE id = 101");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:5", 999,
+	    &a, 0, &out), FST_EXIT_NOSNAPSHOT);
+	free(out);
+	exec_sql(w, "INSERT INTO meta VALUES ('oldest_snapshot', '102')");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:100:5", 999,
+	    &a, 0, &out), FST_EXIT_GAP);
+	free(out);
+	exec_sql(w, "DELETE FROM meta WHERE key = 'oldest_snapshot';"
+	    "INSERT INTO snapshots VALUES (101, 1764112260, 0)");
+	/* gaps: numbered after the position, or in a later snapshot */
+	exec_sql(w, "INSERT INTO gaps(fs_id, snapshot, at, reason, seq) VALUES "
+	    "(1, 101, 1764112270, 'before', 40)");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, 0, &out), 0);
+	free(out);
+	exec_sql(w, "INSERT INTO gaps(fs_id, snapshot, at, reason, seq) VALUES "
+	    "(1, 101, 1764112271, 'after', 56)");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_DIRS, &out), FST_EXIT_GAP);
+	ck_assert_ptr_nonnull(strstr(out, "/m\n"));
+	free(out);
+	exec_sql(w, "DELETE FROM gaps; INSERT INTO gaps(fs_id, snapshot, at, "
+	    "reason) VALUES (1, 102, 1764112330, 'old daemon, later')");
+	ck_assert_int_eq(query_pos(db, "fst1:00000000000000aa:101:55", 999,
+	    &a, Q_JSON, &out), FST_EXIT_GAP);
+	ck_assert_ptr_nonnull(strstr(out, "\"since\":\"fst1:00000000000000aa:"
+	    "101:55\",\"snapshot\":102,\"at\""));
+	free(out);
+	query_close(db);
+	sqlite3_close(w);
+	free(path);
+}
+END_TEST
+
+
 /* CONTRACT.md: "gaps":[{"mountpoint":...,"reason":...,"since":...}] */
 START_TEST(test_query_json_gap_fields)
 {
@@ -1297,6 +1686,8 @@ store_suite(void)
 	tcase_add_test(tc, test_refuse_foreign_app);
 	tcase_add_test(tc, test_refuse_tables_without_id);
 	tcase_add_test(tc, test_refuse_newer_version);
+	tcase_add_test(tc, test_migrate_v2);
+	tcase_add_test(tc, test_seq_start);
 	tcase_add_test(tc, test_refuse_version_zero);
 	tcase_add_test(tc, test_migrate_v1);
 	tcase_add_test(tc, test_refuse_truncated);
@@ -1307,6 +1698,7 @@ store_suite(void)
 	tcase_add_unchecked_fixture(tc, st_setup, st_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_writer_snapshot_consumer);
+	tcase_add_test(tc, test_writer_positions);
 	tcase_add_test(tc, test_writer_changes_and_views);
 	tcase_add_test(tc, test_writer_move_edge_cases);
 	tcase_add_test(tc, test_writer_gone_gap_checkpoint);
@@ -1324,6 +1716,8 @@ store_suite(void)
 	tcase_add_test(tc, test_query_no_such_snapshot);
 	tcase_add_test(tc, test_query_below_oldest);
 	tcase_add_test(tc, test_query_gaps);
+	tcase_add_test(tc, test_query_position);
+	tcase_add_test(tc, test_query_position_refused);
 	tcase_add_test(tc, test_query_json_gap_fields);
 	suite_add_tcase(s, tc);
 	return s;

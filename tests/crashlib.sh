@@ -30,6 +30,15 @@ now_ns() {
 	date +%s%N
 }
 
+# changed_rc OUT ARGS...: fst changed ARGS; stdout in OUT, stderr in
+# OUT.err; prints the exit status.
+changed_rc() {
+	local out=$1 rc=0
+	shift
+	fst changed "$@" >"$out" 2>"$out.err" || rc=$?
+	echo "$rc"
+}
+
 # take_snapshot: print a new snapshot id (dies when snapshot fails).
 take_snapshot() {
 	local out=$WORK/snapshot.out n
@@ -118,3 +127,23 @@ expect_refusal() {
 	return 0
 }
 REFUSAL_RC=
+
+# flood_stopped DIR N: with the daemon SIGSTOPped, create N empty files in
+# DIR (an async daemon with --bounded-queue then overflows its queue); the
+# daemon goes on afterwards.  Never for a strict daemon: it would hold the
+# opens.
+flood_stopped() {
+	log "fstrackd stopped; creating $2 files"
+	kill -STOP "$DAEMON_PID"
+	timeout 300 "$PY" -c '
+import os, sys
+d = sys.argv[1]
+for i in range(int(sys.argv[2])):
+    os.close(os.open(os.path.join(d, "f%05d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+' "$1" "$2" || {
+		kill -CONT "$DAEMON_PID"
+		hard_error "flood failed"
+	}
+	kill -CONT "$DAEMON_PID"
+	log "fstrackd continued"
+}

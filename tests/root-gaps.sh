@@ -35,15 +35,6 @@ mkdir "$MNT/tree"
 "$PY" "$WORKLOAD" "$MNT/tree" --populate --dirs 20 --files 60 --seed gaps \
 	>/dev/null || hard_error "populate failed"
 
-# changed_rc OUT ARGS...: fst changed ARGS; stdout in OUT, stderr in
-# OUT.err; prints the exit status.
-changed_rc() {
-	local out=$1 rc=0
-	shift
-	fst changed "$@" >"$out" 2>"$out.err" || rc=$?
-	echo "$rc"
-}
-
 # expect_gap LABEL N MOUNT: the three output modes report a gap (exit 4)
 # naming MOUNT (MOUNT empty: the mount point need not be named).
 expect_gap() {
@@ -145,19 +136,7 @@ start_daemon --durability async --bounded-queue "$MNT"
 NC=$(take_snapshot)
 mkdir "$MNT/flood"
 fst changed --since "$NC" >/dev/null 2>&1 || true	# reconcile done
-kill -STOP "$DAEMON_PID"
-log "c: fstrackd stopped; creating 21000 files"
-timeout 300 "$PY" -c '
-import os, sys
-d = sys.argv[1]
-for i in range(21000):
-    os.close(os.open(os.path.join(d, "f%05d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
-' "$MNT/flood" || {
-	kill -CONT "$DAEMON_PID"
-	hard_error "flood failed"
-}
-kill -CONT "$DAEMON_PID"
-log "c: fstrackd continued"
+flood_stopped "$MNT/flood" 21000
 sabotage_gaps --durability async --bounded-queue "$MNT"
 expect_gap c-overflow "$NC" "$MNT"
 NC2=$(take_snapshot)

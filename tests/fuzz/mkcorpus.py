@@ -103,6 +103,11 @@ SEEDS = {
         "barrier": control(0, b"barrier 1\n"),
         "barrier-nowait": control(0, b"barrier 1 nowait\n", 3),
         "barrier-huge": control(0, b"barrier 99999999999999999999\n"),
+        "barrier-position": control(0, b"barrier 1 position noscan\n", 7),
+        "barrier-since-position": control(0, b"barrier fst1:0123456789abcdef:"
+                                          b"1:5 nowait position\n"),
+        "barrier-twice": control(0, b"barrier 1 noscan noscan\n"),
+        "position": control(1, b"position\n"),
         "consumer-set": control(0, b"consumer-set backup.host:1 1\n", 7),
         "consumer-set-nosnap": control(0, b"consumer-set x 0\n"),
         "consumer-delete": control(0, b"consumer-delete backup.host:1\n"),
