@@ -317,6 +317,7 @@ int	 schema_check_or_create(struct sqlite3 *, int *, char *, size_t);
 /* notify.c */
 int	 notify_init(char *, size_t);
 int	 notify_mark(struct fst_fs *, char *, size_t);
+int	 notify_group_fd(void);
 void	 notify_start(void);
 void	 notify_drain(void);
 void	 notify_quiet_flush(void);
@@ -332,6 +333,7 @@ void	 perm_new_snapshot(int64_t);
 void	 perm_stop(void);
 uint64_t perm_pending(void);
 int	 perm_fd(void);
+int	 perm_fd_above(int);
 
 /* armahead.c */
 typedef int (*armahead_cb)(struct fst_fs *, uint64_t,

@@ -406,7 +406,22 @@ fstrackd_perm_start(void)
 
 /* --- 8 notify -------------------------------------------------------- */
 
-/* Create the notification group. */
+/*
+ * Create the notification group, below the permission group in fd order.
+ *
+ * Why the order of the fds matters: when the daemon dies (SIGKILL, a
+ * crash), the kernel releases its open files from the task's work list,
+ * last queued first, and it queues them in ascending fd order: the highest
+ * fd is released first.  An opener waiting for a permission event holds a
+ * "user wait" on every group whose mark took part in that event, the
+ * notification group too when one of its marks sits on the file (a quiet
+ * mark, notify.c).  Releasing a group waits for its user waits to end.  If
+ * the notification group went first, it would wait for openers that only
+ * the permission group's release can let go, queued behind it: every such
+ * opener and the dead daemon would hang for good (seen: root-crash-loop).
+ * Released first, the permission group answers its events, the openers go
+ * on, and the notification group's release follows (doc/kernel-facts.md).
+ */
 static void
 fstrackd_notify_init(void)
 {
@@ -414,6 +429,9 @@ fstrackd_notify_init(void)
 
 	if (notify_init(err, sizeof err) != 0)
 		fatalx("%s", err);
+	if (perm_fd_above(notify_group_fd()) != 0)
+		fatal("cannot move the permission group above fd %d",
+		    notify_group_fd());
 }
 
 /* --- 9 track --------------------------------------------------------- */
