@@ -37,6 +37,21 @@ config_defaults(struct fst_config *c)
 	c->reconcile_margin_ms = 5000;
 }
 
+/* Free what config_defaults and the parser allocated in c, and clear it. */
+void
+config_free(struct fst_config *c)
+{
+	int	i;
+
+	free(c->config_file);
+	free(c->state_dir);
+	free(c->socket_path);
+	for (i = 0; i < c->nmounts; i++)
+		free(c->mounts[i]);
+	free(c->mounts);
+	memset(c, 0, sizeof *c);
+}
+
 /* Add a mount point unless it is already listed. */
 void
 config_add_mount(struct fst_config *c, const char *m)

@@ -187,6 +187,7 @@ void	 health_status(struct sbuf *);
 
 /* config.c */
 void	 config_defaults(struct fst_config *);
+void	 config_free(struct fst_config *);
 int	 config_load(struct fst_config *, const char *, int);
 int	 config_parse_line(struct fst_config *, char *, const char *, int);
 void	 config_add_mount(struct fst_config *, const char *);
