@@ -33,6 +33,11 @@
  * per answer.  A peer that takes nothing for ANSWER_STALL_MS is cut off,
  * and so is every answer when the daemon stops (answer_stop) or control.c
  * cancels it.
+ *
+ * FOR TESTS ONLY, $FSTRACK_TEST_ANSWER_DELAY_MS in the daemon's
+ * environment makes every answer to a peer other than root wait that long
+ * (saying so in the log) before it judges its first row, its rows already
+ * read: tests/root-nonroot.sh swaps a directory meanwhile.
  */
 #include "config.h"
 
@@ -78,6 +83,7 @@ struct answer_worker {
 	struct answer_slot	*cache;
 	size_t			 ncache, capcache;
 	uint64_t		 withheld_logged;
+	int			 judged;	/* rows judged in this answer */
 };
 
 static pthread_mutex_t		 answer_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -89,6 +95,7 @@ static uid_t			 answer_running[ANSWER_THREADS];
 static int			 answer_busy[ANSWER_THREADS];
 static _Atomic int		 answer_stopping;
 static int			 answer_started;
+static int			 answer_test_delay_ms;	/* see the top */
 static uv_async_t		 answer_async;
 
 /* Whether the job should stop now: cancelled, or the daemon stops. */
@@ -293,6 +300,12 @@ answer_sink_visible(void *arg, int64_t dir_id, int dot)
 		return -1;
 	if (w->walk == NULL)
 		return QUERY_SHOW;	/* root */
+	if (w->judged++ == 0 && answer_test_delay_ms > 0) {
+		log_info("test: an answer for uid %u waits %d ms before its "
+		    "first row", (unsigned)w->job->peer.uid,
+		    answer_test_delay_ms);
+		usleep(answer_test_delay_ms * 1000);
+	}
 	if (w->capcache > 0 && (s = answer_slot(w, dir_id))->dir_id != 0)
 		v = s->verdict;
 	else {
@@ -341,6 +354,7 @@ answer_run(struct answer_worker *w, struct answer_job *j)
 
 	w->job = j;
 	w->withheld_logged = 0;
+	w->judged = 0;
 	w->ncache = 0;
 	if (w->cache != NULL)
 		memset(w->cache, 0, w->capcache * sizeof *w->cache);
@@ -465,8 +479,11 @@ answer_async_cb(uv_async_t *h)
 int
 answer_start(void)
 {
-	int	i, rc;
+	const char	*delay = getenv("FSTRACK_TEST_ANSWER_DELAY_MS");
+	int		 i, rc;
 
+	if (delay != NULL)
+		answer_test_delay_ms = atoi(delay);
 	if (uv_async_init(fstd.loop, &answer_async, answer_async_cb) != 0)
 		return -1;
 	for (i = 0; i < ANSWER_THREADS; i++) {
