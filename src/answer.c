@@ -259,11 +259,17 @@ answer_judge(struct answer_worker *w, int64_t dir_id)
 	/*
 	 * Read the row and reset at once: a statement left stepped keeps
 	 * the connection's read transaction, and the next answer would read
-	 * this one's database.
+	 * this one's database.  Nothing but the row of dir_id is judged: a
+	 * failed bind, or a row of another id, stops the answer.
 	 */
-	sqlite3_bind_int64(w->dir_st, 1, dir_id);
+	if (sqlite3_bind_int64(w->dir_st, 1, dir_id) != SQLITE_OK) {
+		sqlite3_reset(w->dir_st);
+		return -1;
+	}
 	if ((rc = sqlite3_step(w->dir_st)) == SQLITE_ROW &&
-	    !sqlite3_column_int(w->dir_st, 3) &&
+	    sqlite3_column_int64(w->dir_st, 4) != dir_id)
+		rc = SQLITE_MISMATCH;
+	if (rc == SQLITE_ROW && !sqlite3_column_int(w->dir_st, 3) &&
 	    sqlite3_column_text(w->dir_st, 2) != NULL) {
 		if ((path = strdup((const char *)sqlite3_column_text(
 		    w->dir_st, 2))) == NULL)
@@ -327,9 +333,9 @@ answer_open_db(struct answer_worker *w)
 		return 0;
 	if (sqlite3_open_v2(fstd.db_path, &w->db, SQLITE_OPEN_READONLY |
 	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(w->db, "SELECT fs_id, handle, path, gone FROM "
-	    "dirs WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT, &w->dir_st,
-	    NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v3(w->db, "SELECT fs_id, handle, path, gone, id "
+	    "FROM dirs WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT,
+	    &w->dir_st, NULL) != SQLITE_OK) {
 		log_warnx("database '%s': %s", fstd.db_path, w->db != NULL ?
 		    sqlite3_errmsg(w->db) : "out of memory");
 		sqlite3_finalize(w->dir_st);
