@@ -26,7 +26,9 @@
 #      first ends; A's is not.
 #   7. root sees everything, and the same bytes through the socket
 #      (FSTRACK_VIA_SOCKET=1) as from the database.
-#   8. security: a directory of A's renamed away by B and replaced by B's
+#   8. security: the answer threads alone keep CAP_SETUID and CAP_SETGID;
+#      after an unclean stop, a directory's own row (armed) is judged by
+#      its parent; a directory of A's renamed away by B and replaced by B's
 #      own directory, or by a symlink to it, after the barrier and before
 #      the check (FSTRACK_TEST_ANSWER_DELAY_MS) shows nothing of A's;
 #      garbage from B on the socket; a huge answer to a reader that stops
@@ -113,6 +115,25 @@ start_daemon -c "$WORK/fstrackd.conf" "$MNT"
 fst changed --since "$(take_snapshot)" >/dev/null 2>&1 || true	# pass done
 N=$(take_snapshot)
 M=$MNT
+
+# --- 8: capabilities -------------------------------------------------------
+# CapPrm of every thread: CAP_SETGID (6) and CAP_SETUID (7) in the four
+# answer threads only, never in the main thread
+with=0 without=0 main=ok other=
+for t in /proc/"$DAEMON_PID"/task/*; do
+	cap=$(awk '/^CapPrm:/ { print $2 }' "$t/status")
+	case $(( 16#$cap & 0xc0 )) in
+	192) with=$((with + 1))
+		[ "${t##*/}" != "$DAEMON_PID" ] || main=has ;;
+	0) without=$((without + 1)) ;;
+	*) other="$other ${t##*/}:$cap" ;;
+	esac
+done
+if [ "$with" -eq 4 ] && [ "$without" -ge 2 ] && [ "$main" = ok ] && [ -z "$other" ]; then
+	pass "8: CAP_SETUID and CAP_SETGID in the 4 answer threads only ($without other threads without)"
+else
+	fail "8: threads with CAP_SETUID|CAP_SETGID: $with, without: $without, main thread: $main, odd:$other"
+fi
 
 # --- the tree (everything after snapshot N) ----------------------------
 # "SECRET" is in every name B must never see.
@@ -480,12 +501,27 @@ fstb status >/dev/null && fst status >/dev/null &&
 	pass "8: garbage from B answered or refused; the daemon goes on" ||
 	fail "8: the daemon does not answer after B's garbage"
 
-# a directory swapped after the barrier, before the check (the daemon
-# restarted with FSTRACK_TEST_ANSWER_DELAY_MS)
-stop_daemon || fail "8: fstrackd exited non-zero"
+# armed rows: a directory's own row, after an unclean stop, is judged by
+# its parent (pub/so is 0711: its subdirectory open is listable, its name
+# is not B's to see); open is armed in a new snapshot, in which nothing
+# changed in it, by a read
+take_snapshot >/dev/null
+cat "$M/pub/so/open/open-file" "$M/pub/sub/sub-file" >/dev/null
+sleep 0.5
+kill_daemon
+# and, from now on, every answer to B waits before its first row
 export FSTRACK_TEST_ANSWER_DELAY_MS=2500
 start_daemon -c "$WORK/fstrackd.conf" "$MNT"
 unset FSTRACK_TEST_ANSWER_DELAY_MS
+fst changed --since "$N" -0 >"$WORK/armed.out" 2>/dev/null || true
+if ! tr '\0' '\n' <"$WORK/armed.out" | grep -q "armed.*	$M/pub/so/open\$"; then
+	fail "8: no armed row of pub/so/open after the unclean stop (root: $(tr '\0' '\n' <"$WORK/armed.out" | grep armed | head -3))"
+fi
+expect_filtered "8: after an unclean stop (armed rows)" --since "$N"
+! has "$WORK/b.out" pub/so/open ||
+	fail "8: B sees pub/so/open (armed) in a directory it cannot list"
+
+# a directory swapped after the barrier, before the check
 mkdir -p "$M/pub/shared" "$M/pub/bobs"
 chmod 0777 "$M/pub/shared"
 echo b >"$M/pub/bobs/bob-file"
