@@ -36,6 +36,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.retention_snapshots, 1000);
 	ck_assert_int_eq(c.retention_days, 30);
 	ck_assert_int_eq(c.consumer_idle_days, 14);
+	ck_assert_int_eq(c.max_conns_per_uid, 8);
+	ck_assert_int_eq(c.max_followers_per_uid, 2);
 	ck_assert_int_eq(c.nmounts, 0);
 	config_free(&c);
 }
@@ -77,6 +79,12 @@ START_TEST(test_valid_directives)
 	ck_assert_int_eq(c.merge_delay_ms, 0);
 	ck_assert_int_eq(parse(&c, "reconcile-margin 250"), 0);
 	ck_assert_int_eq(c.reconcile_margin_ms, 250);
+	ck_assert_int_eq(parse(&c, "max-connections-per-uid 1"), 0);
+	ck_assert_int_eq(c.max_conns_per_uid, 1);
+	ck_assert_int_eq(parse(&c, "max-connections-per-uid 64"), 0);
+	ck_assert_int_eq(c.max_conns_per_uid, 64);
+	ck_assert_int_eq(parse(&c, "max-followers-per-uid 0"), 0);
+	ck_assert_int_eq(c.max_followers_per_uid, 0);
 	config_free(&c);
 }
 END_TEST
@@ -139,6 +147,10 @@ START_TEST(test_errors)
 		"consumer-idle-days -3",
 		"merge-delay 1001",
 		"reconcile-margin 3600001",
+		"max-connections-per-uid 0",	/* one, at least */
+		"max-connections-per-uid 65",	/* the daemon's own limit */
+		"max-followers-per-uid -1",
+		"max-followers-per-uid 65",
 	};
 	struct fst_config	c, ref;
 	size_t			i;
@@ -157,6 +169,9 @@ START_TEST(test_errors)
 		ck_assert_int_eq(c.consumer_idle_days, ref.consumer_idle_days);
 		ck_assert_int_eq(c.merge_delay_ms, ref.merge_delay_ms);
 		ck_assert_int_eq(c.reconcile_margin_ms, ref.reconcile_margin_ms);
+		ck_assert_int_eq(c.max_conns_per_uid, ref.max_conns_per_uid);
+		ck_assert_int_eq(c.max_followers_per_uid,
+		    ref.max_followers_per_uid);
 		config_free(&c);
 		config_free(&ref);
 	}
