@@ -63,7 +63,8 @@ void
 sbuf_add(struct sbuf *b, const void *p, size_t n)
 {
 	sbuf_grow(b, n);
-	memcpy(b->data + b->len, p, n);
+	if (n > 0)	/* p may be NULL then (an empty sbuf's data) */
+		memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 }
