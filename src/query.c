@@ -540,6 +540,21 @@ query_put_entry(struct sbuf *out, char *path, int64_t mask, int gone,
 }
 
 /*
+ * One listed entry: handed to a->each if the answer has one (its value,
+ * positive to stop the listing, is returned), else written to out.
+ */
+static int
+query_entry(const struct query_answer *a, struct sbuf *out, char *path,
+    int64_t mask, int gone, int flags, int first)
+{
+	if (a != NULL && a->each != NULL)
+		return a->each(a->each_arg, path, mask, gone);
+	query_put_entry(out, path, mask, gone, flags, first);
+	query_record_done(out, flags);
+	return 0;
+}
+
+/*
  * The listing is ordered by full path, as strcmp() and SQLite's BINARY
  * collation order bytes, and produced without sorting the entries: the
  * names of one (snapshot, directory) pair come in order from the primary
@@ -747,8 +762,8 @@ query_src_free(struct query_src *s)
 /*
  * fstrack changed without --dirs: every changed entry once, by full path,
  * with the kinds of all its rows (several snapshots, or several dirs rows
- * with one path) and gone only if every row's directory is.  Returns 0, or
- * -1 on a database error.
+ * with one path) and gone only if every row's directory is.  Returns 0, -1
+ * on a database error, or what a->each returned to stop the listing.
  */
 static int
 query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
@@ -760,6 +775,7 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 	struct sbuf		 prev;
 	int64_t			 mask = 0;
 	int			 rc, more, gone = 0, have = 0, first = 1, err = 0;
+	int			 stop = 0;
 	size_t			 i;
 
 	memset(&m, 0, sizeof m);
@@ -798,12 +814,10 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 			mask |= top->mask;
 			gone &= top->gone;
 		} else {
-			if (have) {
-				query_put_entry(out, prev.data, mask, gone,
-				    flags, first);
-				first = 0;
-				query_record_done(out, flags);
-			}
+			if (have && (stop = query_entry(a, out, prev.data,
+			    mask, gone, flags, first)) != 0)
+				break;
+			first &= !have;
 			sbuf_reset(&prev);
 			sbuf_add(&prev, top->key.data, top->key.len);
 			mask = top->mask;
@@ -824,8 +838,8 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 		if (rc < 0)
 			err = 1;
 	}
-	if (!err && have)
-		query_put_entry(out, prev.data, mask, gone, flags, first);
+	if (!err && !stop && have)
+		stop = query_entry(a, out, prev.data, mask, gone, flags, first);
 	sqlite3_finalize(pairs);
 	for (i = 0; i < m.n; i++)
 		query_src_free(m.heap[i]);
@@ -864,7 +878,8 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
  * whose number is in a->skip were printed by the previous answer of
  * --follow and are left out; those printed above a->pos_seq go to
  * a->seen.  SQLite sorts (on disk if it must): what changed since a
- * position is usually little.  Returns 0, or -1 on a database error.
+ * position is usually little.  Returns 0, -1 on a database error, or what
+ * a->each returned to stop the listing.
  */
 static int
 query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
@@ -873,7 +888,7 @@ query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
 	sqlite3_stmt	*st;
 	struct sbuf	 prev;
 	int64_t		 mask = 0, seq;
-	int		 rc, gone = 0, have = 0, first = 1;
+	int		 rc, gone = 0, have = 0, first = 1, stop = 0;
 	const char	*key;
 
 	sbuf_init(&prev);
@@ -903,12 +918,11 @@ query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
 			if (!gone)	/* removed: its parent is listed */
 				query_put_dir(out, prev.data, flags, first);
 			first &= gone;
-		} else if (have) {
-			query_put_entry(out, prev.data, mask, gone, flags,
-			    first);
-			first = 0;
-			query_record_done(out, flags);
-		}
+		} else if (have && (stop = query_entry(a, out, prev.data, mask,
+		    gone, flags, first)) != 0)
+			break;
+		else
+			first &= !have;
 		if (rc != SQLITE_ROW)
 			break;
 		sbuf_reset(&prev);
@@ -919,7 +933,7 @@ query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
 	}
 	sqlite3_finalize(st);
 	sbuf_free(&prev);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return stop != 0 ? stop : rc == SQLITE_DONE ? 0 : -1;
 }
 
 /*
@@ -928,7 +942,9 @@ query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
  * position if a->position; with Q_JSON and Q_LINES (--follow) one object a
  * line per entry, and the gaps, if any, as a last line {"since", "complete":
  * false, "gaps"}.  With Q_LINES every record is flushed as it is written.
- * Returns the exit status.
+ * With a->each (entries only, not Q_DIRS) each entry goes to it instead of
+ * stdout, and a positive value it returns stops the listing and is
+ * returned.  Returns the exit status.
  */
 int
 query_changed_at(sqlite3 *db, const struct query_answer *a, int flags)
@@ -964,8 +980,13 @@ query_changed_at(sqlite3 *db, const struct query_answer *a, int flags)
 		rc = query_list_dirs(db, a->since->snapshot, flags, &out);
 	else
 		rc = query_list_entries(db, a->since->snapshot, flags, &out, a);
-	if (rc != 0)
+	if (rc < 0)
 		goto dberr;
+	if (rc > 0) {			/* a->each stopped the listing */
+		sbuf_free(&out);
+		sbuf_free(&gaps);
+		return rc;
+	}
 	if (json && !lines)
 		sbuf_addstr(&out, "]}\n");
 	else if (json && ngaps) {

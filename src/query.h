@@ -23,11 +23,19 @@ struct query_seen {
 void		 query_seen_free(struct query_seen *);
 
 /*
+ * An entry of an answer handed to a program instead of printed: its full
+ * path, its kinds (FST_M_* bits) and whether its directory is gone.  0 to
+ * go on, a positive value to stop the listing.
+ */
+typedef int	(*query_entry_fn)(void *, const char *, int64_t, int);
+
+/*
  * One answer of fstrack changed: since what (a snapshot id or a position),
  * the daemon's current snapshot, the position of this answer if one was
  * taken (token and number), and for --follow the rows printed already
  * (skip) and where to note the rows printed now above the position (seen),
- * and how many records it printed.
+ * and how many records it printed; each (with each_arg), if not NULL,
+ * takes the entries instead of stdout.
  */
 struct proto_since;
 struct query_answer {
@@ -38,6 +46,8 @@ struct query_answer {
 	const struct query_seen		*skip;
 	struct query_seen		*seen;
 	size_t				*printed;	/* records, if not NULL */
+	query_entry_fn			 each;
+	void				*each_arg;
 };
 int		 query_changed_at(struct sqlite3 *, const struct query_answer *,
 		    int);
