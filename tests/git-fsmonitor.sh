@@ -18,19 +18,20 @@
 #	none	   no GIT_TEST_FSMONITOR: git as it is
 #	all	   GIT_TEST_FSMONITOR=t/t7519/fsmonitor-all, git's own hook
 #		   that always answers "/": what using a hook at all changes
-#	every	   GIT_TEST_FSMONITOR=a hook that names every path of the
-#		   work tree and of the index, every time: an exact answer
-#		   (not "/") that never leaves anything out, so what fails
-#		   with it fails because git trusts exact answers, whoever
-#		   gives them (git's own bugs, or tests counting git's work)
+#	statdiff   GIT_TEST_FSMONITOR=tests/fsmonitor-statdiff.py, a hook
+#		   that lstat()s the whole work tree each time and answers
+#		   exactly what changed since: precise like fstrack-fsmonitor,
+#		   by brute force, so what fails with both fails because git
+#		   trusts a precise answer (or counts its own work), not
+#		   because of fstrack
 #	fstrack	   GIT_TEST_FSMONITOR=fstrack-fsmonitor (through a wrapper
 #		   that counts its answers, exact and "/")
 # and a table of ok / failed / skipped / known breakage for each, with the
 # tests that fail with fstrack-fsmonitor but pass with both git's own
-# hook and "every".  It fails (exit 1) if there is any such test.
+# hook and statdiff.  It fails (exit 1) if there is any such test.
 #
 # Environment: GIT_SRC, GIT_TESTS (names without .sh), GIT_CONFIGS (some of
-# "none all every fstrack"), GIT_TEST_ARGS (extra arguments to each test script,
+# "none all statdiff fstrack"), GIT_TEST_ARGS (extra arguments to each test script,
 # e.g. -v), FSMON_RESULTS (a file for the table; default
 # $top_builddir/git-fsmonitor.results), FSMON_OUTPUT (a directory to keep
 # each test's output in).
@@ -120,15 +121,7 @@ exit \$rc
 EOF
 chmod +x "$WORK/fstrack-fsmonitor"
 : >"$WORK/answers"
-cat >"$WORK/fsmonitor-every" <<'EOF'
-#!/bin/sh
-# every path of the work tree and of the index, every time
-test "$1" = 2 || exit 1
-printf 'every\0'
-find . -path ./.git -prune -o ! -name . -print0 | sed -z 's|^\./||'
-git -c core.fsmonitor=false ls-files -z
-EOF
-chmod +x "$WORK/fsmonitor-every"
+export FSMON_STATDIFF_DIR=$WORK/statdiff
 
 # run TEST CONFIG: one test script, its TAP output in $WORK/TEST.CONFIG.
 run() {
@@ -137,7 +130,7 @@ run() {
 	case $cfg in
 	none) unset GIT_TEST_FSMONITOR ;;
 	all) export GIT_TEST_FSMONITOR=$GIT_SRC/t/t7519/fsmonitor-all ;;
-	every) export GIT_TEST_FSMONITOR=$WORK/fsmonitor-every ;;
+	statdiff) export GIT_TEST_FSMONITOR=$top_srcdir/tests/fsmonitor-statdiff.py ;;
 	fstrack) export GIT_TEST_FSMONITOR=$WORK/fstrack-fsmonitor ;;
 	esac
 	(cd "$GIT_SRC/t" && timeout 1800 "$BASH" "./$t.sh" --root="$root" \
@@ -169,7 +162,7 @@ failed() {
 	printf '%-34s %-8s %5s %6s %5s %5s\n' test config ok failed skip known
 	for t in $GIT_TESTS; do
 		[ -e "$GIT_SRC/t/$t.sh" ] || { fail "no test $t"; continue; }
-		for cfg in ${GIT_CONFIGS:-none all every fstrack}; do
+		for cfg in ${GIT_CONFIGS:-none all statdiff fstrack}; do
 			before=$(wc -l <"$WORK/answers")
 			run "$t" "$cfg"
 			read -r o f s k < <(counts "$WORK/$t.$cfg")
@@ -181,7 +174,7 @@ failed() {
 			echo
 		done
 		comm -23 <(failed "$WORK/$t.fstrack") <(sort -u <(failed \
-			"$WORK/$t.all") <(failed "$WORK/$t.every")) >"$WORK/$t.only"
+			"$WORK/$t.all") <(failed "$WORK/$t.statdiff")) >"$WORK/$t.only"
 		if [ -s "$WORK/$t.only" ]; then
 			echo "  failing only with fstrack-fsmonitor: $(tr '\n' ' ' <"$WORK/$t.only")"
 			grep -E "^not ok ($(paste -sd'|' "$WORK/$t.only")) " \
