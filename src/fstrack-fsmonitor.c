@@ -26,8 +26,18 @@
  * birth time): a token of another tree, or of a tree replaced at the same
  * path, is not ours.  POSITION is the fstrack position the barrier of the
  * answer took: what changed after the paths printed is printed next time
- * (fstrack(1), POSITIONS).  INSTANCE is fstrackd's run at that position
- * ("-" if unknown).
+ * (fstrack(1), POSITIONS).  INSTANCE is fstrackd's run at that position,
+ * or "-" after a "/" that gave a new position: what changed before it is
+ * lost to every later answer.
+ *
+ * AFTER A "/" WITH A NEW POSITION.  git takes "/" as "check the index",
+ * not "forget the untracked cache": its records of directories stay
+ * trusted (when the command that got "/" reads no directories, as `git
+ * add` does, and writes the index), though what changed in them before
+ * the new position will never be printed.  So the first answer after one
+ * (INSTANCE "-") also makes git read every directory of the work tree
+ * again, FSM_EMPTY_NAME in each: the cost of one status without the
+ * hook's help for the untracked files, once.
  *
  * THE QUESTION is the one `fstrack changed --since POSITION` asks, through
  * the same client path (client_changed), so whatever answers it for the
@@ -72,7 +82,8 @@
  * WHEN "/", and which token then:
  *  - TOKEN is not ours, or fstrackd does not know its position (exit 2,
  *    3): a new position;
- *  - the history since TOKEN is incomplete (4): the answer's position;
+ *  - the history since TOKEN is incomplete (4), or the work tree was
+ *    rescanned or armed (rule 1): the answer's position;
  *  - W is not on a filesystem fstrackd tracks, or one it does not track
  *    is mounted below W: no position ("-"), so the next call asks again;
  *  - fstrackd unreachable, still reconciling (5), unable to commit (6),
@@ -402,6 +413,52 @@ fsm_walk(struct fsm *f, const char *rel)
 	sbuf_free(&path);
 }
 
+/*
+ * Every directory below rel (relative to the work tree; "" for all of
+ * it), as it is now, read again by git: its name FSM_EMPTY_NAME, without
+ * following symbolic links, leaving .git out.
+ */
+static void
+fsm_reread_all(struct fsm *f, const char *rel)
+{
+	struct sbuf	 path;
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	size_t		 len;
+	int		 fd, isdir;
+
+	fsm_put_reread(f, rel, strlen(rel));
+	if ((fd = open(rel[0] != '\0' ? rel : ".", O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;		/* gone since: its removal is recorded */
+	}
+	sbuf_init(&path);
+	sbuf_addstr(&path, rel);
+	if (path.len > 0)
+		sbuf_addstr(&path, "/");
+	len = path.len;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, ".git") == 0)
+			continue;
+		isdir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN)
+			isdir = fstatat(fd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		if (!isdir)
+			continue;
+		path.len = len;
+		sbuf_addstr(&path, de->d_name);
+		fsm_reread_all(f, path.data);
+	}
+	closedir(d);
+	sbuf_free(&path);
+}
+
 /* query_entry_fn: note an entry of the answer (its instance is unknown). */
 static int
 fsm_entry(void *arg, const char *path, int64_t mask, int gone)
@@ -535,7 +592,6 @@ fsm_answer_fresh(struct fsm *f)
 
 	if (client_position(pos, sizeof pos) != 0)
 		snprintf(pos, sizeof pos, "-");
-	/* while a reconcile pass runs, perhaps: its instance is unknown */
 	return fsm_answer_all(f, NULL, pos, "-");
 }
 
@@ -581,6 +637,9 @@ fsm_answer(struct fsm *f, const char *token)
 	}
 	if (rc == FST_EXIT_OK)
 		fsm_rules(f, at.instance);
+	if (rc == FST_EXIT_OK && f->why_all == NULL &&
+	    strcmp(f->instance, "-") == 0)
+		fsm_reread_all(f, "");
 	if (rc == FST_EXIT_OK && f->why_all == NULL) {
 		snprintf(tok, sizeof tok, "%s%s:%s:%s", FSM_PREFIX, f->tree,
 		    at.instance[0] != '\0' ? at.instance : "-", at.position);
@@ -589,8 +648,7 @@ fsm_answer(struct fsm *f, const char *token)
 	if ((rc == FST_EXIT_OK || rc == FST_EXIT_GAP) &&
 	    at.position[0] != '\0') {
 		fsm_all(f, "the history since %s is incomplete", f->position);
-		return fsm_answer_all(f, NULL, at.position, at.instance[0] !=
-		    '\0' ? at.instance : "-");
+		return fsm_answer_all(f, NULL, at.position, "-");
 	}
 	if (rc == FST_EXIT_USAGE || rc == FST_EXIT_NOSNAPSHOT ||
 	    rc == FST_EXIT_GAP) {

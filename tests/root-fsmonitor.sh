@@ -14,7 +14,9 @@
 #      mounted below it, gives "/".
 #   3. random rounds of changes (gitchurn.py: adds, modifies at the same
 #      size, deletes, renames of files and directories, directories made
-#      again at a renamed one's path, untracked files in new nested
+#      again at a renamed one's path (and the same on purpose, and a copy
+#      of the repository changed before git ran in it), untracked files
+#      in new nested
 #      directories, file <-> directory, modes, symbolic links, .gitignore)
 #      and git commands (add, commit, rm --cached, diff) in two
 #      repositories, core.untrackedCache=true, one showing untracked files
@@ -89,6 +91,49 @@ expect_clean() {
 		fail "$1: a path outside the work tree or in .git is listed"
 	else
 		pass "$1: nothing outside the work tree, nothing in .git"
+	fi
+}
+
+# wrap DIR: a hook for core.fsmonitor that keeps each answer in DIR.answer
+wrap() {
+	cat >"$1.hook" <<EOF
+#!/bin/sh
+"$HOOK" -v "\$@" >"$1.answer.tmp" 2>>"$1.why"
+rc=\$?
+cat "$1.answer.tmp"
+cat "$1.answer.tmp" >>"$1.answers"
+printf '\\n--\\n' >>"$1.answers"
+if [ "\$(tail -c 3 "$1.answer.tmp" | od -An -c | tr -d ' ')" = '\\0/\\0' ]; then
+	echo all >>"$1.kinds"
+else
+	echo exact >>"$1.kinds"
+fi
+exit \$rc
+EOF
+	chmod +x "$1.hook"
+}
+
+# round_check NAME DIR K: compare git status with and without the hook.
+round_check() {
+	local name=$1 dir=$2 k=$3
+	git -C "$dir" status --porcelain >"$WORK/$name.with" 2>"$WORK/$name.with.err" ||
+		fail "3: $name round $k: git status (with the hook) failed"
+	git -C "$dir" -c core.fsmonitor=false -c core.untrackedCache=false \
+		--no-optional-locks status --porcelain >"$WORK/$name.without" \
+		2>/dev/null || fail "3: $name round $k: git status (without) failed"
+	if ! cmp -s "$WORK/$name.with" "$WORK/$name.without"; then
+		fail "3: $name round $k: git status differs with the hook (< with, > without):"
+		diff "$WORK/$name.with" "$WORK/$name.without" | head -20 >&2
+		echo "--- the changes of this round:" >&2
+		cat "$WORK/$name.churn" >&2
+		echo "--- the hook's last answer:" >&2
+		tr '\0' '\n' <"$WORK/$name.answer.tmp" | head -40 >&2
+		echo "--- with the untracked cache, without the hook:" >&2
+		git -C "$dir" -c core.fsmonitor=false --no-optional-locks \
+			status --porcelain | diff "$WORK/$name.without" - >&2 &&
+			echo "(the same as without either)" >&2
+		[ -z "${FSMON_KEEP:-}" ] || cp -a "$dir" "$FSMON_KEEP"
+		return 1
 	fi
 }
 
@@ -174,50 +219,64 @@ unset 'MOUNTS[-1]'
 rmdir "$R/mnt-below"
 pass "2: untracked filesystems: '/'"
 
-# --- 3. random rounds -----------------------------------------------------
-# wrap DIR: a hook for core.fsmonitor that keeps each answer in DIR.answer
-wrap() {
-	cat >"$1.hook" <<EOF
-#!/bin/sh
-"$HOOK" -v "\$@" >"$1.answer.tmp" 2>>"$1.why"
-rc=\$?
-cat "$1.answer.tmp"
-cat "$1.answer.tmp" >>"$1.answers"
-printf '\\n--\\n' >>"$1.answers"
-if [ "\$(tail -c 3 "$1.answer.tmp" | od -An -c | tr -d ' ')" = '\\0/\\0' ]; then
-	echo all >>"$1.kinds"
+# --- 2b. a gap, a prune ----------------------------------------------------
+# The events of a change lost (the queue overflows: async, bounded, the
+# daemon stopped meanwhile), or its record pruned, then a command that
+# takes the hook's "/" and writes the index without reading directories:
+# git status must still see the change (fstrackd rescans after the gap; after
+# the prune, the next answer makes git read every directory again).
+stop_daemon || fail "2b: fstrackd stop exited non-zero"
+start_daemon --durability async --bounded-queue "$MNT"
+G=$MNT/gap
+mkdir -p "$G/doc" "$MNT/flood"
+git -C "$G" init -q
+echo a >"$G/doc/a"
+git -C "$G" add doc
+git -C "$G" commit -qm gap
+wrap "$WORK/gap"
+git -C "$G" config core.fsmonitor "$WORK/gap.hook"
+git -C "$G" config core.untrackedCache true
+: >"$WORK/gap.kinds"
+for k in 1 2 3; do
+	round_check gap "$G" "before the gap $k" || true
+done
+kill -STOP "$DAEMON_PID"
+"$PY" -c '
+import os, sys
+for i in range(20000):
+    os.close(os.open(os.path.join(sys.argv[1], "f%05d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+' "$MNT/flood"
+echo lost >"$G/doc/lost-untracked"
+kill -CONT "$DAEMON_PID"
+git -C "$G" add -u
+if [ "$(tail -n 1 "$WORK/gap.kinds")" = all ]; then
+	pass "2b: after the gap: '/'"
 else
-	echo exact >>"$1.kinds"
+	fail "2b: after the gap: not '/' ($(tail -n 1 "$WORK/gap.why" 2>/dev/null))"
 fi
-exit \$rc
-EOF
-	chmod +x "$1.hook"
-}
+echo "a gap, git add -u" >"$WORK/gap.churn"
+if round_check gap "$G" "after the gap and git add -u" &&
+	grep -q 'lost-untracked' "$WORK/gap.with"; then
+	pass "2b: after the gap and git add -u: git status sees the lost change"
+fi
+rm -rf "$MNT/flood"
+stop_daemon || fail "2b: fstrackd stop exited non-zero"
+start_daemon "$MNT"
+# The same with the history pruned: nothing recorded says what changed.
+round_check gap "$G" "before the prune" || true
+echo pruned >"$G/doc/pruned-untracked"
+S=$(fst snapshot | tail -n 1)
+fst prune --before "$S" >/dev/null || fail "2b: fstrack prune failed"
+git -C "$G" add -u
+[ "$(tail -n 1 "$WORK/gap.kinds")" = all ] ||
+	fail "2b: after the prune: not '/'"
+echo "a prune, git add -u" >"$WORK/gap.churn"
+if round_check gap "$G" "after the prune and git add -u" &&
+	grep -q 'pruned-untracked' "$WORK/gap.with"; then
+	pass "2b: after the prune and git add -u: git status sees the change"
+fi
 
-# round_check NAME DIR K: compare git status with and without the hook.
-round_check() {
-	local name=$1 dir=$2 k=$3
-	git -C "$dir" status --porcelain >"$WORK/$name.with" 2>"$WORK/$name.with.err" ||
-		fail "3: $name round $k: git status (with the hook) failed"
-	git -C "$dir" -c core.fsmonitor=false -c core.untrackedCache=false \
-		--no-optional-locks status --porcelain >"$WORK/$name.without" \
-		2>/dev/null || fail "3: $name round $k: git status (without) failed"
-	if ! cmp -s "$WORK/$name.with" "$WORK/$name.without"; then
-		fail "3: $name round $k: git status differs with the hook (< with, > without):"
-		diff "$WORK/$name.with" "$WORK/$name.without" | head -20 >&2
-		echo "--- the changes of this round:" >&2
-		cat "$WORK/$name.churn" >&2
-		echo "--- the hook's last answer:" >&2
-		tr '\0' '\n' <"$WORK/$name.answer.tmp" | head -40 >&2
-		echo "--- with the untracked cache, without the hook:" >&2
-		git -C "$dir" -c core.fsmonitor=false --no-optional-locks \
-			status --porcelain | diff "$WORK/$name.without" - >&2 &&
-			echo "(the same as without either)" >&2
-		[ -z "${FSMON_KEEP:-}" ] || cp -a "$dir" "$FSMON_KEEP"
-		return 1
-	fi
-}
-
+# --- 3. random rounds -----------------------------------------------------
 # step NAME DIR WHAT COMMAND...: a change, then round_check.
 step() {
 	local name=$1 dir=$2 what=$3
@@ -256,6 +315,21 @@ stale() {
 	git -C "$d" commit -qm stale >/dev/null || true
 }
 
+# copied NAME DIR: a copy of the repository (index, untracked cache and
+# token with it) changed before git runs in it, then a command that takes
+# the hook's "/" (a token of another tree) and writes the index without
+# reading directories (git add -u): git status must still see the change.
+copied() {
+	local n=$1 d=$2 c=$2-copy
+	cp -a "$d" "$c"
+	echo new >"$c/doc/copied-untracked"
+	git -C "$c" add -u
+	if step "$n" "$c" "a copy, changed, git add -u" true; then
+		pass "3: $n: a copy of the repository, changed before git ran there"
+	fi
+	rm -rf "$c"
+}
+
 for mode in normal all; do
 	name=r-$mode
 	dir=$MNT/$name
@@ -271,6 +345,7 @@ for mode in normal all; do
 	: >"$WORK/$name.kinds"
 	round_check "$name" "$dir" 0 || true
 	stale "$name" "$dir"
+	copied "$name" "$dir"
 	bad=0
 	for ((k = 1; k <= ROUNDS; k++)); do
 		"$PY" "$CHURN" round "$dir" "$SEED$mode$k" $((RANDOM % 6 + 1)) \
