@@ -34,7 +34,8 @@
 # "none all statdiff fstrack"), GIT_TEST_ARGS (extra arguments to each test script,
 # e.g. -v), FSMON_RESULTS (a file for the table; default
 # $top_builddir/git-fsmonitor.results), FSMON_OUTPUT (a directory to keep
-# each test's output in).
+# each test's output in), FSMON_HOOK_ARGS (e.g. -v: why each "/", in the
+# output of tests run with -v).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 TEST_TIMEOUT=${TEST_TIMEOUT:-7200}
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -111,7 +112,7 @@ log "git $("$GIT_SRC/git" --version | cut -d' ' -f3) from $GIT_SRC"
 # The wrapper: counts each answer of the hook, exact or "/".
 cat >"$WORK/fstrack-fsmonitor" <<EOF
 #!/bin/sh
-"$HOOK" "\$@" >"$WORK/answer.\$\$"
+"$HOOK" ${FSMON_HOOK_ARGS:-} "\$@" >"$WORK/answer.\$\$"
 rc=\$?
 cat "$WORK/answer.\$\$"
 if [ "\$(tail -c 3 "$WORK/answer.\$\$" | od -An -c | tr -d ' ')" = '\\0/\\0' ]
