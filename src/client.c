@@ -102,12 +102,25 @@ reply_get(const struct reply *r, const char *key)
 int
 client_read_reply(int fd, struct reply *r)
 {
+	return client_read_reply_cb(fd, r, NULL, NULL);
+}
+
+/*
+ * client_read_reply, with every data line offered first to cb (if not
+ * NULL) as its key and its value still escaped: cb returns 1 when it took
+ * the line (it is not kept in r), 0 when r should keep it, -1 to stop
+ * reading (r->code FST_EXIT_ERROR).  What was read and dealt with is not
+ * kept: a stream of any length takes the memory of one line.
+ */
+int
+client_read_reply_cb(int fd, struct reply *r, client_line_fn cb, void *arg)
+{
 	struct sbuf		 in;
 	char			 buf[65536], *p, *nl, *tab, *end;
 	ssize_t			 n;
 	size_t			 off = 0;
 	long			 code;
-	int			 waiting = 0, waited = 0;
+	int			 waiting = 0, waited = 0, took;
 	struct pollfd		 pfd;
 
 	memset(r, 0, sizeof *r);
@@ -155,6 +168,12 @@ client_read_reply(int fd, struct reply *r)
 			if ((tab = strchr(p, '\t')) == NULL)
 				continue;
 			*tab++ = '\0';
+			if (cb != NULL && (took = cb(arg, p, tab)) != 0) {
+				if (took > 0)
+					continue;
+				r->code = FST_EXIT_ERROR;
+				goto done;
+			}
 			proto_unescape(tab);
 			if (strcmp(p, "waiting") == 0) {
 				fprintf(stderr, "%s: waiting for the "
@@ -170,6 +189,10 @@ client_read_reply(int fd, struct reply *r)
 			r->values[r->n] = strdup(tab);
 			r->n++;
 		}
+		/* what is dealt with goes: keep the partial line only */
+		memmove(in.data, in.data + off, in.len - off);
+		in.len -= off;
+		off = 0;
 	}
 done:
 	sbuf_free(&in);
@@ -183,6 +206,14 @@ done:
  */
 int
 client_request(const char *line, struct reply *r)
+{
+	return client_request_cb(line, r, NULL, NULL);
+}
+
+/* client_request, the reply read with client_read_reply_cb(cb, arg). */
+int
+client_request_cb(const char *line, struct reply *r, client_line_fn cb,
+    void *arg)
 {
 	struct sockaddr_un	 sun;
 	struct sbuf		 out;
@@ -214,11 +245,16 @@ client_request(const char *line, struct reply *r)
 	if (send(fd, out.data, out.len, MSG_NOSIGNAL) != (ssize_t)out.len)
 		werr = errno != 0 ? errno : EIO;
 	sbuf_free(&out);
-	client_read_reply(fd, r);
+	client_read_reply_cb(fd, r, cb, arg);
 	close(fd);
 	if (r->code == -1 && werr != 0) {
 		fprintf(stderr, "%s: cannot send the request to "
 		    "fstrackd: %s\n", client_prog, strerror(werr));
+		r->code = FST_EXIT_ERROR;
+	} else if (r->code == -1 && cb != NULL) {
+		fprintf(stderr, "%s: fstrackd ended the answer before its "
+		    "end: it stopped, or cut off this reader (it does so to "
+		    "one that takes nothing for 30 s)\n", client_prog);
 		r->code = FST_EXIT_ERROR;
 	} else if (r->code == -1) {
 		fprintf(stderr, "%s: fstrackd closed the connection "
@@ -288,13 +324,46 @@ client_barrier(const char *since, int flags, struct client_answer *a)
 }
 
 /*
+ * Whether this client reads the database itself: root does, unless
+ * FSTRACK_VIA_SOCKET is set; everybody else asks fstrackd (remote.c).
+ */
+int
+client_reads_db(void)
+{
+	const char	*env = getenv("FSTRACK_VIA_SOCKET");
+
+	return geteuid() == 0 && (env == NULL || *env == '\0');
+}
+
+/*
+ * Open the database at path read-only: NULL, with *rc the exit status,
+ * after saying why (13 for a user who may not read it).
+ */
+static struct sqlite3 *
+client_db(const char *path, int *rc)
+{
+	struct sqlite3	*db;
+
+	if (geteuid() != 0 && access(path, R_OK) != 0 && errno == EACCES) {
+		fprintf(stderr, "%s: only root may read fstrackd's database "
+		    "'%s', which this command needs (changed, position and "
+		    "status work for every user)\n", client_prog, path);
+		*rc = FST_EXIT_PERM;
+		return NULL;
+	}
+	if ((db = query_open(path)) == NULL)
+		*rc = FST_EXIT_ERROR;
+	return db;
+}
+
+/*
  * One answer of fstrack changed since since_arg (as the user gave it,
- * parsed into since): a barrier with flags CLIENT_*, then the changes
- * listed by query_changed_at with flags Q_* into a, whose since, cur and
- * position are filled in here (the rest, --follow's sets or a program's
- * each, is the caller's).  Where the answer stands (its position, if one
- * was taken, and the daemon's instance) into *at, both "" if the barrier
- * failed.  Returns the exit status.
+ * parsed into since), read from the database (root): a barrier with flags
+ * CLIENT_*, then the changes listed by query_changed_at with flags Q_*
+ * into a, whose since, cur and position are filled in here (the rest,
+ * --follow's sets or a sink, is the caller's).  Where the answer stands
+ * (its position, if one was taken, and the daemon's instance) into *at,
+ * both "" if the barrier failed.  Returns the exit status.
  */
 int
 client_changed(const char *since_arg, const struct proto_since *since,
@@ -311,9 +380,9 @@ client_changed(const char *since_arg, const struct proto_since *since,
 		snprintf(at->position, sizeof at->position, "%s", ans.position);
 	if (ans.instance != NULL)
 		snprintf(at->instance, sizeof at->instance, "%s", ans.instance);
-	if ((db = query_open(ans.dbpath)) == NULL) {
+	if ((db = client_db(ans.dbpath, &rc)) == NULL) {
 		reply_free(&ans.r);
-		return FST_EXIT_ERROR;
+		return rc;
 	}
 	a->since = since;
 	a->cur = ans.cur;
@@ -342,9 +411,8 @@ client_barrier_open(long long since, int nowait, struct reply *r, int64_t *cur,
 	snprintf(s, sizeof s, "%lld", since);
 	if ((*rc = client_barrier(s, nowait ? CLIENT_NOWAIT : 0, &a)) != 0)
 		return NULL;
-	if ((db = query_open(a.dbpath)) == NULL) {
+	if ((db = client_db(a.dbpath, rc)) == NULL) {
 		reply_free(&a.r);
-		*rc = FST_EXIT_ERROR;
 		return NULL;
 	}
 	*r = a.r;
@@ -404,8 +472,8 @@ client_open_db(int64_t *cur, int *rc)
 	if (cur != NULL)
 		*cur = strtoll((s = reply_get(&r, "snapshot")) != NULL ? s :
 		    "0", NULL, 10);
-	db = query_open(p);
+	if ((db = client_db(p, rc)) != NULL)
+		*rc = 0;
 	reply_free(&r);
-	*rc = db != NULL ? 0 : FST_EXIT_ERROR;
 	return db;
 }

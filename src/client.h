@@ -38,10 +38,18 @@ struct client_answer {
 
 struct sqlite3;
 
+/* A data line of a reply, its value still escaped: 1 taken, 0, -1 stop. */
+typedef int	(*client_line_fn)(void *, const char *, char *);
+
 void		 client_init(const char *, const char *);
 const char	*client_socket(void);
+int		 client_reads_db(void);
 int		 client_request(const char *, struct reply *);
+int		 client_request_cb(const char *, struct reply *, client_line_fn,
+		    void *);
 int		 client_read_reply(int, struct reply *);
+int		 client_read_reply_cb(int, struct reply *, client_line_fn,
+		    void *);
 void		 reply_free(struct reply *);
 int		 reply_fail(struct reply *);
 const char	*reply_get(const struct reply *, const char *);
@@ -67,8 +75,21 @@ int		 mounts_find(const char *, const struct reply *, char *, size_t,
 		    char *, size_t);
 
 /* follow.c */
+struct follow;
 int		 follow_changed(const char *, const struct proto_since *, int,
 		    int, const char *);
 int		 follow_write_position(const char *, const char *);
+struct follow	*follow_new(int, const char *);
+int		 follow_mark(struct follow *, const char *, size_t, int);
+int		 follow_end(struct follow *, int, const char *);
+const char	*follow_reason(int);
+
+/* remote.c */
+int		 remote_changed(const char *, int, int, int, const char *);
+struct query_sink;
+int		 remote_answer(const char *, int, int, const struct query_sink *,
+		    struct client_at *);
+int		 remote_changed_once(const char *, const struct proto_since *,
+		    int, int, struct query_answer *, struct client_at *);
 
 #endif

@@ -35,6 +35,23 @@ config_defaults(struct fst_config *c)
 	c->consumer_idle_days = 14;
 	c->merge_delay_ms = 5;
 	c->reconcile_margin_ms = 5000;
+	c->max_conns_per_uid = 8;
+	c->max_followers_per_uid = 2;
+}
+
+/* Free what config_defaults and the parser allocated in c, and clear it. */
+void
+config_free(struct fst_config *c)
+{
+	int	i;
+
+	free(c->config_file);
+	free(c->state_dir);
+	free(c->socket_path);
+	for (i = 0; i < c->nmounts; i++)
+		free(c->mounts[i]);
+	free(c->mounts);
+	memset(c, 0, sizeof *c);
 }
 
 /* Add a mount point unless it is already listed. */
@@ -165,6 +182,14 @@ config_parse_line(struct fst_config *c, char *line, const char *file, int lineno
 		if (config_parse_long(val, 0, 3600000, &v) != 0)
 			goto badnum;
 		c->reconcile_margin_ms = v;
+	} else if (strcmp(key, "max-connections-per-uid") == 0) {
+		if (config_parse_long(val, 1, 64, &v) != 0)
+			goto badnum;
+		c->max_conns_per_uid = v;
+	} else if (strcmp(key, "max-followers-per-uid") == 0) {
+		if (config_parse_long(val, 0, 64, &v) != 0)
+			goto badnum;
+		c->max_followers_per_uid = v;
 	} else {
 		log_warnx("%s:%d: unknown directive '%s'", file, lineno, key);
 		return -1;

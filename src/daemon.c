@@ -548,25 +548,48 @@ daemon_sd_notify(const char *msg)
 	close(fd);
 }
 
+/* Set the calling thread's permitted and effective capabilities to keep. */
+static int
+daemon_capset(uint64_t keep)
+{
+	struct __user_cap_header_struct	hdr;
+	struct __user_cap_data_struct	data[2];
+
+	memset(&hdr, 0, sizeof hdr);
+	memset(data, 0, sizeof data);
+	hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	data[0].effective = data[0].permitted = (uint32_t)keep;
+	data[1].effective = data[1].permitted = (uint32_t)(keep >> 32);
+	return syscall(SYS_capset, &hdr, data) == -1 ? -1 : 0;
+}
+
 /*
- * Keep only the capabilities the daemon needs once its groups, marks and
- * socket exist: CAP_SYS_ADMIN (fanotify_mark when a filesystem comes back),
+ * What the daemon needs once its groups, marks and socket exist:
+ * CAP_SYS_ADMIN (fanotify_mark when a filesystem comes back),
  * CAP_DAC_READ_SEARCH (open_by_handle_at, walking every directory),
  * CAP_LEASE (the write-open probe on files we do not own) and
  * CAP_SYS_PTRACE (reading other users' /proc/PID/fd and maps for files
- * open for writing).  Called before any thread is created: capabilities
- * are per thread, and threads inherit the caller's.
+ * open for writing).  The answer threads also keep CAP_SETUID and
+ * CAP_SETGID, to take a peer's filesystem identity (access.c).
+ */
+#define DAEMON_CAPS	(1ULL << CAP_SYS_ADMIN | 1ULL << CAP_DAC_READ_SEARCH | \
+			 1ULL << CAP_LEASE | 1ULL << CAP_SYS_PTRACE)
+#define DAEMON_CAPS_SETID (1ULL << CAP_SETUID | 1ULL << CAP_SETGID)
+
+/*
+ * Keep only DAEMON_CAPS and DAEMON_CAPS_SETID, in the permitted, effective
+ * and bounding sets, and set no_new_privs.  Called before any thread is
+ * created: capabilities are per thread, and threads inherit the caller's.
+ * The answer threads are started next (answer_start); then
+ * daemon_drop_setid takes CAP_SETUID and CAP_SETGID from the main thread,
+ * so no thread started later has them.
  */
 int
 daemon_drop_caps(void)
 {
-	struct __user_cap_header_struct	hdr;
-	struct __user_cap_data_struct	data[2];
-	uint64_t			keep;
-	int				cap;
+	uint64_t	keep = DAEMON_CAPS | DAEMON_CAPS_SETID;
+	int		cap;
 
-	keep = 1ULL << CAP_SYS_ADMIN | 1ULL << CAP_DAC_READ_SEARCH |
-	    1ULL << CAP_LEASE | 1ULL << CAP_SYS_PTRACE;
 	for (cap = 0; cap <= 63; cap++) {
 		if (keep & (1ULL << cap))
 			continue;
@@ -574,13 +597,21 @@ daemon_drop_caps(void)
 		    errno != EINVAL && errno != EPERM)
 			return -1;
 	}
-	memset(&hdr, 0, sizeof hdr);
-	memset(data, 0, sizeof data);
-	hdr.version = _LINUX_CAPABILITY_VERSION_3;
-	data[0].effective = data[0].permitted = (uint32_t)keep;
-	data[1].effective = data[1].permitted = (uint32_t)(keep >> 32);
-	if (syscall(SYS_capset, &hdr, data) == -1)
+	if (daemon_capset(keep) != 0)
 		return -1;
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	return 0;
+}
+
+/*
+ * Take CAP_SETUID and CAP_SETGID from the permitted and effective sets of
+ * the calling (main) thread, and so of every thread it starts from now on;
+ * the answer threads, started before, keep them.  (They stay in its
+ * bounding set, which only an execve would draw on: no_new_privs is set,
+ * and the daemon runs no program.)
+ */
+int
+daemon_drop_setid(void)
+{
+	return daemon_capset(DAEMON_CAPS);
 }

@@ -2,6 +2,11 @@
  * follow.c -- fstrack changed --follow: what was recorded since N, then
  * every change as it is recorded, until something ends the stream.
  *
+ * For root, which reads the database itself; everybody else's follower
+ * runs in the daemon (control.c, answer.c: the same polls, answered
+ * there), and remote.c prints what it streams with follow_mark and
+ * follow_end.
+ *
  * HOW.  Polling through the barrier, every FOLLOW_POLL_MS: each poll is a
  * `changed --since P` where P is the position the previous poll took
  * (store.c, POSITIONS), so the daemon does nothing for a follower between
@@ -45,8 +50,9 @@
 #include "proto.h"
 #include "query.h"
 
-#define FOLLOW_POLL_MS		250
-#define FOLLOW_SCAN_EVERY	4	/* polls between walks of /proc */
+#define FOLLOW_POLL_MS		PROTO_FOLLOW_POLL_MS
+#define FOLLOW_SCAN_EVERY	PROTO_FOLLOW_SCAN_EVERY	/* polls between
+							   walks of /proc */
 
 struct follow {
 	int			 flags;		/* Q_* */
@@ -91,8 +97,34 @@ follow_write_position(const char *path, const char *pos)
 	return rc;
 }
 
-/* The stream ends with status rc for reason: say so; returns rc. */
-static int
+/* A follower's state, printing with flags (Q_*), posfile or NULL. */
+struct follow *
+follow_new(int flags, const char *posfile)
+{
+	struct follow	*f;
+
+	if ((f = calloc(1, sizeof *f)) == NULL) {
+		fputs("fstrack: out of memory\n", stderr);
+		exit(FST_EXIT_ERROR);
+	}
+	f->flags = flags;
+	f->posfile = posfile;
+	return f;
+}
+
+/* Why a stream whose last answer had status rc ended, for follow_end. */
+const char *
+follow_reason(int rc)
+{
+	return rc == FST_EXIT_GAP ? "history is incomplete (a gap was "
+	    "recorded): scan in full, then" : rc == FST_EXIT_NOSNAPSHOT ?
+	    "no such snapshot or position" : "the answer failed";
+}
+
+/*
+ * The stream ends with status rc for reason: say so, free f; returns rc.
+ */
+int
 follow_end(struct follow *f, int rc, const char *reason)
 {
 	struct sbuf	b;
@@ -116,15 +148,17 @@ follow_end(struct follow *f, int rc, const char *reason)
 	}
 	query_seen_free(&f->seen[0]);
 	query_seen_free(&f->seen[1]);
+	free(f);
 	return rc;
 }
 
 /*
  * An answer was printed (n records): the position it took is where a
  * resumed follower starts, in the position file and, with --json, on a
- * line of its own.  The first answer tells it even when empty.
+ * line of its own.  The first answer tells it even when empty.  0, or -1
+ * after saying why.
  */
-static int
+int
 follow_mark(struct follow *f, const char *pos, size_t n, int first)
 {
 	snprintf(f->pos, sizeof f->pos, "%s", pos);
@@ -159,7 +193,7 @@ int
 follow_changed(const char *since_arg, const struct proto_since *since,
     int flags, int nowait, const char *posfile)
 {
-	struct follow		 f;
+	struct follow		*f = follow_new(flags | Q_LINES, posfile);
 	struct client_answer	 ans;
 	struct query_answer	 a;
 	struct proto_since	 next;
@@ -168,23 +202,20 @@ follow_changed(const char *since_arg, const struct proto_since *since,
 	unsigned		 poll;
 	int			 rc, cur = 0;
 
-	memset(&f, 0, sizeof f);
-	f.flags = flags | Q_LINES;
-	f.posfile = posfile;
 	rc = client_barrier(since_arg, CLIENT_POSITION | (nowait ?
 	    CLIENT_NOWAIT : 0), &ans);
 	if (rc != 0)
-		return follow_end(&f, rc, "the first answer failed");
-	if (ans.instance == NULL || strlen(ans.dbpath) >= sizeof f.dbpath) {
+		return follow_end(f, rc, "the first answer failed");
+	if (ans.instance == NULL || strlen(ans.dbpath) >= sizeof f->dbpath) {
 		reply_free(&ans.r);
-		return follow_end(&f, FST_EXIT_ERROR, "fstrackd does not name "
+		return follow_end(f, FST_EXIT_ERROR, "fstrackd does not name "
 		    "its instance (an older fstrackd?)");
 	}
-	snprintf(f.instance, sizeof f.instance, "%s", ans.instance);
-	snprintf(f.dbpath, sizeof f.dbpath, "%s", ans.dbpath);
+	snprintf(f->instance, sizeof f->instance, "%s", ans.instance);
+	snprintf(f->dbpath, sizeof f->dbpath, "%s", ans.dbpath);
 	if ((db = query_open(ans.dbpath)) == NULL) {
 		reply_free(&ans.r);
-		return follow_end(&f, FST_EXIT_ERROR, "cannot open the database");
+		return follow_end(f, FST_EXIT_ERROR, "cannot open the database");
 	}
 	memset(&a, 0, sizeof a);
 	a.since = since;
@@ -193,11 +224,11 @@ follow_changed(const char *since_arg, const struct proto_since *since,
 		a.cur = ans.cur;
 		a.position = ans.position;
 		a.pos_seq = ans.pos_seq;
-		a.skip = poll == 0 ? NULL : &f.seen[cur];
-		a.seen = &f.seen[!cur];
-		rc = query_changed_at(db, &a, f.flags);
+		a.skip = poll == 0 ? NULL : &f->seen[cur];
+		a.seen = &f->seen[!cur];
+		rc = query_changed_at(db, &a, f->flags);
 		/* after a gap, where to go on once the full scan is done */
-		if ((rc == 0 || rc == FST_EXIT_GAP) && follow_mark(&f,
+		if ((rc == 0 || rc == FST_EXIT_GAP) && follow_mark(f,
 		    ans.position, n, poll == 0 || rc != 0) != 0)
 			rc = FST_EXIT_ERROR;
 		if (rc == 0 && proto_parse_since(ans.position, &next) != 0)
@@ -209,24 +240,21 @@ follow_changed(const char *since_arg, const struct proto_since *since,
 		a.since = &next;
 
 		follow_sleep(FOLLOW_POLL_MS);
-		rc = client_barrier(f.pos, CLIENT_POSITION |
+		rc = client_barrier(f->pos, CLIENT_POSITION |
 		    ((poll + 1) % FOLLOW_SCAN_EVERY ? CLIENT_NOSCAN : 0), &ans);
 		if (rc != 0) {
 			query_close(db);
-			return follow_end(&f, rc, "fstrackd stopped or cannot "
+			return follow_end(f, rc, "fstrackd stopped or cannot "
 			    "answer");
 		}
 		if (ans.instance == NULL || strcmp(ans.instance,
-		    f.instance) != 0 || strcmp(ans.dbpath, f.dbpath) != 0) {
+		    f->instance) != 0 || strcmp(ans.dbpath, f->dbpath) != 0) {
 			reply_free(&ans.r);
 			query_close(db);
-			return follow_end(&f, FST_EXIT_ERROR, "fstrackd "
+			return follow_end(f, FST_EXIT_ERROR, "fstrackd "
 			    "restarted");
 		}
 	}
 	query_close(db);
-	return follow_end(&f, rc, rc == FST_EXIT_GAP ? "history is "
-	    "incomplete (a gap was recorded): scan in full, then" :
-	    rc == FST_EXIT_NOSNAPSHOT ? "no such snapshot or position" :
-	    "the answer failed");
+	return follow_end(f, rc, follow_reason(rc));
 }

@@ -39,9 +39,11 @@
  * again, FSM_EMPTY_NAME in each: the cost of one status without the
  * hook's help for the untracked files, once.
  *
- * THE QUESTION is the one `fstrack changed --since POSITION` asks, through
- * the same client path (client_changed), so whatever answers it for the
- * user who runs git answers this hook.  It never waits for a start-up
+ * THE QUESTION is the one `fstrack changed --since POSITION -0` asks,
+ * through the same client path (remote_changed_once): for root from the
+ * database, for everybody else the daemon's answer, rows judged by the
+ * user's own permissions (remote.c).  The hook reads the records that
+ * command would print (KINDS TAB PATH NUL) through a sink.  It never waits for a start-up
  * reconcile pass (git scans faster than it would wait), only a little
  * for a search for the names of a hard-linked file (FSM_BUSY_MS), so a
  * position of a barrier comes after that pass: kinds "rescanned" and "armed", which
@@ -61,7 +63,8 @@
  *  2. P is not below W, or one of its components below W is ".git":
  *     nothing.  git refuses such paths (verify_path), and git's own
  *     watchman hook leaves the repository out too.
- *  3. P is not a directory: "P".
+ *  3. P is not a directory (now: the text of an answer does not say, and
+ *     its kinds may be old news): "P".
  *  4. P is a directory, K is "contents" only: nothing.  The entries that
  *     changed in P are entries of the answer themselves.
  *  5. P is a directory moved here or rescanned: "P", "P/", then every
@@ -70,9 +73,10 @@
  *     subtree moved here is new at its path, and git may hold a record of
  *     another directory that had the same path before, with its untracked
  *     files; only a path inside each makes git read it again.
- *  6. Otherwise, for a directory: "P" and "P/" if it was deleted, moved
- *     away, its attributes changed or it was armed (entries below it may
- *     be gone or unreadable, or their files written); if it was created
+ *  6. Otherwise: "P" and "P/" if it was deleted or moved away (it may
+ *     have been a directory), or it is a directory whose attributes
+ *     changed or that was armed (entries below it may be gone or
+ *     unreadable, or their files written); for a directory, if it was created
  *     (and none of those), the parent's name FSM_EMPTY_NAME: the parent
  *     is read again (showing all untracked files, git reads again only
  *     the directory of a path printed); and "P/" FSM_EMPTY_NAME if it was
@@ -137,6 +141,7 @@ struct fsm {
 	char		 instance[128];		/* the token's */
 	const char	*position;		/* the token's, or NULL */
 	int64_t		 ignore;		/* kinds that predate it */
+	struct sbuf	 pending;		/* bytes of a record, cut */
 	struct sbuf	 entries;		/* of the answer: mask, path */
 	struct sbuf	 out;			/* NUL-terminated paths */
 	const char	*why_all;		/* not NULL: answer "/" */
@@ -459,29 +464,60 @@ fsm_reread_all(struct fsm *f, const char *rel)
 	sbuf_free(&path);
 }
 
-/* query_entry_fn: note an entry of the answer (its instance is unknown). */
+/* Note an entry of the answer (its instance is not known yet). */
+static void
+fsm_entry(struct fsm *f, const char *path, int64_t mask)
+{
+	if (!mounts_path_under(path, f->wt) && !mounts_path_under(f->wt, path))
+		return;			/* rules 1 and 2: never printed */
+	sbuf_add(&f->entries, &mask, sizeof mask);
+	sbuf_add(&f->entries, path, strlen(path) + 1);
+}
+
+/*
+ * query_sink write: bytes of the answer as fstrack changed -0 prints it,
+ * records KINDS TAB PATH NUL, perhaps cut anywhere.  0.
+ */
 static int
-fsm_entry(void *arg, const char *path, int64_t mask, int gone)
+fsm_write(void *arg, const void *p, size_t n)
 {
 	struct fsm	*f = arg;
-	int64_t		 m = mask;
+	char		*rec, *nul, *tab;
+	size_t		 off = 0;
 
-	(void)gone;
-	if (!mounts_path_under(path, f->wt) && !mounts_path_under(f->wt, path))
-		return 0;		/* rules 1 and 2: never printed */
-	sbuf_add(&f->entries, &m, sizeof m);
-	sbuf_add(&f->entries, path, strlen(path) + 1);
+	sbuf_add(&f->pending, p, n);
+	while ((nul = memchr(f->pending.data + off, '\0', f->pending.len -
+	    off)) != NULL) {
+		rec = f->pending.data + off;
+		off = nul - f->pending.data + 1;
+		if ((tab = memchr(rec, '\t', nul - rec)) != NULL)
+			fsm_entry(f, tab + 1, query_parse_kinds(rec, tab - rec));
+	}
+	memmove(f->pending.data, f->pending.data + off, f->pending.len - off);
+	f->pending.len -= off;
 	return 0;
 }
 
-/* One entry of the answer, by the rules at the top. */
+/* query_sink say: a message fstrack changed would print on stderr. */
+static void
+fsm_said(void *arg, const char *msg)
+{
+	(void)arg;
+	fsm_say("%s", msg);
+}
+
+/*
+ * One entry of the answer, by the rules at the top.  Whether it is a
+ * directory is what is there now (the text of an answer does not say,
+ * and a kind may be old news): one gone since may have been one.
+ */
 static void
 fsm_rule(struct fsm *f, const char *path, int64_t mask)
 {
 	const char	*rel, *slash;
 	size_t		 len;
 	struct stat	 st;
-	int		 isdir = (mask & FST_M_ISDIR) != 0;
+	int		 isdir, done = 0;
 
 	mask &= ~f->ignore;
 	if (mounts_path_under(f->wt, path)) {			/* 1 */
@@ -496,28 +532,28 @@ fsm_rule(struct fsm *f, const char *path, int64_t mask)
 	len = strlen(rel);
 	if (fsm_in_git(rel))
 		return;
-	/* a new entry whose kind was lost?  What is there now decides */
-	if (!isdir && (mask & (FST_M_CREATED | FST_M_MOVED_TO |
-	    FST_M_RESCANNED)))
-		isdir = lstat(rel, &st) == 0 && S_ISDIR(st.st_mode);
-	if (!isdir) {						/* 3 */
-		fsm_put(f, rel, len, 0);
-		return;
-	}
-	mask &= ~(int64_t)FST_M_ISDIR;
 	if (mask == FST_M_CONTENTS)				/* 4 */
 		return;
-	if (mask & (FST_M_MOVED_TO | FST_M_RESCANNED)) {	/* 5 */
+	isdir = lstat(rel, &st) == 0 && S_ISDIR(st.st_mode);
+	if (isdir && (mask & (FST_M_MOVED_TO | FST_M_RESCANNED))) {	/* 5 */
 		fsm_put(f, rel, len, 0);
 		fsm_put(f, rel, len, 1);
 		fsm_walk(f, rel);
 		return;
 	}
-	if (mask & (FST_M_DELETED | FST_M_MOVED_FROM | FST_M_ATTRIB |	/* 6 */
-	    FST_M_ARMED)) {
+	/* 6: a directory deleted or moved away, or perhaps one (gone now) */
+	if ((mask & (FST_M_DELETED | FST_M_MOVED_FROM | FST_M_ARMED)) ||
+	    (isdir && (mask & FST_M_ATTRIB))) {
 		fsm_put(f, rel, len, 0);
 		fsm_put(f, rel, len, 1);
-	} else if (mask & FST_M_CREATED) {
+		done = 1;
+	}
+	if (!isdir) {						/* 3 */
+		if (!done)
+			fsm_put(f, rel, len, 0);
+		return;
+	}
+	if ((mask & FST_M_CREATED) && !done) {
 		/* "P" would do, but it is every index entry below P, too */
 		slash = strrchr(rel, '/');
 		fsm_put_reread(f, rel, slash != NULL ? (size_t)(slash - rel) :
@@ -603,6 +639,7 @@ static int
 fsm_answer(struct fsm *f, const char *token)
 {
 	struct query_answer	 a;
+	struct query_sink	 sink;
 	struct proto_since	 since;
 	struct client_at	 at;
 	char			 tok[FSM_TOKEN_MAX];
@@ -619,9 +656,12 @@ fsm_answer(struct fsm *f, const char *token)
 		    f->wt);
 		return fsm_answer_fresh(f);
 	}
+	memset(&sink, 0, sizeof sink);
+	sink.write = fsm_write;
+	sink.say = fsm_said;
+	sink.arg = f;
 	memset(&a, 0, sizeof a);
-	a.each = fsm_entry;
-	a.each_arg = f;
+	a.sink = &sink;
 	/*
 	 * A search for the other names of a hard-linked file (git links
 	 * every object it writes, and fstrackd starts one when it reads
@@ -629,11 +669,13 @@ fsm_answer(struct fsm *f, const char *token)
 	 * before the barrier: it may be the start-up reconcile, which can
 	 * take minutes.
 	 */
-	while ((rc = client_changed(f->position, &since, CLIENT_NOWAIT |
-	    CLIENT_POSITION, 0, &a, &at)) == FST_EXIT_BUSY &&
+	while ((rc = remote_changed_once(f->position, &since, CLIENT_NOWAIT |
+	    CLIENT_POSITION, Q_NUL, &a, &at)) == FST_EXIT_BUSY &&
 	    waited < (busy ? FSM_BUSY_MS / 4 : FSM_BUSY_MS)) {
 		fsm_sleep(FSM_BUSY_POLL_MS);
 		waited += FSM_BUSY_POLL_MS;
+		sbuf_reset(&f->pending);
+		sbuf_reset(&f->entries);
 	}
 	if (rc == FST_EXIT_OK)
 		fsm_rules(f, at.instance);
@@ -697,12 +739,14 @@ main(int argc, char **argv)
 		close(null);
 	}
 	memset(&f, 0, sizeof f);
+	sbuf_init(&f.pending);
 	sbuf_init(&f.entries);
 	sbuf_init(&f.out);
 	if (fsm_tree(&f) != 0)
 		rc = fsm_answer_all(&f, NULL, "-", "-");
 	else
 		rc = fsm_answer(&f, argv[optind + 1]);
+	sbuf_free(&f.pending);
 	sbuf_free(&f.entries);
 	sbuf_free(&f.out);
 	return rc;

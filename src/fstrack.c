@@ -2,11 +2,15 @@
  * fstrack.c -- the command-line client.
  *
  * It needs nothing but the control socket (-s, $FSTRACK_SOCKET, or the
- * default): the daemon says where the database is, and listings are read
- * from it directly, read-only, so that a long answer never occupies the
- * daemon.  Exit statuses are fixed (fstrack(1)): 0 ok, 1 error, 2 usage,
- * 3 no such snapshot or consumer, 4 history incomplete (gap), 5 reconcile
- * still running with --no-wait, 13 permission denied.
+ * default): the daemon says where the database is, and for root listings
+ * are read from it directly, read-only, so that a long answer never
+ * occupies the daemon.  Every other user (who may not read the database)
+ * gets `changed` from the daemon, which judges every row by the user's
+ * own permissions (remote.c).  Exit statuses are fixed (fstrack(1)): 0
+ * ok, 1 error, 2 usage, 3 no such snapshot or consumer, 4 history
+ * incomplete (gap), 5 reconcile still running with --no-wait, 6 the
+ * daemon cannot commit, 7 a per-user limit of the daemon, 13 permission
+ * denied.
  */
 #include "config.h"
 
@@ -177,6 +181,10 @@ cmd_changed(int argc, char **argv)
 	}
 	if (since_arg == NULL || optind != argc)
 		usage();
+	/* only root reads the database: everybody else asks fstrackd */
+	if (!client_reads_db())
+		return remote_changed(since_arg, flags, nowait, follow,
+		    posfile);
 	if (follow)
 		return follow_changed(since_arg, &since, flags, nowait, posfile);
 	/* a position costs nothing, but is taken only for who wants one */

@@ -24,6 +24,12 @@
  *   (armahead.c)  through perm's callback
  *   walk x4       reconcile.c walkers (start-up     rc_cond
  *   (reconcile.c) pass, hard-link searches)
+ *   answer x4     answer.c: a read-only SQLite      answer_cond
+ *   (answer.c)    connection each, the job it runs
+ *                 and its peer's socket meanwhile,
+ *                 an access.c walker per job; the
+ *                 only threads with CAP_SETUID and
+ *                 CAP_SETGID (fstrackd.c, privs)
  *
  * LOCKS, in the only order in which they nest (take left before right;
  * none is held across a wait on another thread, except as noted):
@@ -36,7 +42,8 @@
  *   store_lock, ra_lock, rc_lock   each also guards its condition variable
  *                                  (store_lock two: store_cond, store_room)
  *   links_lock, store_err_lock,    leaves: nothing is taken inside them
- *   health_lock, log_lock
+ *   health_lock, log_lock,
+ *   answer_lock
  * perm_lock is taken by the perm thread, by the walker's callback
  * (perm_arm_ahead) and by the main thread at a snapshot switch
  * (perm_new_snapshot, which flushes the ignore marks under it).
@@ -55,8 +62,12 @@
  *   (store_refresh_paths) and the walkers at start-up; an int written
  *   whole, a stale read only delays a path refresh or is taken before the
  *   walkers start.
+ *   fstd.fs[].id, .mount_fd, fstd.db_path  set before any thread starts,
+ *                          read by the answer threads
  * Nothing else is shared: threads hand work over through the writer queue
- * (store_submit, any thread), the arm-ahead queue and the reconcile queue.
+ * (store_submit, any thread), the arm-ahead queue, the reconcile queue and
+ * the answer queue (answer_submit: main hands a job over, and gets it back
+ * through a uv_async once done).
  * The writer queue is bounded: the main thread's drains and the walkers
  * wait for room (store_wait_room, holding no lock), the main thread's
  * poll stops reading meanwhile; perm and ahead never wait.  Not while
@@ -133,6 +144,8 @@ struct fst_config {
 	int			 merge_delay_ms;	/* let the kernel merge events */
 	int			 bounded_queue;		/* testing: default-size queue */
 	int			 reconcile_margin_ms;
+	int			 max_conns_per_uid;	/* users other than root */
+	int			 max_followers_per_uid;
 };
 
 /* Counters shown by status; written by one thread each, read racily. */
@@ -187,6 +200,7 @@ void	 health_status(struct sbuf *);
 
 /* config.c */
 void	 config_defaults(struct fst_config *);
+void	 config_free(struct fst_config *);
 int	 config_load(struct fst_config *, const char *, int);
 int	 config_parse_line(struct fst_config *, char *, const char *, int);
 void	 config_add_mount(struct fst_config *, const char *);
@@ -317,6 +331,7 @@ int	 schema_check_or_create(struct sqlite3 *, int *, char *, size_t);
 /* notify.c */
 int	 notify_init(char *, size_t);
 int	 notify_mark(struct fst_fs *, char *, size_t);
+int	 notify_group_fd(void);
 void	 notify_start(void);
 void	 notify_drain(void);
 void	 notify_quiet_flush(void);
@@ -332,6 +347,7 @@ void	 perm_new_snapshot(int64_t);
 void	 perm_stop(void);
 uint64_t perm_pending(void);
 int	 perm_fd(void);
+int	 perm_fd_above(int);
 
 /* armahead.c */
 typedef int (*armahead_cb)(struct fst_fs *, uint64_t,
@@ -368,6 +384,47 @@ int	 links_searching(struct fst_fs *, uint64_t);
 size_t	 links_count(void);
 void	 reconcile_search_start(void);
 
+/* access.c */
+struct access_peer {
+	uid_t	 uid;
+	gid_t	 gid;
+	gid_t	*groups;	/* supplementary */
+	int	 ngroups;
+};
+#define ACCESS_SELF	0x1	/* the peer may list the directory */
+#define ACCESS_PARENT	0x2	/* ... the one that holds its name */
+struct access_walk;
+struct access_walk *access_walk_new(const struct access_peer *);
+void	 access_walk_free(struct access_walk *);
+int	 access_dir(struct access_walk *, int, const struct fst_handle *,
+	     const char *);
+
+/* answer.c */
+struct query_seen;
+struct answer_job {
+	struct answer_job	*next;
+	int			 fd;		/* the peer's socket */
+	struct access_peer	 peer;		/* uid 0: every row shown */
+	struct proto_since	 since;
+	int			 flags;		/* Q_* (query.h) */
+	int64_t			 cur;		/* the current snapshot */
+	char			 position[PROTO_POSITION_MAX]; /* "": none */
+	int64_t			 pos_seq;
+	const struct query_seen	*skip;		/* --follow (query.h) */
+	struct query_seen	*seen;
+	int			 follow;	/* more answers may come */
+	struct sbuf		 head;		/* lines to send first */
+	_Atomic int		 cancel;	/* main: stop soon */
+	int			 rc;		/* the answer's exit status */
+	int			 cut;		/* the peer gone or cut off */
+	int			 ended;		/* the final line was sent */
+	void			(*done)(struct answer_job *);
+	void			*arg;
+};
+int	 answer_start(void);
+void	 answer_submit(struct answer_job *);
+void	 answer_stop(void);
+
 /* control.c */
 int	 control_init(const char *, char *, size_t);
 int	 control_adopt(int);
@@ -386,5 +443,6 @@ int	 daemon_position_token(int64_t, int64_t, char *, size_t);
 void	 daemon_status(struct sbuf *);
 void	 daemon_sd_notify(const char *);
 int	 daemon_drop_caps(void);
+int	 daemon_drop_setid(void);
 
 #endif

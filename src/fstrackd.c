@@ -18,16 +18,17 @@
  *   1 loop      uv_default_loop  -               -              (all closed)
  *   2 fsinfo    fsinfo_init      -               -              fsinfo_fini
  *   3 state     (lock)           -               -              -
- *   4 store     store_open       store_start     store_stop     -
- *   5 daemon    daemon_init      -               daemon_stop    -
- *   6 dircache  dircache_init    -               -              dircache_fini
- *   7 perm      perm_init        perm_start      perm_stop      -
- *   8 notify    notify_init      notify_start    notify_stop    -
- *   9 track     (marks)          -               -              -
- *  10 reconcile -                reconcile_start reconcile_stop -
- *  11 control   control_init     -               control_stop   -
- *  12 privs     daemon_drop_caps -               -              -
- *  13 main      -                (ready)         (stopping)     -
+ *   4 answer    -                answer_start    answer_stop    -
+ *   5 store     store_open       store_start     store_stop     -
+ *   6 daemon    daemon_init      -               daemon_stop    -
+ *   7 dircache  dircache_init    -               -              dircache_fini
+ *   8 perm      perm_init        perm_start      perm_stop      -
+ *   9 notify    notify_init      notify_start    notify_stop    -
+ *  10 track     (marks)          -               -              -
+ *  11 reconcile -                reconcile_start reconcile_stop -
+ *  12 control   control_init     -               control_stop   -
+ *  13 privs     daemon_drop_caps -               -              -
+ *  14 main      -                (ready)         (stopping)     -
  *
  * What the steps do:
  *   loop      fini: closes every handle left (connections, timers,
@@ -35,6 +36,9 @@
  *   fsinfo    probes the mount points into fstd.fs, refusing with a
  *             reason; fini closes their root fds.
  *   state     makes the state directory, resolves it, takes its flock.
+ *   answer    the threads that answer `changed` for the control socket,
+ *             then daemon_drop_setid; stop cuts off every answer still
+ *             running and joins them.
  *   store     opens the database (refused if foreign, corrupt, newer);
  *             starts the writer; stop commits everything queued, joins
  *             the writer and closes the database.
@@ -57,8 +61,16 @@
  *  - fsinfo before state and store: a refused filesystem is reported before
  *    the state directory or a database is touched.
  *  - state before store: the lock keeps a second daemon off the database.
- *  - store before everything that records; its writer starts first and
- *    stops last: every other module queues records, and perm's thread
+ *  - answer starts first of all threads, and after privs' init: its
+ *    threads alone keep CAP_SETUID and CAP_SETGID (access.c takes a
+ *    peer's filesystem identity with them), because the main thread drops
+ *    both right after starting them, before any other thread exists.  It
+ *    records nothing and only reads the database, through connections of
+ *    its own, once a request comes (after control's init), so it may stop
+ *    last: an answer still running then is cut off.
+ *  - store before everything that records; its writer starts first of
+ *    the threads that record and stops last of them: every other module
+ *    queues records, and perm's thread
  *    waits for commits (parked writers) until perm_stop returns.
  *  - daemon right after store: the promotion or clearing of the last run's
  *    arms and run_state "running" are the first records queued (perm.c:
@@ -87,7 +99,8 @@
  *    starts while the rest stops (connections still open are closed with
  *    the loop, last).
  *  - privs after every group, mark and socket exist and before any thread
- *    starts: capabilities are per thread, and threads inherit them.
+ *    starts: capabilities are per thread, and threads inherit them.  It
+ *    keeps CAP_SETUID and CAP_SETGID for answer's start, which drops them.
  *  - main last: READY only once everything above runs.
  * The daemon forks (daemonize) before the table, so no group or thread
  * exists in the parent.
@@ -351,7 +364,22 @@ fstrackd_state_init(void)
 	lock_state_dir(path);
 }
 
-/* --- 4 store --------------------------------------------------------- */
+/* --- 4 answer -------------------------------------------------------- */
+
+/*
+ * The answer threads, with CAP_SETUID and CAP_SETGID; then the main
+ * thread, and every thread it starts from now on, goes without them.
+ */
+static void
+fstrackd_answer_start(void)
+{
+	if (answer_start() != 0)
+		fatal("cannot start the answer threads");
+	if (daemon_drop_setid() != 0)
+		log_warn("cannot drop CAP_SETUID and CAP_SETGID");
+}
+
+/* --- 5 store --------------------------------------------------------- */
 
 /* Open the database: refused if foreign, corrupt or newer than us. */
 static void
@@ -371,7 +399,7 @@ fstrackd_store_start(void)
 		fatal("cannot start the writer thread");
 }
 
-/* --- 6 dircache ------------------------------------------------------ */
+/* --- 7 dircache ------------------------------------------------------ */
 
 /* The directory cache, empty for the current snapshot. */
 static void
@@ -382,7 +410,7 @@ fstrackd_dircache_init(void)
 	dircache_new_snapshot(atomic_load(&fstd.cur_snapshot));
 }
 
-/* --- 7 perm (strict durability only) --------------------------------- */
+/* --- 8 perm (strict durability only) --------------------------------- */
 
 /* Create the permission group. */
 static void
@@ -404,9 +432,24 @@ fstrackd_perm_start(void)
 		fatal("cannot start the permission thread");
 }
 
-/* --- 8 notify -------------------------------------------------------- */
+/* --- 9 notify -------------------------------------------------------- */
 
-/* Create the notification group. */
+/*
+ * Create the notification group, below the permission group in fd order.
+ *
+ * Why the order of the fds matters: when the daemon dies (SIGKILL, a
+ * crash), the kernel releases its open files from the task's work list,
+ * last queued first, and it queues them in ascending fd order: the highest
+ * fd is released first.  An opener waiting for a permission event holds a
+ * "user wait" on every group whose mark took part in that event, the
+ * notification group too when one of its marks sits on the file (a quiet
+ * mark, notify.c).  Releasing a group waits for its user waits to end.  If
+ * the notification group went first, it would wait for openers that only
+ * the permission group's release can let go, queued behind it: every such
+ * opener and the dead daemon would hang for good (seen: root-crash-loop).
+ * Released first, the permission group answers its events, the openers go
+ * on, and the notification group's release follows (doc/kernel-facts.md).
+ */
 static void
 fstrackd_notify_init(void)
 {
@@ -414,9 +457,12 @@ fstrackd_notify_init(void)
 
 	if (notify_init(err, sizeof err) != 0)
 		fatalx("%s", err);
+	if (perm_fd_above(notify_group_fd()) != 0)
+		fatal("cannot move the permission group above fd %d",
+		    notify_group_fd());
 }
 
-/* --- 9 track --------------------------------------------------------- */
+/* --- 10 track -------------------------------------------------------- */
 
 /*
  * Mark every filesystem in both groups and attach it to its history in
@@ -464,7 +510,7 @@ fstrackd_track_init(void)
 	}
 }
 
-/* --- 10 reconcile ---------------------------------------------------- */
+/* --- 11 reconcile ---------------------------------------------------- */
 
 /* Start the start-up pass. */
 static void
@@ -475,7 +521,7 @@ fstrackd_reconcile_start(void)
 		fatal("cannot start the reconcile pass");
 }
 
-/* --- 11 control ------------------------------------------------------ */
+/* --- 12 control ------------------------------------------------------ */
 
 /* Create the control socket. */
 static void
@@ -487,7 +533,7 @@ fstrackd_control_init(void)
 		fatalx("%s", err);
 }
 
-/* --- 12 privs -------------------------------------------------------- */
+/* --- 13 privs -------------------------------------------------------- */
 
 /* Keep only the capabilities the daemon needs from now on. */
 static void
@@ -497,7 +543,7 @@ fstrackd_privs_init(void)
 		log_warn("cannot drop capabilities");
 }
 
-/* --- 13 main --------------------------------------------------------- */
+/* --- 14 main --------------------------------------------------------- */
 
 /* Once a second: checkpoints, and notice filesystems that went away. */
 static void
@@ -609,6 +655,7 @@ static const struct fstrackd_module fstrackd_modules[] = {
 	{ "loop", fstrackd_loop_init, NULL, NULL, fstrackd_loop_fini },
 	{ "fsinfo", fsinfo_init, NULL, NULL, fsinfo_fini },
 	{ "state", fstrackd_state_init, NULL, NULL, NULL },
+	{ "answer", NULL, fstrackd_answer_start, answer_stop, NULL },
 	{ "store", fstrackd_store_init, fstrackd_store_start, store_stop,
 	    NULL },
 	{ "daemon", daemon_init, NULL, daemon_stop, NULL },

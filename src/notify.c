@@ -118,6 +118,13 @@ notify_ignore_state_dir(dev_t dev)
 	    NOTIFY_MASK | FAN_EVENT_ON_CHILD, AT_FDCWD, fstd.cfg.state_dir);
 }
 
+/* The notification group's fd (-1 before notify_init). */
+int
+notify_group_fd(void)
+{
+	return notify_fd;
+}
+
 /* Mark a whole filesystem, and ignore our state directory on it. */
 int
 notify_mark(struct fst_fs *fs, char *err, size_t errlen)

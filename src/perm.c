@@ -306,6 +306,25 @@ perm_fd(void)
 	return perm_fan;
 }
 
+/*
+ * Move the permission group to an fd above floor (the notification
+ * group's), before the thread starts: see fstrackd_notify_init for why.
+ * Returns 0, or -1 with errno.
+ */
+int
+perm_fd_above(int floor)
+{
+	int	fd;
+
+	if (perm_fan == -1 || perm_fan > floor)
+		return 0;
+	if ((fd = fcntl(perm_fan, F_DUPFD_CLOEXEC, floor + 1)) == -1)
+		return -1;
+	close(perm_fan);
+	perm_fan = fd;
+	return 0;
+}
+
 /* Number of openers waiting for a commit. */
 uint64_t
 perm_pending(void)

@@ -63,7 +63,8 @@ void
 sbuf_add(struct sbuf *b, const void *p, size_t n)
 {
 	sbuf_grow(b, n);
-	memcpy(b->data + b->len, p, n);
+	if (n > 0)	/* p may be NULL then (an empty sbuf's data) */
+		memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 }
@@ -98,26 +99,40 @@ sbuf_printf(struct sbuf *b, const char *fmt, ...)
 void
 sbuf_add_escaped(struct sbuf *b, const char *s)
 {
-	size_t	n;
+	sbuf_add_escaped_bytes(b, s, strlen(s));
+}
 
-	for (;;) {
-		n = strcspn(s, "\n\t\\");
-		if (n > 0)
-			sbuf_add(b, s, n);
-		s += n;
-		switch (*s) {
-		case '\0':
+/*
+ * Append the n bytes at p escaped as sbuf_add_escaped does, and a NUL
+ * byte as \0: any bytes become one line of text without NUL.
+ */
+void
+sbuf_add_escaped_bytes(struct sbuf *b, const void *p, size_t n)
+{
+	const char	*s = p, *end = s + n;
+	const char	*run;
+
+	while (s < end) {
+		for (run = s; s < end && *s != '\n' && *s != '\t' &&
+		    *s != '\\' && *s != '\0'; s++)
+			;
+		if (s > run)
+			sbuf_add(b, run, s - run);
+		if (s == end)
 			return;
+		switch (*s++) {
 		case '\n':
 			sbuf_add(b, "\\n", 2);
 			break;
 		case '\t':
 			sbuf_add(b, "\\t", 2);
 			break;
+		case '\0':
+			sbuf_add(b, "\\0", 2);
+			break;
 		default:
 			sbuf_add(b, "\\\\", 2);
 		}
-		s++;
 	}
 }
 
@@ -219,11 +234,14 @@ proto_split(char *line, char **argv, int max)
 	return argc;
 }
 
-/* Undo sbuf_add_escaped in place; unknown escapes are kept literally. */
-void
-proto_unescape(char *s)
+/*
+ * Undo the escapes in place; \0 becomes a NUL byte only with nul, unknown
+ * escapes are kept literally.  Returns the length of what s now holds.
+ */
+static size_t
+proto_unescape_in(char *s, int nul)
 {
-	char	*w = s;
+	char	*start = s, *w = s;
 
 	for (; *s != '\0'; s++) {
 		if (*s != '\\' || s[1] == '\0') {
@@ -231,22 +249,38 @@ proto_unescape(char *s)
 			continue;
 		}
 		s++;
-		switch (*s) {
-		case 'n':
+		if (*s == 'n')
 			*w++ = '\n';
-			break;
-		case 't':
+		else if (*s == 't')
 			*w++ = '\t';
-			break;
-		case '\\':
+		else if (*s == '\\')
 			*w++ = '\\';
-			break;
-		default:
+		else if (*s == '0' && nul)
+			*w++ = '\0';
+		else {
 			*w++ = '\\';
 			*w++ = *s;
 		}
 	}
 	*w = '\0';
+	return w - start;
+}
+
+/* Undo sbuf_add_escaped in place; unknown escapes are kept literally. */
+void
+proto_unescape(char *s)
+{
+	proto_unescape_in(s, 0);
+}
+
+/*
+ * Undo sbuf_add_escaped_bytes in place (\0 is a NUL byte); returns the
+ * length of what s now holds.
+ */
+size_t
+proto_unescape_bytes(char *s)
+{
+	return proto_unescape_in(s, 1);
 }
 
 /* Accept consumer names of 1-64 characters from [A-Za-z0-9._@:+-]. */

@@ -24,7 +24,16 @@
 #define FST_EXIT_GAP		4
 #define FST_EXIT_BUSY		5
 #define FST_EXIT_STORE		6	/* the daemon cannot commit now */
+#define FST_EXIT_LIMIT		7	/* a per-user limit of the daemon */
 #define FST_EXIT_PERM		13
+
+/*
+ * fstrack changed --follow polls every PROTO_FOLLOW_POLL_MS with a barrier
+ * that takes a position, walking /proc every PROTO_FOLLOW_SCAN_EVERY-th
+ * (follow.c for root, control.c for fstrackd's followers).
+ */
+#define PROTO_FOLLOW_POLL_MS		250
+#define PROTO_FOLLOW_SCAN_EVERY		4
 
 /*
  * A position: a point in the history finer than a snapshot, handed out by
@@ -66,11 +75,13 @@ void	 sbuf_addstr(struct sbuf *, const char *);
 void	 sbuf_printf(struct sbuf *, const char *, ...)
 	     __attribute__((format(printf, 2, 3)));
 void	 sbuf_add_escaped(struct sbuf *, const char *);
+void	 sbuf_add_escaped_bytes(struct sbuf *, const void *, size_t);
 void	 sbuf_add_json_string(struct sbuf *, const char *);
 void	 sbuf_reset(struct sbuf *);
 
 int	 proto_split(char *, char **, int);
 void	 proto_unescape(char *);
+size_t	 proto_unescape_bytes(char *);
 int	 proto_valid_name(const char *);
 int	 proto_parse_u64(const char *, unsigned long long *);
 int	 proto_format_position(char *, size_t, const struct proto_position *);

@@ -1,15 +1,21 @@
 /*
- * query.c -- what fstrack(1) reads from the database itself.
+ * query.c -- the answers of fstrack changed (and the other reads of the
+ * database).
  *
- * The daemon answers the barrier (every completed change committed, paths
- * refreshed) and names the database; the client then opens it read-only.
- * WAL readers never block the daemon's writer, and a long listing never
- * occupies the daemon.  Every answer checks first that the history it
- * reports is complete: a snapshot id that is unknown is exit 3, one whose
- * history was pruned, predates this database or crosses a gap is exit 4.
+ * For root, fstrack(1) runs them itself: the daemon answers the barrier
+ * (every completed change committed, paths refreshed) and names the
+ * database; the client then opens it read-only.  WAL readers never block
+ * the daemon's writer, and a long listing never occupies the daemon.  For
+ * everybody else fstrackd runs the same code in a thread of its own
+ * (answer.c) with a sink (query.h): the bytes go to the peer, and every
+ * row is first judged by its directory for the peer.  Every answer checks
+ * first that the history it reports is complete: a snapshot id that is
+ * unknown is exit 3, one whose history was pruned, predates this database
+ * or crosses a gap is exit 4.
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +27,16 @@
 #include "proto.h"
 #include "query.h"
 
-static size_t	 query_nprinted;	/* records of this answer */
+/* One answer being written: its output and where it goes. */
+struct query_ctx {
+	struct sbuf			 out;
+	int				 flags;		/* Q_* */
+	const struct query_answer	*a;
+	const struct query_sink		*sink;		/* NULL: stdout */
+	size_t				 nprinted;	/* records */
+	uint64_t			 withheld;	/* rows not judged */
+	int				 stopped;	/* the sink took no more */
+};
 
 static const char *query_kind_names[] = {
 	"created", "deleted", "modified", "attrib", "moved-from", "moved-to",
@@ -55,11 +70,51 @@ query_close(sqlite3 *db)
 	sqlite3_close(db);
 }
 
+/* Out of memory in the middle of an answer: nothing sensible is left. */
+static void __attribute__((noreturn))
+query_oom(void)
+{
+	fputs("fstrack: out of memory\n", stderr);
+	exit(FST_EXIT_ERROR);
+}
+
+/* Start the answer a (flags Q_*), written where a says. */
+static void
+query_ctx_init(struct query_ctx *q, const struct query_answer *a, int flags)
+{
+	memset(q, 0, sizeof *q);
+	sbuf_init(&q->out);
+	q->flags = flags;
+	q->a = a;
+	q->sink = a != NULL ? a->sink : NULL;
+}
+
+/*
+ * Say something about the answer: on stderr as "fstrack: MESSAGE", or to
+ * the sink's say.
+ */
+static void __attribute__((format(printf, 2, 3)))
+query_say(struct query_ctx *q, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		query_oom();
+	va_end(ap);
+	if (q->sink != NULL && q->sink->say != NULL)
+		q->sink->say(q->sink->arg, msg);
+	else
+		fprintf(stderr, "fstrack: %s\n", msg);
+	free(msg);
+}
+
 /* Print a path as the output mode wants it. */
 static void
-query_put_path(struct sbuf *out, const char *path, int flags)
+query_put_path(struct query_ctx *q, struct sbuf *out, const char *path)
 {
-	if (flags & Q_NUL) {
+	if (q->flags & Q_NUL) {
 		sbuf_addstr(out, path);
 		sbuf_add(out, "", 1);
 	} else {
@@ -68,26 +123,57 @@ query_put_path(struct sbuf *out, const char *path, int flags)
 	}
 }
 
-/* Flush an output buffer to stdout once it is large. */
+/*
+ * Hand the output to stdout or the sink once it is large (or now, with
+ * force); a sink that takes no more stops the answer (q->stopped).
+ */
 static void
-query_flush(struct sbuf *out, int force)
+query_flush(struct query_ctx *q, int force)
 {
-	if (out->len == 0 || (!force && out->len < 65536))
+	if (q->out.len == 0 || (!force && q->out.len < 65536))
 		return;
-	fwrite(out->data, 1, out->len, stdout);
-	out->len = 0;
+	if (q->sink == NULL)
+		fwrite(q->out.data, 1, q->out.len, stdout);
+	else if (q->sink->write(q->sink->arg, q->out.data, q->out.len) != 0)
+		q->stopped = 1;
+	q->out.len = 0;
 }
 
 /* A record is complete: with Q_LINES (--follow) it goes out now. */
 static void
-query_record_done(struct sbuf *out, int flags)
+query_record_done(struct query_ctx *q)
 {
-	if (!(flags & Q_LINES)) {
-		query_flush(out, 0);
+	if (!(q->flags & Q_LINES)) {
+		query_flush(q, 0);
 		return;
 	}
-	query_flush(out, 1);
-	fflush(stdout);
+	query_flush(q, 1);
+	if (q->sink == NULL)
+		fflush(stdout);
+}
+
+/*
+ * Whether a row of directory dir_id may be shown (dot: the directory's
+ * own row, "."): QUERY_SHOW or QUERY_HIDE, as the sink judges it (without
+ * one, everything is shown); a row that could not be judged is hidden and
+ * counted.  -1: stop the answer.
+ */
+static int
+query_visible(struct query_ctx *q, int64_t dir_id, int dot)
+{
+	int	v;
+
+	if (q->sink == NULL || q->sink->visible == NULL)
+		return QUERY_SHOW;
+	if ((v = q->sink->visible(q->sink->arg, dir_id, dot)) < 0) {
+		q->stopped = 1;
+		return -1;
+	}
+	if (v == QUERY_WITHHOLD) {
+		q->withheld++;
+		return QUERY_HIDE;
+	}
+	return v == QUERY_SHOW ? QUERY_SHOW : QUERY_HIDE;
 }
 
 /* Free the numbers of a seen set. */
@@ -104,10 +190,8 @@ query_seen_add(struct query_seen *s, int64_t seq)
 {
 	if (s->n == s->cap) {
 		s->cap = s->cap ? 2 * s->cap : 64;
-		if ((s->v = realloc(s->v, s->cap * sizeof *s->v)) == NULL) {
-			fputs("fstrack: out of memory\n", stderr);
-			exit(FST_EXIT_ERROR);
-		}
+		if ((s->v = realloc(s->v, s->cap * sizeof *s->v)) == NULL)
+			query_oom();
 	}
 	s->v[s->n++] = seq;
 }
@@ -166,6 +250,31 @@ query_put_kinds(struct sbuf *out, int64_t mask, int json)
 			sbuf_add(out, "\"", 1);
 		first = 0;
 	}
+}
+
+/*
+ * The kinds (FST_M_* bits) of a comma list as query_put_kinds writes it,
+ * len bytes at list; names it does not know count for nothing.
+ */
+int64_t
+query_parse_kinds(const char *list, size_t len)
+{
+	const char	*end = list + len, *comma;
+	int64_t		 mask = 0;
+	size_t		 i, n;
+
+	for (; list < end; list = comma + 1) {
+		if ((comma = memchr(list, ',', end - list)) == NULL)
+			comma = end;
+		n = comma - list;
+		for (i = 0; i < sizeof query_kind_names /
+		    sizeof *query_kind_names; i++)
+			if (query_kind_names[i] != NULL &&
+			    strlen(query_kind_names[i]) == n &&
+			    memcmp(query_kind_names[i], list, n) == 0)
+				mask |= (int64_t)1 << i;
+	}
+	return mask;
 }
 
 /* Format a unix time as ISO 8601 UTC. */
@@ -272,56 +381,54 @@ query_put_head(struct sbuf *out, const struct query_answer *a)
 
 /*
  * The JSON object of an answer that lists nothing because history since
- * a->since is not kept (reason), on stdout.
+ * q->a->since is not kept (reason), written out at once.
  */
 static void
-query_put_unkept(const struct query_answer *a, const char *reason, int flags)
+query_put_unkept(struct query_ctx *q, const char *reason)
 {
-	struct sbuf	out;
-
-	if (!(flags & Q_JSON))
+	if (!(q->flags & Q_JSON))
 		return;
-	sbuf_init(&out);
-	query_put_head(&out, a);
-	sbuf_addstr(&out, "\"complete\":false,\"gaps\":[{\"mountpoint\":null,"
-	    "\"reason\":");
-	sbuf_add_json_string(&out, reason);
-	sbuf_addstr(&out, "}]}\n");
-	fputs(out.data, stdout);
-	sbuf_free(&out);
+	query_put_head(&q->out, q->a);
+	sbuf_addstr(&q->out, "\"complete\":false,\"gaps\":[{\"mountpoint\":"
+	    "null,\"reason\":");
+	sbuf_add_json_string(&q->out, reason);
+	sbuf_addstr(&q->out, "}]}\n");
+	query_flush(q, 1);
 }
 
 /*
- * Whether "since snapshot a->since" can be answered from this database: 0,
- * or the exit status (no such snapshot, or history pruned / older than
- * this database) after saying why on stderr (and, with Q_JSON, on stdout).
+ * Whether "since snapshot q->a->since" can be answered from this database:
+ * 0, or the exit status (no such snapshot, or history pruned / older than
+ * this database) after saying why (and, with Q_JSON, writing the answer
+ * that says so).
  */
 static int
-query_snapshot_ok(sqlite3 *db, const struct query_answer *a, int flags)
+query_snapshot_ok(struct query_ctx *q, sqlite3 *db)
 {
-	int64_t	since = a->since->snapshot, oldest;
-	char	why[96];
+	const struct query_answer	*a = q->a;
+	int64_t				 since = a->since->snapshot, oldest;
+	char				 why[96];
 
 	if (since < 1 || since > a->cur) {
-		fprintf(stderr, "fstrack: no such snapshot %lld (the current "
-		    "one is %lld)\n", (long long)since, (long long)a->cur);
+		query_say(q, "no such snapshot %lld (the current one is %lld)",
+		    (long long)since, (long long)a->cur);
 		return FST_EXIT_NOSNAPSHOT;
 	}
 	if ((oldest = query_oldest(db)) < 0)
 		return FST_EXIT_ERROR;
 	if (since >= oldest && !query_snapshot_exists(db, since)) {
-		fprintf(stderr, "fstrack: no such snapshot %lld (see fstrack "
-		    "snapshots)\n", (long long)since);
+		query_say(q, "no such snapshot %lld (see fstrack snapshots)",
+		    (long long)since);
 		return FST_EXIT_NOSNAPSHOT;
 	}
 	if (since < oldest) {
-		fprintf(stderr, "fstrack: history incomplete since snapshot "
-		    "%lld: the oldest snapshot kept is %lld (pruned, or from "
-		    "before this database): full scan required\n",
-		    (long long)since, (long long)oldest);
+		query_say(q, "history incomplete since snapshot %lld: the "
+		    "oldest snapshot kept is %lld (pruned, or from before this "
+		    "database): full scan required", (long long)since,
+		    (long long)oldest);
 		snprintf(why, sizeof why, "history before snapshot %lld is not "
 		    "kept", (long long)oldest);
-		query_put_unkept(a, why, flags);
+		query_put_unkept(q, why);
 		return FST_EXIT_GAP;
 	}
 	return 0;
@@ -332,8 +439,9 @@ query_snapshot_ok(sqlite3 *db, const struct query_answer *a, int flags)
  * not newer than the answer's own position, its snapshot kept.
  */
 static int
-query_position_ok(sqlite3 *db, const struct query_answer *a, int flags)
+query_position_ok(struct query_ctx *q, sqlite3 *db)
 {
+	const struct query_answer	*a = q->a;
 	const struct proto_position	*p = &a->since->pos;
 	sqlite3_stmt			*st;
 	char				 journal[PROTO_JOURNAL_LEN + 1], tok[96];
@@ -353,32 +461,31 @@ query_position_ok(sqlite3 *db, const struct query_answer *a, int flags)
 	sqlite3_finalize(st);
 	query_since_text(a->since, tok, sizeof tok);
 	if (strcmp(journal, p->journal) != 0) {
-		fprintf(stderr, "fstrack: history incomplete since %s: it is "
-		    "of another database (this one's journal id begins %s): "
-		    "full scan required\n", tok, journal);
-		query_put_unkept(a, "the position is of another database",
-		    flags);
+		query_say(q, "history incomplete since %s: it is of another "
+		    "database (this one's journal id begins %s): full scan "
+		    "required", tok, journal);
+		query_put_unkept(q, "the position is of another database");
 		return FST_EXIT_GAP;
 	}
 	if (p->snapshot > a->cur || (a->pos_seq != 0 && p->seq > a->pos_seq)) {
-		fprintf(stderr, "fstrack: no such position: %s is newer than "
-		    "the current one\n", tok);
+		query_say(q, "no such position: %s is newer than the current "
+		    "one", tok);
 		return FST_EXIT_NOSNAPSHOT;
 	}
 	if ((oldest = query_oldest(db)) < 0)
 		return FST_EXIT_ERROR;
 	if (p->snapshot < oldest) {
-		fprintf(stderr, "fstrack: history incomplete since %s: the "
-		    "oldest snapshot kept is %lld (pruned): full scan "
-		    "required\n", tok, (long long)oldest);
+		query_say(q, "history incomplete since %s: the oldest snapshot "
+		    "kept is %lld (pruned): full scan required", tok,
+		    (long long)oldest);
 		snprintf(why, sizeof why, "history before snapshot %lld is not "
 		    "kept", (long long)oldest);
-		query_put_unkept(a, why, flags);
+		query_put_unkept(q, why);
 		return FST_EXIT_GAP;
 	}
 	if (!query_snapshot_exists(db, p->snapshot)) {
-		fprintf(stderr, "fstrack: no such position: %s names an "
-		    "unknown snapshot\n", tok);
+		query_say(q, "no such position: %s names an unknown snapshot",
+		    tok);
 		return FST_EXIT_NOSNAPSHOT;
 	}
 	return 0;
@@ -393,24 +500,29 @@ query_since_ok(sqlite3 *db, int64_t since, int64_t cur, int flags)
 {
 	struct proto_since	s;
 	struct query_answer	a;
+	struct query_ctx	q;
+	int			rc;
 
 	query_answer_snapshot(&a, &s, since, cur);
-	return query_snapshot_ok(db, &a, flags);
+	query_ctx_init(&q, &a, flags);
+	rc = query_snapshot_ok(&q, db);
+	sbuf_free(&q.out);
+	return rc;
 }
 
 /*
  * Tell every gap recorded since since (a snapshot: in it or later; a
- * position: numbered after it, or in a later snapshot) on stderr and, for
- * JSON and --dirs output, into out; *ngaps is how many.  Returns 0, or -1
- * on a database error.
+ * position: numbered after it, or in a later snapshot) with query_say
+ * and, for JSON and --dirs output, into out; *ngaps is how many.  Returns
+ * 0, or -1 on a database error.
  */
 static int
-query_gaps(sqlite3 *db, const struct proto_since *since, int flags,
+query_gaps(struct query_ctx *q, sqlite3 *db, const struct proto_since *since,
     struct sbuf *out, int *ngaps)
 {
 	sqlite3_stmt	*st;
 	char		 tbuf[32], what[96];
-	int		 rc;
+	int		 rc, flags = q->flags;
 
 	*ngaps = 0;
 	if (sqlite3_prepare_v2(db, since->is_position ?
@@ -430,9 +542,8 @@ query_gaps(sqlite3 *db, const struct proto_since *since, int flags,
 		const char *why = (const char *)sqlite3_column_text(st, 1);
 
 		query_time(sqlite3_column_int64(st, 3), tbuf, sizeof tbuf);
-		fprintf(stderr, "fstrack: history incomplete for %s since "
-		    "%s (%s, at %s): full scan required\n", mp, what, why,
-		    tbuf);
+		query_say(q, "history incomplete for %s since %s (%s, at %s): "
+		    "full scan required", mp, what, why, tbuf);
 		if (flags & Q_JSON) {
 			sbuf_addstr(out, *ngaps ? ",{\"mountpoint\":" :
 			    "{\"mountpoint\":");
@@ -444,7 +555,7 @@ query_gaps(sqlite3 *db, const struct proto_since *since, int flags,
 			sbuf_printf(out, ",\"snapshot\":%lld,\"at\":\"%s\"}",
 			    (long long)sqlite3_column_int64(st, 2), tbuf);
 		} else if (flags & Q_DIRS)
-			query_put_path(out, mp, flags);
+			query_put_path(q, out, mp);
 		(*ngaps)++;
 	}
 	sqlite3_finalize(st);
@@ -455,59 +566,70 @@ query_gaps(sqlite3 *db, const struct proto_since *since, int flags,
 
 /* Write one listed directory. */
 static void
-query_put_dir(struct sbuf *out, const char *p, int flags, int first)
+query_put_dir(struct query_ctx *q, const char *p, int first)
 {
-	query_nprinted++;
-	if ((flags & (Q_JSON | Q_LINES)) == (Q_JSON | Q_LINES)) {
+	struct sbuf	*out = &q->out;
+
+	q->nprinted++;
+	if ((q->flags & (Q_JSON | Q_LINES)) == (Q_JSON | Q_LINES)) {
 		sbuf_addstr(out, "{\"dir\":");
 		sbuf_add_json_string(out, p);
 		sbuf_addstr(out, "}\n");
-	} else if (flags & Q_JSON) {
+	} else if (q->flags & Q_JSON) {
 		sbuf_addstr(out, first ? "" : ",");
 		sbuf_add_json_string(out, p);
 	} else
-		query_put_path(out, p, flags);
-	query_record_done(out, flags);
+		query_put_path(q, out, p);
+	query_record_done(q);
 }
 
 /*
  * fstrack changed --dirs: every directory with a changed entry, by path,
  * each path once, removed ones left out (their parent is listed).  The
  * pairs come from FST_SQL_CHANGED_PAIRS, so the cost follows the number
- * of directories, not of entries.  Returns 0, or -1 on a database error.
+ * of directories, not of entries.  A directory is judged (query_visible)
+ * as the one whose entries changed: by its id of those not removed (there
+ * can be several with one path).  Returns 0, or -1 on a database error or
+ * when the answer stops.
  */
 static int
-query_list_dirs(sqlite3 *db, int64_t since, int flags, struct sbuf *out)
+query_list_dirs(struct query_ctx *q, sqlite3 *db, int64_t since)
 {
 	sqlite3_stmt	*st;
-	int		 rc, first = 1;
+	int		 rc = SQLITE_DONE, first = 1;
 
 	if (sqlite3_prepare_v2(db, FST_SQL_CHANGED_PAIRS "SELECT d.path, "
-	    "min(d.gone) FROM k JOIN dirs d ON d.id = k.d WHERE d.path LIKE "
-	    "'/%' GROUP BY d.path ORDER BY d.path", -1, &st, NULL) != SQLITE_OK)
+	    "min(d.gone), max(CASE WHEN d.gone = 0 THEN d.id END) FROM k JOIN "
+	    "dirs d ON d.id = k.d WHERE d.path LIKE '/%' GROUP BY d.path "
+	    "ORDER BY d.path", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, since);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (!q->stopped && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *p = (const char *)sqlite3_column_text(st, 0);
 
 		if (sqlite3_column_int(st, 1))
 			continue;	/* removed: its parent is listed */
-		query_put_dir(out, p, flags, first);
+		if (query_visible(q, sqlite3_column_int64(st, 2), 0) !=
+		    QUERY_SHOW)
+			continue;
+		query_put_dir(q, p, first);
 		first = 0;
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return !q->stopped && rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* Write one listed entry: its full path, kinds and gone flag. */
 static void
-query_put_entry(struct sbuf *out, char *path, int64_t mask, int gone,
-    int flags, int first)
+query_put_entry(struct query_ctx *q, char *path, int64_t mask, int gone,
+    int first)
 {
-	char	*slash;
-	size_t	 before;
+	struct sbuf	*out = &q->out;
+	char		*slash;
+	size_t		 before;
+	int		 flags = q->flags;
 
-	query_nprinted++;
+	q->nprinted++;
 	if (flags & Q_JSON) {
 		slash = strrchr(path, '/');
 		sbuf_addstr(out, first || (flags & Q_LINES) ? "{\"path\":" :
@@ -535,23 +657,8 @@ query_put_entry(struct sbuf *out, char *path, int64_t mask, int gone,
 		if (out->len == before)
 			sbuf_addstr(out, "changed");
 		sbuf_addstr(out, "\t");
-		query_put_path(out, path, flags);
+		query_put_path(q, out, path);
 	}
-}
-
-/*
- * One listed entry: handed to a->each if the answer has one (its value,
- * positive to stop the listing, is returned), else written to out.
- */
-static int
-query_entry(const struct query_answer *a, struct sbuf *out, char *path,
-    int64_t mask, int gone, int flags, int first)
-{
-	if (a != NULL && a->each != NULL)
-		return a->each(a->each_arg, path, mask, gone);
-	query_put_entry(out, path, mask, gone, flags, first);
-	query_record_done(out, flags);
-	return 0;
 }
 
 /*
@@ -572,7 +679,9 @@ struct query_src {
 	size_t		 dirlen;	/* key's directory part, with '/' */
 	int64_t		 mask;
 	int64_t		 seq;		/* 0: none */
+	int64_t		 dir_id;
 	int		 gone;
+	int		 dot;		/* the directory's own row */
 };
 
 struct query_merge {
@@ -622,10 +731,8 @@ query_heap_push(struct query_merge *m, struct query_src *s)
 	if (m->n == m->cap) {
 		m->cap = m->cap ? 2 * m->cap : 16;
 		if ((m->heap = realloc(m->heap, m->cap * sizeof *m->heap)) ==
-		    NULL) {
-			fputs("fstrack: out of memory\n", stderr);
-			exit(FST_EXIT_ERROR);
-		}
+		    NULL)
+			query_oom();
 	}
 	m->heap[i = m->n++] = s;
 	while (i > 0 && query_src_less(m->heap[i], m->heap[p = (i - 1) / 2])) {
@@ -647,10 +754,8 @@ query_src_get(struct query_merge *m)
 
 	if (m->nspare > 0)
 		return m->spare[--m->nspare];
-	if ((s = calloc(1, sizeof *s)) == NULL) {
-		fputs("fstrack: out of memory\n", stderr);
-		exit(FST_EXIT_ERROR);
-	}
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		query_oom();
 	sbuf_init(&s->key);
 	/*
 	 * The range on dir_id (one value) steers the planner to the primary
@@ -676,10 +781,8 @@ query_src_put(struct query_merge *m, struct query_src *s)
 	if (m->nspare == m->capspare) {
 		m->capspare = m->capspare ? 2 * m->capspare : 16;
 		if ((m->spare = realloc(m->spare, m->capspare *
-		    sizeof *m->spare)) == NULL) {
-			fputs("fstrack: out of memory\n", stderr);
-			exit(FST_EXIT_ERROR);
-		}
+		    sizeof *m->spare)) == NULL)
+			query_oom();
 	}
 	m->spare[m->nspare++] = s;
 }
@@ -725,17 +828,18 @@ query_merge_open(struct query_merge *m, sqlite3_stmt *pairs)
 	sbuf_reset(&s->key);
 	sbuf_addstr(&s->key, path);
 	s->gone = sqlite3_column_int(pairs, 3);
+	s->dir_id = sqlite3_column_int64(pairs, 1);
 	if (sqlite3_column_type(pairs, 4) != SQLITE_NULL) {
 		/* A source without statement: its one row is the ".". */
-		if ((dot = calloc(1, sizeof *dot)) == NULL) {
-			fputs("fstrack: out of memory\n", stderr);
-			exit(FST_EXIT_ERROR);
-		}
+		if ((dot = calloc(1, sizeof *dot)) == NULL)
+			query_oom();
 		sbuf_init(&dot->key);
 		sbuf_addstr(&dot->key, path);
 		dot->mask = sqlite3_column_int64(pairs, 4);
 		dot->seq = sqlite3_column_int64(pairs, 5);
 		dot->gone = s->gone;
+		dot->dir_id = sqlite3_column_int64(pairs, 1);
+		dot->dot = 1;
 		query_heap_push(m, dot);
 	}
 	if (s->key.len == 0 || s->key.data[s->key.len - 1] != '/')
@@ -762,12 +866,13 @@ query_src_free(struct query_src *s)
 /*
  * fstrack changed without --dirs: every changed entry once, by full path,
  * with the kinds of all its rows (several snapshots, or several dirs rows
- * with one path) and gone only if every row's directory is.  Returns 0, -1
- * on a database error, or what a->each returned to stop the listing.
+ * with one path) and gone only if every row's directory is.  A row the
+ * sink does not let the peer see (query_visible) is left out as if it
+ * were not there.  Returns 0, or -1 on a database error or when the
+ * answer stops.
  */
 static int
-query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
-    const struct query_answer *a)
+query_list_entries(struct query_ctx *q, sqlite3 *db, int64_t since)
 {
 	struct query_merge	 m;
 	struct query_src	*top;
@@ -775,7 +880,7 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 	struct sbuf		 prev;
 	int64_t			 mask = 0;
 	int			 rc, more, gone = 0, have = 0, first = 1, err = 0;
-	int			 stop = 0;
+	int			 v;
 	size_t			 i;
 
 	memset(&m, 0, sizeof m);
@@ -809,15 +914,25 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 		if (err || m.n == 0)
 			break;
 		top = m.heap[0];
-		query_note_printed(a, top->seq);
-		if (have && strcmp(top->key.data, prev.data) == 0) {
+		if (q->stopped ||
+		    (v = query_visible(q, top->dir_id, top->dot)) < 0) {
+			err = 1;
+			break;
+		}
+		if (v == QUERY_HIDE)
+			;	/* not for this peer: as if it were not there */
+		else if (have && strcmp(top->key.data, prev.data) == 0) {
+			query_note_printed(q->a, top->seq);
 			mask |= top->mask;
 			gone &= top->gone;
 		} else {
-			if (have && (stop = query_entry(a, out, prev.data,
-			    mask, gone, flags, first)) != 0)
-				break;
-			first &= !have;
+			query_note_printed(q->a, top->seq);
+			if (have) {
+				query_put_entry(q, prev.data, mask, gone,
+				    first);
+				first = 0;
+				query_record_done(q);
+			}
 			sbuf_reset(&prev);
 			sbuf_add(&prev, top->key.data, top->key.len);
 			mask = top->mask;
@@ -838,8 +953,8 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
 		if (rc < 0)
 			err = 1;
 	}
-	if (!err && !stop && have)
-		stop = query_entry(a, out, prev.data, mask, gone, flags, first);
+	if (!err && have)
+		query_put_entry(q, prev.data, mask, gone, first);
 	sqlite3_finalize(pairs);
 	for (i = 0; i < m.n; i++)
 		query_src_free(m.heap[i]);
@@ -876,37 +991,49 @@ query_list_entries(sqlite3 *db, int64_t since, int flags, struct sbuf *out,
  * was recorded after the position, in the order of the other listings
  * (full path, bytewise), each path once with the kinds of its rows.  Rows
  * whose number is in a->skip were printed by the previous answer of
- * --follow and are left out; those printed above a->pos_seq go to
- * a->seen.  SQLite sorts (on disk if it must): what changed since a
- * position is usually little.  Returns 0, -1 on a database error, or what
- * a->each returned to stop the listing.
+ * --follow and are left out, and so are those the peer may not see
+ * (query_visible; with Q_DIRS every row is judged as one of its
+ * directory's entries); those printed above a->pos_seq go to a->seen.
+ * SQLite sorts (on disk if it must): what changed since a position is
+ * usually little.  Returns 0, or -1 on a database error or when the
+ * answer stops.
  */
 static int
-query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
-    struct sbuf *out)
+query_list_position(struct query_ctx *q, sqlite3 *db)
 {
-	sqlite3_stmt	*st;
-	struct sbuf	 prev;
-	int64_t		 mask = 0, seq;
-	int		 rc, gone = 0, have = 0, first = 1, stop = 0;
-	const char	*key;
+	const struct query_answer	*a = q->a;
+	sqlite3_stmt			*st;
+	struct sbuf			 prev;
+	int64_t				 mask = 0, seq;
+	int				 rc, v, gone = 0, have = 0, first = 1;
+	int				 flags = q->flags;
+	const char			*key;
 
 	sbuf_init(&prev);
 	if (sqlite3_prepare_v2(db, flags & Q_DIRS ?
-	    Q_SQL_SINCE_POSITION("d.path, 0, d.gone, coalesce(c.seq, 0)") :
+	    Q_SQL_SINCE_POSITION("d.path, 0, d.gone, coalesce(c.seq, 0), "
+	    "c.dir_id, 0") :
 	    Q_SQL_SINCE_POSITION(Q_SQL_FULLPATH ", c.mask, d.gone, "
-	    "coalesce(c.seq, 0)"), -1, &st, NULL) != SQLITE_OK)
+	    "coalesce(c.seq, 0), c.dir_id, c.name = '.'"), -1, &st, NULL) !=
+	    SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, a->since->pos.seq);
 	sqlite3_bind_int64(st, 2, a->since->pos.snapshot);
 	for (;;) {
-		rc = sqlite3_step(st);
+		rc = q->stopped ? SQLITE_ABORT : sqlite3_step(st);
 		key = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st,
 		    0) : NULL;
 		if (rc == SQLITE_ROW) {
 			seq = sqlite3_column_int64(st, 3);
 			if (seq != 0 && query_seen_has(a->skip, seq))
 				continue;	/* printed last time */
+			if ((v = query_visible(q, sqlite3_column_int64(st, 4),
+			    sqlite3_column_int(st, 5))) < 0) {
+				rc = SQLITE_ABORT;
+				break;
+			}
+			if (v == QUERY_HIDE)
+				continue;	/* not for this peer */
 			query_note_printed(a, seq);
 			if (have && strcmp(key, prev.data) == 0) {
 				mask |= sqlite3_column_int64(st, 1);
@@ -916,13 +1043,13 @@ query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
 		}
 		if (have && (flags & Q_DIRS)) {
 			if (!gone)	/* removed: its parent is listed */
-				query_put_dir(out, prev.data, flags, first);
+				query_put_dir(q, prev.data, first);
 			first &= gone;
-		} else if (have && (stop = query_entry(a, out, prev.data, mask,
-		    gone, flags, first)) != 0)
-			break;
-		else
-			first &= !have;
+		} else if (have) {
+			query_put_entry(q, prev.data, mask, gone, first);
+			first = 0;
+			query_record_done(q);
+		}
 		if (rc != SQLITE_ROW)
 			break;
 		sbuf_reset(&prev);
@@ -933,7 +1060,7 @@ query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
 	}
 	sqlite3_finalize(st);
 	sbuf_free(&prev);
-	return stop != 0 ? stop : rc == SQLITE_DONE ? 0 : -1;
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /*
@@ -942,75 +1069,85 @@ query_list_position(sqlite3 *db, const struct query_answer *a, int flags,
  * position if a->position; with Q_JSON and Q_LINES (--follow) one object a
  * line per entry, and the gaps, if any, as a last line {"since", "complete":
  * false, "gaps"}.  With Q_LINES every record is flushed as it is written.
- * With a->each (entries only, not Q_DIRS) each entry goes to it instead of
- * stdout, and a positive value it returns stops the listing and is
- * returned.  Returns the exit status.
+ * The answer goes to stdout and stderr, or to a->sink; rows the sink could
+ * not judge make it incomplete (exit 4, "withheld":N in JSON).  Returns
+ * the exit status.
  */
 int
 query_changed_at(sqlite3 *db, const struct query_answer *a, int flags)
 {
-	struct sbuf	 out, gaps;
+	struct query_ctx q;
+	struct sbuf	 gaps;
 	int		 rc, ngaps = 0, lines = flags & Q_LINES;
 	int		 json = (flags & Q_JSON) != 0;
 
-	if ((rc = a->since->is_position ? query_position_ok(db, a, flags) :
-	    query_snapshot_ok(db, a, flags)) != 0)
-		return rc;
+	query_ctx_init(&q, a, flags);
+	if ((rc = a->since->is_position ? query_position_ok(&q, db) :
+	    query_snapshot_ok(&q, db)) != 0) {
+		sbuf_free(&q.out);
+		return q.stopped ? FST_EXIT_ERROR : rc;
+	}
 	if (a->seen != NULL)
 		a->seen->n = 0;
-	query_nprinted = 0;
-	sbuf_init(&out);
 	sbuf_init(&gaps);
 	if (json && !lines) {
-		query_put_head(&out, a);
-		sbuf_addstr(&out, "\"gaps\":[");
+		query_put_head(&q.out, a);
+		sbuf_addstr(&q.out, "\"gaps\":[");
 	}
 	/* --follow: the entries first, then the gaps that end the stream */
-	if (query_gaps(db, a->since, flags, json && lines ? &gaps : &out,
+	if (query_gaps(&q, db, a->since, json && lines ? &gaps : &q.out,
 	    &ngaps) != 0)
 		goto dberr;
 	if (json && !lines)
-		sbuf_printf(&out, "],\"complete\":%s,\"%s\":[", ngaps ?
+		sbuf_printf(&q.out, "],\"complete\":%s,\"%s\":[", ngaps ?
 		    "false" : "true", flags & Q_DIRS ? "dirs" : "entries");
 	if (lines)
-		query_record_done(&out, flags);
+		query_record_done(&q);
 	if (a->since->is_position)
-		rc = query_list_position(db, a, flags, &out);
+		rc = query_list_position(&q, db);
 	else if (flags & Q_DIRS)
-		rc = query_list_dirs(db, a->since->snapshot, flags, &out);
+		rc = query_list_dirs(&q, db, a->since->snapshot);
 	else
-		rc = query_list_entries(db, a->since->snapshot, flags, &out, a);
-	if (rc < 0)
+		rc = query_list_entries(&q, db, a->since->snapshot);
+	if (rc != 0)
 		goto dberr;
-	if (rc > 0) {			/* a->each stopped the listing */
-		sbuf_free(&out);
-		sbuf_free(&gaps);
-		return rc;
-	}
-	if (json && !lines)
-		sbuf_addstr(&out, "]}\n");
+	if (json && !lines && q.withheld)
+		sbuf_printf(&q.out, "],\"withheld\":%llu}\n",
+		    (unsigned long long)q.withheld);
+	else if (json && !lines)
+		sbuf_addstr(&q.out, "]}\n");
 	else if (json && ngaps) {
-		sbuf_addstr(&out, "{\"since\":");
-		query_put_since(&out, a->since);
-		sbuf_addstr(&out, ",\"complete\":false,\"gaps\":[");
-		sbuf_add(&out, gaps.data, gaps.len);
-		sbuf_addstr(&out, "]}\n");
+		sbuf_addstr(&q.out, "{\"since\":");
+		query_put_since(&q.out, a->since);
+		sbuf_addstr(&q.out, ",\"complete\":false,\"gaps\":[");
+		sbuf_add(&q.out, gaps.data, gaps.len);
+		sbuf_addstr(&q.out, "]}\n");
 	}
-	query_flush(&out, 1);
-	sbuf_free(&out);
+	query_flush(&q, 1);
+	sbuf_free(&q.out);
 	sbuf_free(&gaps);
+	if (q.stopped)
+		return FST_EXIT_ERROR;
 	if (a->seen != NULL)
 		query_seen_sort(a->seen);
 	if (a->printed != NULL)
-		*a->printed = query_nprinted;
-	if (fflush(stdout) != 0) {
+		*a->printed = q.nprinted;
+	if (q.sink == NULL && fflush(stdout) != 0) {
 		perror("fstrack: stdout");
 		return FST_EXIT_ERROR;
 	}
+	if (q.withheld) {
+		query_say(&q, "the answer is incomplete for you: %llu row%s "
+		    "left out: fstrackd could not check that you may see them "
+		    "(its log says why); ask again", (unsigned long long)
+		    q.withheld, q.withheld == 1 ? " was" : "s were");
+		return FST_EXIT_GAP;
+	}
 	return ngaps ? FST_EXIT_GAP : FST_EXIT_OK;
 dberr:
-	fprintf(stderr, "fstrack: database: %s\n", sqlite3_errmsg(db));
-	sbuf_free(&out);
+	if (!q.stopped)
+		query_say(&q, "database: %s", sqlite3_errmsg(db));
+	sbuf_free(&q.out);
 	sbuf_free(&gaps);
 	return FST_EXIT_ERROR;
 }
@@ -1160,7 +1297,7 @@ query_each_change(sqlite3 *db, int64_t since, int64_t cur,
     query_change_fn fn, void *arg)
 {
 	sqlite3_stmt		*st;
-	struct sbuf		 out;
+	struct query_ctx	 q;
 	struct proto_since	 s;
 	struct query_answer	 a;
 	int			 rc, ngaps, stop = 0;
@@ -1168,9 +1305,9 @@ query_each_change(sqlite3 *db, int64_t since, int64_t cur,
 	if ((rc = query_since_ok(db, since, cur, 0)) != 0)
 		return rc;
 	query_answer_snapshot(&a, &s, since, cur);
-	sbuf_init(&out);
-	rc = query_gaps(db, &s, 0, &out, &ngaps);
-	sbuf_free(&out);
+	query_ctx_init(&q, &a, 0);
+	rc = query_gaps(&q, db, &s, &q.out, &ngaps);
+	sbuf_free(&q.out);
 	if (rc != 0)
 		goto dberr;
 	if (ngaps != 0)

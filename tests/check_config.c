@@ -12,20 +12,6 @@
 #include "fstrack.h"
 #include "unit.h"
 
-static void
-cfg_free(struct fst_config *c)
-{
-	int	i;
-
-	free(c->config_file);
-	free(c->state_dir);
-	free(c->socket_path);
-	for (i = 0; i < c->nmounts; i++)
-		free(c->mounts[i]);
-	free(c->mounts);
-	memset(c, 0, sizeof *c);
-}
-
 /* Parse one line (copied: the parser writes into it). */
 static int
 parse(struct fst_config *c, const char *text)
@@ -50,8 +36,10 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.retention_snapshots, 1000);
 	ck_assert_int_eq(c.retention_days, 30);
 	ck_assert_int_eq(c.consumer_idle_days, 14);
+	ck_assert_int_eq(c.max_conns_per_uid, 8);
+	ck_assert_int_eq(c.max_followers_per_uid, 2);
 	ck_assert_int_eq(c.nmounts, 0);
-	cfg_free(&c);
+	config_free(&c);
 }
 END_TEST
 
@@ -91,7 +79,13 @@ START_TEST(test_valid_directives)
 	ck_assert_int_eq(c.merge_delay_ms, 0);
 	ck_assert_int_eq(parse(&c, "reconcile-margin 250"), 0);
 	ck_assert_int_eq(c.reconcile_margin_ms, 250);
-	cfg_free(&c);
+	ck_assert_int_eq(parse(&c, "max-connections-per-uid 1"), 0);
+	ck_assert_int_eq(c.max_conns_per_uid, 1);
+	ck_assert_int_eq(parse(&c, "max-connections-per-uid 64"), 0);
+	ck_assert_int_eq(c.max_conns_per_uid, 64);
+	ck_assert_int_eq(parse(&c, "max-followers-per-uid 0"), 0);
+	ck_assert_int_eq(c.max_followers_per_uid, 0);
+	config_free(&c);
 }
 END_TEST
 
@@ -116,7 +110,7 @@ START_TEST(test_whitespace_and_comments)
 	ck_assert_int_eq(parse(&c, "\ttrack\t/mnt/a\t\r\n"), 0);
 	ck_assert_int_eq(c.nmounts, 1);
 	ck_assert_str_eq(c.mounts[0], "/mnt/a");
-	cfg_free(&c);
+	config_free(&c);
 }
 END_TEST
 
@@ -153,6 +147,10 @@ START_TEST(test_errors)
 		"consumer-idle-days -3",
 		"merge-delay 1001",
 		"reconcile-margin 3600001",
+		"max-connections-per-uid 0",	/* one, at least */
+		"max-connections-per-uid 65",	/* the daemon's own limit */
+		"max-followers-per-uid -1",
+		"max-followers-per-uid 65",
 	};
 	struct fst_config	c, ref;
 	size_t			i;
@@ -171,8 +169,11 @@ START_TEST(test_errors)
 		ck_assert_int_eq(c.consumer_idle_days, ref.consumer_idle_days);
 		ck_assert_int_eq(c.merge_delay_ms, ref.merge_delay_ms);
 		ck_assert_int_eq(c.reconcile_margin_ms, ref.reconcile_margin_ms);
-		cfg_free(&c);
-		cfg_free(&ref);
+		ck_assert_int_eq(c.max_conns_per_uid, ref.max_conns_per_uid);
+		ck_assert_int_eq(c.max_followers_per_uid,
+		    ref.max_followers_per_uid);
+		config_free(&c);
+		config_free(&ref);
 	}
 }
 END_TEST
@@ -239,7 +240,7 @@ START_TEST(test_load_good)
 	ck_assert_str_eq(c.state_dir, "/tmp/state");
 	ck_assert_int_eq(c.durability, DURABILITY_ASYNC);
 	ck_assert_int_eq(c.retention_snapshots, 5);
-	cfg_free(&c);
+	config_free(&c);
 	free(p);
 }
 END_TEST
@@ -260,10 +261,10 @@ START_TEST(test_load_error_line3)
 	/* it stopped at the error */
 	ck_assert_int_eq(c.nmounts, 1);
 	ck_assert_str_eq(c.mounts[0], "/a");
-	cfg_free(&c);
+	config_free(&c);
 	config_defaults(&c);
 	ck_assert_int_eq(config_load(&c, p, 0), -1);	/* default file too */
-	cfg_free(&c);
+	config_free(&c);
 	free(p);
 }
 END_TEST
@@ -277,7 +278,7 @@ START_TEST(test_load_nul_byte)
 	p = tmpfile_with("nul.conf", text, sizeof text - 1);
 	config_defaults(&c);
 	ck_assert_int_eq(config_load(&c, p, 1), -1);
-	cfg_free(&c);
+	config_free(&c);
 	free(p);
 }
 END_TEST
@@ -294,7 +295,7 @@ START_TEST(test_load_missing)
 	ck_assert_int_eq(config_load(&c, p, 1), -1);	/* -c FILE: error */
 	/* a directory is not a readable config even as the default */
 	ck_assert_int_eq(config_load(&c, tmpdir, 0), -1);
-	cfg_free(&c);
+	config_free(&c);
 	free(p);
 }
 END_TEST

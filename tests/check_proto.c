@@ -133,6 +133,32 @@ START_TEST(test_escape_round_trip)
 }
 END_TEST
 
+/* Bytes with NULs: one line without NUL, and back to the same bytes. */
+START_TEST(test_escape_bytes)
+{
+	static const char	 raw[] = "a\0b\n\0\\0\t\0";
+	struct sbuf		 b;
+	char			 s[64];
+	size_t			 n;
+
+	sbuf_init(&b);
+	sbuf_add_escaped_bytes(&b, raw, sizeof raw - 1);
+	ck_assert_str_eq(b.data, "a\\0b\\n\\0\\\\0\\t\\0");
+	ck_assert_uint_eq(strlen(b.data), b.len);
+	n = proto_unescape_bytes(b.data);
+	ck_assert_uint_eq(n, sizeof raw - 1);
+	ck_assert(memcmp(b.data, raw, n) == 0);
+	/* nothing to escape; and \0 is kept by proto_unescape */
+	sbuf_reset(&b);
+	sbuf_add_escaped_bytes(&b, "plain", 5);
+	ck_assert_str_eq(b.data, "plain");
+	sbuf_free(&b);
+	strcpy(s, "x\\0y");
+	proto_unescape(s);
+	ck_assert_str_eq(s, "x\\0y");
+}
+END_TEST
+
 START_TEST(test_unescape)
 {
 	char	s[64];
@@ -414,6 +440,7 @@ proto_suite(void)
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_escape_round_trip);
 	tcase_add_test(tc, test_unescape);
+	tcase_add_test(tc, test_escape_bytes);
 	tcase_add_test(tc, test_json_string);
 	tcase_add_test(tc, test_json_string_invalid_utf8);
 	suite_add_tcase(s, tc);

@@ -1330,7 +1330,7 @@ START_TEST(test_query_order_random)
 			/* a child of an earlier directory, or a repeat of one */
 			p = rand_r(&seed) % i;
 			n = 1 + rand_r(&seed) % 3;
-			snprintf(dirs[i], sizeof dirs[i], "%s", dirs[p]);
+			memcpy(dirs[i], dirs[p], sizeof dirs[i]);	/* p < i */
 			if (rand_r(&seed) % 10 != 0 || strlen(dirs[i]) > 40) {
 				strcat(dirs[i], "/");
 				for (k = 0; k < n; k++)

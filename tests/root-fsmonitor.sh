@@ -22,8 +22,13 @@
 #      repositories, core.untrackedCache=true, one showing untracked files
 #      "normal", one "all": after each round `git status --porcelain` with
 #      the hook must equal, byte for byte, `git status --porcelain` without
-#      it (no fsmonitor, no untracked cache, nothing written), and most
-#      answers must be exact (not "/"), or the comparison proves nothing.
+#      it (core.fsmonitor=false, nothing written; where git without the
+#      untracked cache too differs, a note says so), and most answers must
+#      be exact (not "/"), or the comparison proves nothing.
+#      The same through the socket (FSTRACK_VIA_SOCKET: the daemon answers,
+#      as it does every user but root).
+#   4. the same as an ordinary user (useradd), who owns the repository and
+#      runs git, the hook and the changes.
 # FSMON_ROUNDS (default 40) rounds per repository, FSMON_SEED the seed.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +43,8 @@ SEED=${FSMON_SEED:-$RANDOM}
 setup_workdir
 make_fs ext4 "$MNT"
 printf 'reconcile-margin 0\n' >"$WORK/margin0.conf"
+mkdir -p "$WORK/hooks"	# the wrappers' logs (wrap), the user's too
+chmod 1777 "$WORK/hooks"
 start_daemon "$MNT"
 export FSTRACK_SOCKET=$SOCK
 # git on its own: no user or system configuration
@@ -94,6 +101,13 @@ expect_clean() {
 	fi
 }
 
+# u COMMAND...: COMMAND as the user section 3 runs as (RUNAS, a setpriv
+# command line; empty: root).
+RUNAS=()
+u() {
+	"${RUNAS[@]}" "$@"
+}
+
 # wrap DIR: a hook for core.fsmonitor that keeps each answer in DIR.answer
 wrap() {
 	cat >"$1.hook" <<EOF
@@ -113,28 +127,35 @@ EOF
 	chmod +x "$1.hook"
 }
 
-# round_check NAME DIR K: compare git status with and without the hook.
+# round_check NAME DIR K: compare git status with the hook and without it
+# (core.fsmonitor=false: the untracked cache, if on, checked by lstat();
+# nothing written), byte for byte.  Where git without any cache says
+# otherwise too, that is git's untracked cache: said, not failed.
 round_check() {
 	local name=$1 dir=$2 k=$3
-	git -C "$dir" status --porcelain >"$WORK/$name.with" 2>"$WORK/$name.with.err" ||
+	u git -C "$dir" status --porcelain >"$WORK/$name.with" 2>"$WORK/$name.with.err" ||
 		fail "3: $name round $k: git status (with the hook) failed"
-	git -C "$dir" -c core.fsmonitor=false -c core.untrackedCache=false \
-		--no-optional-locks status --porcelain >"$WORK/$name.without" \
-		2>/dev/null || fail "3: $name round $k: git status (without) failed"
+	u git -C "$dir" -c core.fsmonitor=false --no-optional-locks status \
+		--porcelain >"$WORK/$name.without" 2>/dev/null ||
+		fail "3: $name round $k: git status (without) failed"
+	u git -C "$dir" -c core.fsmonitor=false -c core.untrackedCache=false \
+		--no-optional-locks status --porcelain >"$WORK/$name.plain" \
+		2>/dev/null || fail "3: $name round $k: git status (plain) failed"
 	if ! cmp -s "$WORK/$name.with" "$WORK/$name.without"; then
 		fail "3: $name round $k: git status differs with the hook (< with, > without):"
 		diff "$WORK/$name.with" "$WORK/$name.without" | head -20 >&2
 		echo "--- the changes of this round:" >&2
 		cat "$WORK/$name.churn" >&2
 		echo "--- the hook's last answer:" >&2
-		tr '\0' '\n' <"$WORK/$name.answer.tmp" | head -40 >&2
-		echo "--- with the untracked cache, without the hook:" >&2
-		git -C "$dir" -c core.fsmonitor=false --no-optional-locks \
-			status --porcelain | diff "$WORK/$name.without" - >&2 &&
-			echo "(the same as without either)" >&2
-		[ -z "${FSMON_KEEP:-}" ] || cp -a "$dir" "$FSMON_KEEP"
+		tr '\0' '\n' <"$WORK/hooks/$name.answer.tmp" | head -40 >&2
+		echo "--- without the untracked cache either:" >&2
+		diff "$WORK/$name.without" "$WORK/$name.plain" >&2 &&
+			echo "(the same)" >&2
+		[ -z "${FSMON_KEEP:-}" ] || cp -a "$dir" "$FSMON_KEEP/$name"
 		return 1
 	fi
+	cmp -s "$WORK/$name.with" "$WORK/$name.plain" ||
+		log "note: $name round $k: git's untracked cache (without the hook too) differs from no cache: $(diff "$WORK/$name.with" "$WORK/$name.plain" | grep '^[<>]' | head -3 | tr '\n' ' ')"
 }
 
 # --- 1. the protocol ------------------------------------------------------
@@ -233,10 +254,10 @@ git -C "$G" init -q
 echo a >"$G/doc/a"
 git -C "$G" add doc
 git -C "$G" commit -qm gap
-wrap "$WORK/gap"
-git -C "$G" config core.fsmonitor "$WORK/gap.hook"
+wrap "$WORK/hooks/gap"
+git -C "$G" config core.fsmonitor "$WORK/hooks/gap.hook"
 git -C "$G" config core.untrackedCache true
-: >"$WORK/gap.kinds"
+: >"$WORK/hooks/gap.kinds"
 for k in 1 2 3; do
 	round_check gap "$G" "before the gap $k" || true
 done
@@ -249,10 +270,10 @@ for i in range(20000):
 echo lost >"$G/doc/lost-untracked"
 kill -CONT "$DAEMON_PID"
 git -C "$G" add -u
-if [ "$(tail -n 1 "$WORK/gap.kinds")" = all ]; then
+if [ "$(tail -n 1 "$WORK/hooks/gap.kinds")" = all ]; then
 	pass "2b: after the gap: '/'"
 else
-	fail "2b: after the gap: not '/' ($(tail -n 1 "$WORK/gap.why" 2>/dev/null))"
+	fail "2b: after the gap: not '/' ($(tail -n 1 "$WORK/hooks/gap.why" 2>/dev/null))"
 fi
 echo "a gap, git add -u" >"$WORK/gap.churn"
 if round_check gap "$G" "after the gap and git add -u" &&
@@ -268,7 +289,7 @@ echo pruned >"$G/doc/pruned-untracked"
 S=$(fst snapshot | tail -n 1)
 fst prune --before "$S" >/dev/null || fail "2b: fstrack prune failed"
 git -C "$G" add -u
-[ "$(tail -n 1 "$WORK/gap.kinds")" = all ] ||
+[ "$(tail -n 1 "$WORK/hooks/gap.kinds")" = all ] ||
 	fail "2b: after the prune: not '/'"
 echo "a prune, git add -u" >"$WORK/gap.churn"
 if round_check gap "$G" "after the prune and git add -u" &&
@@ -277,11 +298,12 @@ if round_check gap "$G" "after the prune and git add -u" &&
 fi
 
 # --- 3. random rounds -----------------------------------------------------
-# step NAME DIR WHAT COMMAND...: a change, then round_check.
+# step NAME DIR WHAT COMMAND...: a change (in DIR, as the user), then
+# round_check.
 step() {
 	local name=$1 dir=$2 what=$3
 	shift 3
-	(cd "$dir" && "$@")
+	u sh -c 'cd "$1" && shift && "$@"' sh "$dir" "$@"
 	echo "$what" >"$WORK/$name.churn"
 	round_check "$name" "$dir" "$what"
 }
@@ -290,11 +312,9 @@ step() {
 # untracked files git read before (git keeps a record per directory).
 stale() {
 	local n=$1 d=$2 bad=0
-	mkdir -p "$d/S/sub" "$d/S2/sub" "$d/M/deep/er"
-	echo u >"$d/S/sub/u"
-	echo v >"$d/M/deep/er/v"
-	echo t >"$d/S2/sub/t"
-	git -C "$d" add S2
+	u sh -c 'cd "$1" && mkdir -p S/sub S2/sub M/deep/er && echo u >S/sub/u &&
+		echo v >M/deep/er/v && echo t >S2/sub/t' sh "$d"
+	u git -C "$d" add S2
 	step "$n" "$d" "read S, M" true || bad=1
 	step "$n" "$d" "mv S S.old; mkdir -p S/sub" \
 		sh -c 'mv S S.old && mkdir -p S/sub' || bad=1
@@ -310,9 +330,9 @@ stale() {
 	step "$n" "$d" "chmod 755 S2/sub/in" chmod 755 S2/sub/in || bad=1
 	[ "$bad" -ne 0 ] ||
 		pass "3: $n: directories made again or moved in where git read others"
-	rm -rf "$d/S" "$d/S2" "$d/S2.x" "$d/M" "$d/M.old"
-	git -C "$d" add -A
-	git -C "$d" commit -qm stale >/dev/null || true
+	u rm -rf "$d/S" "$d/S2" "$d/S2.x" "$d/M" "$d/M.old"
+	u git -C "$d" add -A
+	u git -C "$d" commit -qm stale >/dev/null || true
 }
 
 # copied NAME DIR: a copy of the repository (index, untracked cache and
@@ -321,45 +341,49 @@ stale() {
 # reading directories (git add -u): git status must still see the change.
 copied() {
 	local n=$1 d=$2 c=$2-copy
-	cp -a "$d" "$c"
-	echo new >"$c/doc/copied-untracked"
-	git -C "$c" add -u
+	u cp -a "$d" "$c"
+	u sh -c 'echo new >"$1/doc/copied-untracked"' sh "$c"
+	u git -C "$c" add -u
 	if step "$n" "$c" "a copy, changed, git add -u" true; then
 		pass "3: $n: a copy of the repository, changed before git ran there"
 	fi
-	rm -rf "$c"
+	u rm -rf "$c"
 }
 
-for mode in normal all; do
-	name=r-$mode
-	dir=$MNT/$name
-	mkdir -p "$dir"
-	git -C "$dir" init -q
-	"$PY" "$CHURN" init "$dir" "$SEED$mode" >/dev/null
-	git -C "$dir" add -A
-	git -C "$dir" commit -qm init
-	wrap "$WORK/$name"
-	git -C "$dir" config core.fsmonitor "$WORK/$name.hook"
-	git -C "$dir" config core.untrackedCache true
-	git -C "$dir" config status.showUntrackedFiles "$mode"
-	: >"$WORK/$name.kinds"
+# rounds NAME MODE [PARENT]: a repository PARENT/NAME ($MNT/NAME) made by
+# the user (RUNAS),
+# untracked files shown MODE, the hook through a wrapper (wrap) with its
+# logs in $WORK/hooks (the user writes them); stale, copied, then ROUNDS
+# random rounds, each checked.
+rounds() {
+	local name=$1 mode=$2 dir=${3:-$MNT}/$1 k bad=0 exact all
+	local logs=$WORK/hooks/$1
+	u mkdir -p "$dir"
+	u git -C "$dir" init -q
+	u "$PY" "$CHURN" init "$dir" "$SEED$mode" >/dev/null
+	u git -C "$dir" add -A
+	u git -C "$dir" commit -qm init
+	wrap "$logs"
+	u git -C "$dir" config core.fsmonitor "$logs.hook"
+	u git -C "$dir" config core.untrackedCache true
+	u git -C "$dir" config status.showUntrackedFiles "$mode"
+	u sh -c ': >"$1.kinds"' sh "$logs"
 	round_check "$name" "$dir" 0 || true
 	stale "$name" "$dir"
 	copied "$name" "$dir"
-	bad=0
 	for ((k = 1; k <= ROUNDS; k++)); do
-		"$PY" "$CHURN" round "$dir" "$SEED$mode$k" $((RANDOM % 6 + 1)) \
+		u "$PY" "$CHURN" round "$dir" "$SEED$mode$k" $((RANDOM % 6 + 1)) \
 			>"$WORK/$name.churn" || hard_error "gitchurn.py failed"
 		# git commands that take the hook's answer without reading
 		# directories, and write the index (and the token) all the same
 		case $((RANDOM % 8)) in
-		0) git -C "$dir" add -A && echo "git add -A" >>"$WORK/$name.churn" ;;
-		1) git -C "$dir" commit -qam "round $k" >/dev/null 2>&1 &&
+		0) u git -C "$dir" add -A && echo "git add -A" >>"$WORK/$name.churn" ;;
+		1) u git -C "$dir" commit -qam "round $k" >/dev/null 2>&1 &&
 			echo "git commit -a" >>"$WORK/$name.churn" ;;
-		2) git -C "$dir" diff --quiet >/dev/null 2>&1 || true
+		2) u git -C "$dir" diff --quiet >/dev/null 2>&1 || true
 			echo "git diff" >>"$WORK/$name.churn" ;;
-		3) git -C "$dir" add -u && echo "git add -u" >>"$WORK/$name.churn" ;;
-		4) git -C "$dir" rm -r -q --cached src >/dev/null 2>&1 &&
+		3) u git -C "$dir" add -u && echo "git add -u" >>"$WORK/$name.churn" ;;
+		4) u git -C "$dir" rm -r -q --cached src >/dev/null 2>&1 &&
 			echo "git rm --cached src" >>"$WORK/$name.churn" ;;
 		esac
 		round_check "$name" "$dir" "$k" || bad=$((bad + 1))
@@ -368,12 +392,40 @@ for mode in normal all; do
 			round_check "$name" "$dir" "$k (again)" || bad=$((bad + 1))
 		fi
 	done
-	exact=$(grep -c exact "$WORK/$name.kinds" || true)
-	all=$(grep -c all "$WORK/$name.kinds" || true)
+	exact=$(grep -c exact "$logs.kinds" || true)
+	all=$(grep -c all "$logs.kinds" || true)
 	log "$name: $exact exact answers, $all '/'"
 	[ "$bad" -eq 0 ] && pass "3: $name: $ROUNDS rounds, git status the same with the hook"
 	if [ "$exact" -lt $((ROUNDS / 2)) ]; then
 		fail "3: $name: only $exact exact answers of $((exact + all)): the rounds prove little"
 	fi
-done
+}
+
+# root reads the database itself
+rounds r-normal normal
+rounds r-all all
+# root through the socket, as everybody else: the daemon answers
+FSTRACK_VIA_SOCKET=1 rounds r-socket all
+# --- 4. an ordinary user ----------------------------------------------------
+# The repository's owner runs git, the hook and the changes, without root:
+# the daemon answers, judging every row by the user's permissions.
+if command -v useradd >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1; then
+	FSU=fstfsm$$
+	useradd -M -N -g nogroup -s /usr/sbin/nologin "$FSU" ||
+		hard_error "useradd $FSU failed"
+	trap 'rc=$?; set +e; userdel -f "$FSU" 2>/dev/null; (exit $rc); cleanup' EXIT
+	chmod 0755 "$WORK" "$WORK/run" "$HOME"
+	mkdir -p "$WORK/bin"
+	cp "$HOOK" "$CHURN" "$WORK/bin/"
+	chmod 0755 "$WORK/bin" "$WORK/bin/"*
+	HOOK=$WORK/bin/${HOOK##*/}
+	CHURN=$WORK/bin/${CHURN##*/}
+	mkdir "$MNT/home"
+	chown "$FSU:nogroup" "$MNT/home"
+	RUNAS=(setpriv --reuid="$FSU" --regid=nogroup --clear-groups --)
+	rounds r-user normal "$MNT/home"
+	RUNAS=()
+else
+	fail "4: no useradd or setpriv: the hook was not run as an ordinary user"
+fi
 finish

@@ -21,7 +21,14 @@
 #      status shows none right after the switch), and one append after the
 #      switch must be listed since N5.  A round whose event was read before
 #      the snapshot (the daemon polled early) is tried again, at most 5
-#      times, then the test errs (99).
+#      times, then the test errs (99);
+#   f. (strict) a quiet file opened through a hard link in a directory that
+#      is not armed, while fstrackd is SIGSTOPped, so the opener waits in
+#      the permission event; then SIGKILL: the opener must go on and the
+#      daemon must be gone within 10 s.  The opener's wait pins the quiet
+#      mark's group too, and if the kernel released that group before the
+#      permission group, both would hang for good (fstrackd.c,
+#      fstrackd_notify_init).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_root
@@ -181,4 +188,33 @@ done
 rc=0
 stop_daemon || rc=$?
 [ "$rc" -eq 0 ] || fail "e: fstrackd exited $rc on SIGTERM"
+
+# --- f.
+T=$MNT/f
+mkdir -p "$T/a/d" "$T/b/c/e"
+echo start >"$T/a/d/file"
+start_daemon "$MNT"
+N=$(snap)
+silence "$T/a/d/file" "$N"
+ln "$T/a/d/file" "$T/b/c/e/link"
+kill -STOP "$DAEMON_PID"
+"$PY" -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY)); open(sys.argv[2], "w").close()' \
+	"$T/b/c/e/link" "$WORK/f-opened" &
+OPENER=$!
+sleep 1
+if [ -e "$WORK/f-opened" ]; then
+	kill -KILL "$DAEMON_PID"
+	hard_error "f: the open was not held (its directory armed?): nothing to test"
+fi
+kill -KILL "$DAEMON_PID"
+if wait_dead "$OPENER" 10 && wait_dead "$DAEMON_PID" 10; then
+	pass "f: a held opener of a quiet file went on after SIGKILL, the daemon is gone"
+else
+	fail "f: opener or daemon still there 10 s after SIGKILL (the groups' release hangs)"
+	kill -KILL "$OPENER" 2>/dev/null || true	# a killable wait: frees both
+	wait_dead "$DAEMON_PID" 10 || true
+fi
+wait "$OPENER" 2>/dev/null || true
+wait "$DAEMON_PID" 2>/dev/null || true
+DAEMON_PID=
 finish

@@ -21,21 +21,6 @@
 #include "fuzz.h"
 #include "log.h"
 
-/* Free what config_defaults() and the parser allocated. */
-static void
-fuzz_config_free(struct fst_config *c)
-{
-	int	i;
-
-	free(c->config_file);
-	free(c->state_dir);
-	free(c->socket_path);
-	for (i = 0; i < c->nmounts; i++)
-		free(c->mounts[i]);
-	free(c->mounts);
-	memset(c, 0, sizeof *c);
-}
-
 /* What the parser stored is a configuration the daemon can use. */
 static void
 fuzz_config_check(const struct fst_config *c)
@@ -98,6 +83,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	config_defaults(&c);
 	(void)config_load(&c, path, 1);
 	fuzz_config_check(&c);
-	fuzz_config_free(&c);
+	config_free(&c);
 	return 0;
 }

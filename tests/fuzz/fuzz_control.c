@@ -10,15 +10,17 @@
  * The daemon runs the event loop between chunks, so each chunk is one
  * read of the real connection code (control.c), and its requests reach
  * the real dispatch, daemon.c and the store: a writer thread committing
- * to a scratch database in $TMPDIR (or /dev/shm, or /tmp).  The daemon
+ * to a scratch database in $TMPDIR (or /dev/shm, or /tmp), and the answer
+ * threads (answer.c) answering `changed` from it.  The daemon
  * tracks no filesystem (fuzz_daemon.c): no fanotify group or mark exists,
  * no real filesystem is touched.
  *
- * After the client has sent everything it shuts down its side and reads
- * until the daemon closes.  The answer must follow the protocol
- * (proto.h): data lines "key<TAB>value", then exactly one final line, OK
- * or ERR with a known code; no answer only when no whole request came;
- * a request longer than PROTO_MAX_LINE refused; only root changes state.
+ * After the client has sent everything it shuts down its side (which ends
+ * a follower too) and reads until the daemon closes.  The answer must
+ * follow the protocol (proto.h): data lines "key<TAB>value", then exactly
+ * one final line, OK or ERR with a known code; no answer only when no
+ * whole request came; a request longer than PROTO_MAX_LINE refused; only
+ * root changes state; an answer of `changed` says its status.
  */
 #include "config.h"
 
@@ -57,10 +59,14 @@ fuzz_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
 	return 0;
 }
 
-/* At exit: stop the writer, close the loop, remove the scratch database. */
+/*
+ * At exit: stop the answer threads and the writer, close the loop, remove
+ * the scratch database.
+ */
 static void
 fuzz_control_fini(void)
 {
+	answer_stop();
 	store_stop();
 	uv_close((uv_handle_t *)&fuzz_watchdog, NULL);
 	uv_run(fstd.loop, UV_RUN_DEFAULT);
@@ -130,6 +136,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	dircache_new_snapshot(1);
 	if (store_start() != 0)
 		fatal("cannot start the writer thread");
+	if (answer_start() != 0)
+		fatal("cannot start the answer threads");
 	uv_timer_init(fstd.loop, &fuzz_watchdog);
 	atexit(fuzz_control_fini);
 	return 0;
@@ -227,7 +235,8 @@ fuzz_check_answer(const struct sbuf *sent, const struct sbuf *answer,
 		FUZZ_CHECK(*end == ' ');
 		FUZZ_CHECK(code == FST_EXIT_ERROR || code == FST_EXIT_USAGE ||
 		    code == FST_EXIT_NOSNAPSHOT || code == FST_EXIT_BUSY ||
-		    code == FST_EXIT_STORE || code == FST_EXIT_PERM);
+		    code == FST_EXIT_STORE || code == FST_EXIT_LIMIT ||
+		    code == FST_EXIT_PERM);
 		FUZZ_CHECK(last == answer->data);	/* ERR comes alone */
 	}
 	if (nl == NULL) {
@@ -247,6 +256,10 @@ fuzz_check_answer(const struct sbuf *sent, const struct sbuf *answer,
 	}
 	if (ok && uid != 0)
 		FUZZ_CHECK(!fuzz_changes_state(req));
+	/* an answer of changed ends with its status */
+	if (ok && reqlen > 8 && strncmp(req, "changed ", 8) == 0)
+		FUZZ_CHECK(strstr(answer->data, "\nstatus\t") != NULL ||
+		    strncmp(answer->data, "status\t", 7) == 0);
 	if ((reqlen == 6 && strncmp(req, "status", 6) == 0) ||
 	    (reqlen == 6 && strncmp(req, "dbpath", 6) == 0))
 		FUZZ_CHECK(ok);

@@ -122,6 +122,16 @@ SEEDS = {
         "trailing-data": control(0, b"status\nsnapshot\n"),
         "line-4096": control(0, b"prune " + b"0" * 4090 + b"\n"),
         "line-too-long": control(0, b"x" * 5000 + b"\n"),
+        "changed": control(0, b"changed 1\n"),
+        "changed-nonroot": control(1, b"changed 1 json\n"),
+        "changed-words": control(1, b"changed 1 dirs nul position nowait\n",
+                                 5),
+        "changed-position": control(1, b"changed fst1:0123456789abcdef:1:1"
+                                    b" json\n"),
+        "changed-follow": control(1, b"changed 1 follow json\n"),
+        "changed-twice": control(1, b"changed 1 follow follow\n"),
+        "changed-nosince": control(1, b"changed\n"),
+        "changed-degraded": control(3, b"changed 1\n"),
     },
     "reply": {
         "ok": reply_raw(b"OK\n"),
