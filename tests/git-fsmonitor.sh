@@ -26,12 +26,14 @@
 #		   because of fstrack
 #	fstrack	   GIT_TEST_FSMONITOR=fstrack-fsmonitor (through a wrapper
 #		   that counts its answers, exact and "/")
+#	socket	   the same with FSTRACK_VIA_SOCKET=1: the daemon answers, as
+#		   it does every user but root
 # and a table of ok / failed / skipped / known breakage for each, with the
 # tests that fail with fstrack-fsmonitor but pass with both git's own
 # hook and statdiff.  It fails (exit 1) if there is any such test.
 #
 # Environment: GIT_SRC, GIT_TESTS (names without .sh), GIT_CONFIGS (some of
-# "none all statdiff fstrack"), GIT_TEST_ARGS (extra arguments to each test script,
+# "none all statdiff fstrack socket"), GIT_TEST_ARGS (extra arguments to each test script,
 # e.g. -v), FSMON_RESULTS (a file for the table; default
 # $top_builddir/git-fsmonitor.results), FSMON_OUTPUT (a directory to keep
 # each test's output in), FSMON_HOOK_ARGS (e.g. -v: why each "/", in the
@@ -133,10 +135,12 @@ run() {
 	all) export GIT_TEST_FSMONITOR=$GIT_SRC/t/t7519/fsmonitor-all ;;
 	statdiff) export GIT_TEST_FSMONITOR=$top_srcdir/tests/fsmonitor-statdiff.py ;;
 	fstrack) export GIT_TEST_FSMONITOR=$WORK/fstrack-fsmonitor ;;
+	socket) export GIT_TEST_FSMONITOR=$WORK/fstrack-fsmonitor \
+		FSTRACK_VIA_SOCKET=1 ;;
 	esac
 	(cd "$GIT_SRC/t" && timeout 1800 "$BASH" "./$t.sh" --root="$root" \
 		${GIT_TEST_ARGS:-}) >"$WORK/$t.$cfg" 2>&1 </dev/null || rc=$?
-	unset GIT_TEST_FSMONITOR
+	unset GIT_TEST_FSMONITOR FSTRACK_VIA_SOCKET
 	rm -rf "$root"
 	[ -z "${FSMON_OUTPUT:-}" ] || cp "$WORK/$t.$cfg" "$FSMON_OUTPUT/"
 	[ "$rc" -ne 124 ] || fail "$t ($cfg) timed out"
@@ -163,23 +167,25 @@ failed() {
 	printf '%-34s %-8s %5s %6s %5s %5s\n' test config ok failed skip known
 	for t in $GIT_TESTS; do
 		[ -e "$GIT_SRC/t/$t.sh" ] || { fail "no test $t"; continue; }
-		for cfg in ${GIT_CONFIGS:-none all statdiff fstrack}; do
+		for cfg in ${GIT_CONFIGS:-none all statdiff fstrack socket}; do
 			before=$(wc -l <"$WORK/answers")
 			run "$t" "$cfg"
 			read -r o f s k < <(counts "$WORK/$t.$cfg")
 			printf '%-34s %-8s %5d %6d %5d %5d' "$t" "$cfg" "$o" "$f" "$s" "$k"
-			if [ "$cfg" = fstrack ]; then
+			if [ "$cfg" = fstrack ] || [ "$cfg" = socket ]; then
 				tail -n +"$((before + 1))" "$WORK/answers" | sort |
 					uniq -c | awk '{ printf "  %s %s", $1, $2 }'
 			fi
 			echo
 		done
-		comm -23 <(failed "$WORK/$t.fstrack") <(sort -u <(failed \
-			"$WORK/$t.all") <(failed "$WORK/$t.statdiff")) >"$WORK/$t.only"
+		comm -23 <(sort -u <(failed "$WORK/$t.fstrack") <(failed \
+			"$WORK/$t.socket")) <(sort -u <(failed "$WORK/$t.all") \
+			<(failed "$WORK/$t.statdiff")) >"$WORK/$t.only"
 		if [ -s "$WORK/$t.only" ]; then
 			echo "  failing only with fstrack-fsmonitor: $(tr '\n' ' ' <"$WORK/$t.only")"
-			grep -E "^not ok ($(paste -sd'|' "$WORK/$t.only")) " \
-				"$WORK/$t.fstrack" | sed 's/^/    /'
+			grep -hE "^not ok ($(paste -sd'|' "$WORK/$t.only")) " \
+				"$WORK/$t.fstrack" "$WORK/$t.socket" | sort -u |
+				sed 's/^/    /'
 		fi
 	done
 } | tee "$RESULTS"
@@ -189,7 +195,7 @@ if grep -q 'failing only with fstrack-fsmonitor' "$RESULTS"; then
 		[ -s "$WORK/$t.only" ] || continue
 		echo "--- $t with fstrack-fsmonitor (failures):"
 		grep -A30 -E "^not ok ($(paste -sd'|' "$WORK/$t.only")) " \
-			"$WORK/$t.fstrack" | head -80
+			"$WORK/$t.fstrack" "$WORK/$t.socket" | head -80
 	done
 	fail "tests fail with fstrack-fsmonitor that pass with the other hooks"
 else
