@@ -328,6 +328,9 @@ stale() {
 		sh -c 'mv T2 S2.x && mv S2.x/sub S2/sub/in' || bad=1
 	step "$n" "$d" "chmod 0 S2/sub/in" chmod 0 S2/sub/in || bad=1
 	step "$n" "$d" "chmod 755 S2/sub/in" chmod 755 S2/sub/in || bad=1
+	step "$n" "$d" "mkdir -p doc/fresh/deeper; a file in it" \
+		sh -c 'mkdir -p doc/fresh/deeper && echo f >doc/fresh/deeper/f' ||
+		bad=1
 	[ "$bad" -ne 0 ] ||
 		pass "3: $n: directories made again or moved in where git read others"
 	u rm -rf "$d/S" "$d/S2" "$d/S2.x" "$d/M" "$d/M.old"
@@ -368,6 +371,9 @@ rounds() {
 	u git -C "$dir" config core.untrackedCache true
 	u git -C "$dir" config status.showUntrackedFiles "$mode"
 	u sh -c ': >"$1.kinds"' sh "$logs"
+	# kinds are per snapshot: the rows of the rounds must not all carry
+	# "created" from the making of the tree (a snapshot every 10 rounds)
+	fst snapshot >/dev/null || fail "3: $name: fstrack snapshot failed"
 	round_check "$name" "$dir" 0 || true
 	stale "$name" "$dir"
 	copied "$name" "$dir"
@@ -387,6 +393,8 @@ rounds() {
 			echo "git rm --cached src" >>"$WORK/$name.churn" ;;
 		esac
 		round_check "$name" "$dir" "$k" || bad=$((bad + 1))
+		[ $((k % 10)) -ne 0 ] || fst snapshot >/dev/null ||
+			fail "3: $name: fstrack snapshot failed"
 		# and once more with nothing changed
 		if [ $((k % 5)) -eq 0 ]; then
 			round_check "$name" "$dir" "$k (again)" || bad=$((bad + 1))
