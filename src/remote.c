@@ -101,6 +101,40 @@ bad:
 }
 
 /*
+ * Ask fstrackd `changed SINCE` with the words of flags Q_* (Q_DIRS,
+ * Q_NUL, Q_JSON), follow, position and nowait, its lines into r (set up
+ * by the caller).  Returns the exit status of the answer.
+ */
+static int
+remote_ask(struct remote *r, const char *since_arg, int flags, int follow,
+    int position, int nowait)
+{
+	struct reply	 rep;
+	char		*line;
+	int		 rc;
+
+	if (asprintf(&line, "changed %s%s%s%s%s%s%s", since_arg,
+	    flags & Q_DIRS ? " dirs" : "", flags & Q_NUL ? " nul" : "",
+	    flags & Q_JSON ? " json" : "", follow ? " follow" : "",
+	    position ? " position" : "", nowait ? " nowait" : "") == -1) {
+		fputs("fstrack: out of memory\n", stderr);
+		return FST_EXIT_ERROR;
+	}
+	rc = client_request_cb(line, &rep, remote_line, r);
+	free(line);
+	reply_free(&rep);
+	if (rc == 0 && r->status < 0) {
+		fprintf(stderr, "fstrack: fstrackd's answer has no status (an "
+		    "older fstrackd?)\n");
+		rc = FST_EXIT_ERROR;
+	} else if (rc == 0)
+		rc = r->status;
+	if (r->failed)
+		rc = FST_EXIT_ERROR;
+	return rc;
+}
+
+/*
  * fstrack changed --since since_arg, flags Q_* (Q_DIRS, Q_NUL, Q_JSON),
  * nowait, follow, posfile or NULL, asked of fstrackd.  Returns the exit
  * status (never 0 with follow).
@@ -110,33 +144,14 @@ remote_changed(const char *since_arg, int flags, int nowait, int follow,
     const char *posfile)
 {
 	struct remote	 r;
-	struct reply	 rep;
-	char		*line;
 	int		 rc;
 
 	memset(&r, 0, sizeof r);
 	r.status = -1;
 	if (follow)
 		r.follow = follow_new(flags | Q_LINES, posfile);
-	if (asprintf(&line, "changed %s%s%s%s%s%s%s", since_arg,
-	    flags & Q_DIRS ? " dirs" : "", flags & Q_NUL ? " nul" : "",
-	    flags & Q_JSON ? " json" : "", follow ? " follow" : "",
-	    posfile != NULL && !follow ? " position" : "",
-	    nowait ? " nowait" : "") == -1) {
-		fputs("fstrack: out of memory\n", stderr);
-		return FST_EXIT_ERROR;
-	}
-	rc = client_request_cb(line, &rep, remote_line, &r);
-	free(line);
-	reply_free(&rep);
-	if (rc == 0 && r.status < 0) {
-		fprintf(stderr, "fstrack: fstrackd's answer has no status (an "
-		    "older fstrackd?)\n");
-		rc = FST_EXIT_ERROR;
-	} else if (rc == 0)
-		rc = r.status;
-	if (r.failed)
-		rc = FST_EXIT_ERROR;
+	rc = remote_ask(&r, since_arg, flags, follow, posfile != NULL &&
+	    !follow, nowait);
 	if (follow)
 		return follow_end(r.follow, rc != 0 ? rc : FST_EXIT_ERROR,
 		    r.status >= 0 ? follow_reason(rc) : r.marks == 0 ?
@@ -166,31 +181,12 @@ remote_answer(const char *since_arg, int flags, int nowait,
     const struct query_sink *sink, struct client_at *at)
 {
 	struct remote	 r;
-	struct reply	 rep;
-	char		*line;
 	int		 rc;
 
 	memset(&r, 0, sizeof r);
-	memset(at, 0, sizeof *at);
 	r.status = -1;
 	r.sink = sink;
-	if (asprintf(&line, "changed %s%s%s%s position%s", since_arg,
-	    flags & Q_DIRS ? " dirs" : "", flags & Q_NUL ? " nul" : "",
-	    flags & Q_JSON ? " json" : "", nowait ? " nowait" : "") == -1) {
-		fputs("fstrack: out of memory\n", stderr);
-		return FST_EXIT_ERROR;
-	}
-	rc = client_request_cb(line, &rep, remote_line, &r);
-	free(line);
-	reply_free(&rep);
-	if (rc == 0 && r.status < 0) {
-		fprintf(stderr, "fstrack: fstrackd's answer has no status (an "
-		    "older fstrackd?)\n");
-		rc = FST_EXIT_ERROR;
-	} else if (rc == 0)
-		rc = r.status;
-	if (r.failed)
-		rc = FST_EXIT_ERROR;
+	rc = remote_ask(&r, since_arg, flags, 0, 1, nowait);
 	snprintf(at->position, sizeof at->position, "%s", r.position);
 	snprintf(at->instance, sizeof at->instance, "%s", r.instance);
 	return rc;
