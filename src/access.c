@@ -54,6 +54,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -251,6 +252,8 @@ access_walk_path(struct access_walk *w, const char *path, int *self,
 	access_pop(w, access_common(w, path, &rest));
 	*self = w->n > 0 ? w->lv[w->n - 1].fd : w->root_fd;
 	*parent = w->n > 1 ? w->lv[w->n - 2].fd : w->root_fd;
+	if (strcmp(path, "/") == 0)
+		return 0;	/* / itself, its own parent */
 	while (*rest == '/' && rest[1] != '\0') {
 		name = rest + 1;
 		len = strcspn(name, "/");

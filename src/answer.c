@@ -365,7 +365,8 @@ answer_run(struct answer_worker *w, struct answer_job *j)
 	if (w->cache != NULL)
 		memset(w->cache, 0, w->capcache * sizeof *w->cache);
 	sbuf_reset(&w->out);
-	sbuf_add(&w->out, j->head.data, j->head.len);
+	if (j->head.len > 0)
+		sbuf_add(&w->out, j->head.data, j->head.len);
 	j->rc = FST_EXIT_ERROR;
 	if (answer_open_db(w) != 0)
 		answer_sink_say(w, "fstrackd cannot open its database");

@@ -462,7 +462,8 @@ ctl_changed_barrier_done(int err, int64_t snap, int64_t seq, void *arg)
 	}
 	sbuf_init(&j->head);
 	if (!c->streamed) {
-		sbuf_add(&j->head, c->out.data, c->out.len);
+		if (c->out.len > 0)	/* "waiting" */
+			sbuf_add(&j->head, c->out.data, c->out.len);
 		sbuf_reset(&c->out);
 		if (seq != 0) {
 			sbuf_addstr(&j->head, "position\t");

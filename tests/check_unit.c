@@ -1,11 +1,13 @@
 /*
  * check_unit.c -- runs every Check suite of fstrack's unit tests.
  *
- * No root needed; tests that need CAP_DAC_READ_SEARCH (open_by_handle_at)
- * say so and pass trivially without it.  Check's fork mode (the default,
+ * No root needed; tests that need CAP_DAC_READ_SEARCH (open_by_handle_at),
+ * or root's other capabilities (the access suite), say so and pass
+ * trivially without them.  Check's fork mode (the default,
  * CK_FORK=yes) runs every test in its own process, which the store and
  * dircache tests rely on: store.c keeps its state in statics.  Select
- * suites with CK_RUN_SUITE=event|proto|config|store|dircache|syncplan|ioerr
+ * suites with CK_RUN_SUITE=event|proto|config|store|dircache|syncplan|ioerr|
+ * access
  * and test cases with CK_RUN_CASE.
  *
  * It links only the layers it tests (Makefile.am): libfstrackcore.a (with
@@ -249,6 +251,7 @@ main(void)
 	srunner_add_suite(sr, dircache_suite());
 	srunner_add_suite(sr, syncplan_suite());
 	srunner_add_suite(sr, ioerr_suite());
+	srunner_add_suite(sr, access_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -19,6 +19,7 @@ Suite	*store_suite(void);
 Suite	*dircache_suite(void);
 Suite	*syncplan_suite(void);
 Suite	*ioerr_suite(void);
+Suite	*access_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); the caller owns the string. */
 char	*unit_mkdtemp(void);
