@@ -27,11 +27,10 @@
 #	sudo bench/git-status.sh
 #	sudo REPEATS=9 SCENARIOS=idle bench/git-status.sh
 #
-# git writes objects with core.createObject=rename (CREATE_OBJECT; git's
-# default, link, makes fstrackd search for the other names of every object
-# file: after the first commit of 78k files it is "reconciling" for many
-# minutes, and the hook answers "/" meanwhile; the run waits for "ready"
-# after the first commit either way).
+# git writes objects with core.createObject=link (CREATE_OBJECT, git's
+# default: a temporary name, a link, an unlink; fstrackd needs no search
+# for such a file, notify.c YOUNG FILES) or rename; the run waits for
+# "ready" after the first commit either way and prints how long it took.
 #
 # Environment: REPEATS (7), SCENARIOS ("idle touch commit"), HOOK_N (50),
 # CREATE_OBJECT (rename|link), GIT (the git to run, default git on PATH).
@@ -43,7 +42,7 @@ bench_init "$@"
 SCENARIOS=${SCENARIOS:-idle touch commit}
 check_words "$SCENARIOS" scenario idle touch commit
 HOOK_N=${HOOK_N:-50}
-CREATE_OBJECT=${CREATE_OBJECT:-rename}
+CREATE_OBJECT=${CREATE_OBJECT:-link}
 check_words "$CREATE_OBJECT" CREATE_OBJECT rename link
 GIT=${GIT:-git}
 HOOK=${HOOK:-$TOP/fstrack-fsmonitor}
