@@ -207,9 +207,13 @@ notify_stat_born(struct fst_fs *fs, const struct fst_handle *h,
  * holds or held a name of it is recorded already, and with one name left
  * there is no other name for a later write to reach.  (btime is taken
  * from the coarse clock, never ahead of the real time of birth: the test
- * errs towards searching.)  This is git's every object: written under a
- * temporary name, linked to its own and unlinked; without it, a commit of
- * 78k objects meant 78k inodes sought by walks of the whole filesystem.
+ * errs towards searching; a btime more than a second ahead of the clock is
+ * not believed.  What it cannot see, like perm.c's young files: a clock
+ * that was ahead when the file was born and stepped back before the epoch
+ * began, by more than the epoch's age.)  This is git's every object:
+ * written under a temporary name, linked to its own and unlinked; without
+ * it, a commit of 78k objects meant 78k inodes sought by walks of the
+ * whole filesystem.
  * A young file with several names is still sought: the table must know
  * its names for the writes of later epochs.
  */
