@@ -212,4 +212,7 @@ else
 	pass "no test fails with fstrack-fsmonitor that passes with the other hooks"
 fi
 log "table in $RESULTS"
+rc=0
+stop_daemon || rc=$?
+[ "$rc" -eq 0 ] || fail "fstrackd exited $rc on SIGTERM"
 finish
