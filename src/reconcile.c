@@ -386,12 +386,14 @@ rc_search_pass(void)
 	if (atomic_load(&rc_stop) || links_search_begin() == 0)
 		return 0;	/* stopping: no walkers the stop would not join */
 	rc_mode = RC_SEARCH;
-	pthread_mutex_lock(&rc_lock);
-	for (i = 0; i < fstd.nfs; i++)	/* only where an inode is sought */
-		if (fstd.fs[i].state == FS_TRACKED &&
-		    links_search_on(&fstd.fs[i]))
-			rc_push(&fstd.fs[i], INT64_MAX, fstd.fs[i].mountpoint);
-	pthread_mutex_unlock(&rc_lock);
+	for (i = 0; i < fstd.nfs; i++) {  /* only where an inode is sought */
+		if (fstd.fs[i].state != FS_TRACKED ||
+		    !links_search_on(&fstd.fs[i]))	/* links_lock: a leaf */
+			continue;
+		pthread_mutex_lock(&rc_lock);
+		rc_push(&fstd.fs[i], INT64_MAX, fstd.fs[i].mountpoint);
+		pthread_mutex_unlock(&rc_lock);
+	}
 	atomic_store(&fstd.reconciling, 1);
 	rc_spawn();
 	return 1;
