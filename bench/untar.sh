@@ -269,7 +269,7 @@ summary() {
 			"$(stats "$WORK/p" | awk '{printf "%.2f (%.2f..%.2f)", $1, $2, $3}')" \
 			"$(ratio "$(echo "$t" | cut -d' ' -f1)" "$ut")"
 	done
-	echo "   targets (tar+sync ratio): async <= 1.10, strict <= 1.30"
+	echo "   targets (tar+sync ratio): async <= 1.05, strict <= 1.15 (issue 8)"
 	for v in async strict; do
 		case " $VARIANTS " in *" $v "*) ;; *) continue ;; esac
 		[ -z "$(field "$v" unavailable)" ] || continue
