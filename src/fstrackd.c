@@ -500,9 +500,7 @@ fstrackd_track_init(void)
 			 * checkpoint.  A crash before the first tick then
 			 * reconciles from it instead of finding no checkpoint.
 			 */
-			op = store_op_new(OP_CHECKPOINT);
-			op->fs_id = fs->id;
-			op->value = t_mark;
+			op = store_op_checkpoint(fs->id, t_mark);
 			op->durable = 1;
 			store_submit(op);
 			fs->checkpoint_ns = t_mark;
@@ -549,8 +547,7 @@ fstrackd_privs_init(void)
 static void
 tick_cb(uv_timer_t *t)
 {
-	struct store_op	*op;
-	int		 i;
+	int	i;
 
 	for (i = 0; i < fstd.nfs; i++) {
 		struct fst_fs *fs = &fstd.fs[i];
@@ -561,10 +558,7 @@ tick_cb(uv_timer_t *t)
 			log_warnx("'%s' is no longer mounted: not tracked any "
 			    "more; a restart reconciles it from its last "
 			    "checkpoint", fs->mountpoint);
-			op = store_op_new(OP_FS_STATE);
-			op->fs_id = fs->id;
-			op->name = strdup("gone");
-			store_submit(op);
+			store_submit(store_op_fs_state(fs->id, FS_GONE));
 		}
 	}
 	/* No checkpoint may pass a reconcile that has not finished. */
@@ -576,7 +570,7 @@ tick_cb(uv_timer_t *t)
 static void
 prune_cb(uv_timer_t *t)
 {
-	store_submit(store_op_new(OP_PRUNE));
+	store_submit(store_op_prune(0));
 }
 
 /*

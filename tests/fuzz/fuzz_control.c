@@ -125,9 +125,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fatalx("cannot create the event loop");
 	if (store_open(fstd.db_path, err, sizeof err) != 0)
 		fatalx("database '%s': %s", fstd.db_path, err);
-	op = store_op_new(OP_SNAPSHOT);
-	op->snapshot = 1;
-	op->value = now_ns();
+	op = store_op_snapshot(1, now_ns());
 	op->durable = 1;
 	store_submit(op);
 	fstd.first_snapshot = 1;
