@@ -374,6 +374,7 @@ struct store_op {
 int	 store_open(const char *, char *, size_t);
 int	 store_start(void);
 void	 store_stop(void);
+void	 store_close(void);
 struct store_op *store_op_change(int64_t, int64_t, const struct fst_handle *,
 	     const char *, const char *, uint32_t);
 struct store_op *store_op_dir_move(int64_t, const char *, const char *);

@@ -19,7 +19,7 @@
  *   2 fsinfo    fsinfo_init      -               -              fsinfo_fini
  *   3 state     (lock)           -               -              -
  *   4 answer    -                answer_start    answer_stop    -
- *   5 store     store_open       store_start     store_stop     -
+ *   5 store     store_open       store_start     store_stop     store_close
  *   6 daemon    daemon_init      -               daemon_stop    -
  *   7 dircache  dircache_init    -               -              dircache_fini
  *   8 perm      perm_init        perm_start      perm_stop      -
@@ -40,8 +40,8 @@
  *             then daemon_drop_setid; stop cuts off every answer still
  *             running and joins them.
  *   store     opens the database (refused if foreign, corrupt, newer);
- *             starts the writer; stop commits everything queued, joins
- *             the writer and closes the database.
+ *             starts the writer; stop commits everything queued and
+ *             joins the writer; fini closes the database.
  *   daemon    the snapshot id; the last run's arms promoted (unclean stop)
  *             or cleared; run_state "running".  Stop: files open for
  *             writing recorded, run_state "stopped" (durable).
@@ -651,7 +651,7 @@ static const struct fstrackd_module fstrackd_modules[] = {
 	{ "state", fstrackd_state_init, NULL, NULL, NULL },
 	{ "answer", NULL, fstrackd_answer_start, answer_stop, NULL },
 	{ "store", fstrackd_store_init, fstrackd_store_start, store_stop,
-	    NULL },
+	    store_close },
 	{ "daemon", daemon_init, NULL, daemon_stop, NULL },
 	{ "dircache", fstrackd_dircache_init, NULL, NULL, dircache_fini },
 	{ "perm", fstrackd_perm_init, fstrackd_perm_start, perm_stop, NULL },

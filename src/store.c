@@ -1715,25 +1715,45 @@ store_start(void)
 	return 0;
 }
 
-/* Commit everything queued, stop the writer, close the database. */
+/*
+ * Commit everything queued (or give up after STORE_STOP_RETRIES failed
+ * tries), stop the writer, run the last done callbacks and close what
+ * store_start made.  Nothing may be submitted after it, and nobody may
+ * poll store_event_fd any more (perm_stop came first).  Main thread;
+ * nothing to do if not started.
+ */
 void
 store_stop(void)
 {
+	if (!store_running)
+		return;
+	pthread_mutex_lock(&store_lock);
+	store_stopping = 1;
+	pthread_cond_signal(&store_cond);
+	pthread_cond_broadcast(&store_room);
+	pthread_mutex_unlock(&store_lock);
+	pthread_join(store_thread, NULL);
+	store_running = 0;
+	store_async_cb(&store_async);
+	uv_close((uv_handle_t *)&store_async, NULL);
+	close(store_evfd);
+	store_evfd = -1;
+}
+
+/*
+ * Close the database store_open opened, its WAL folded into it first.
+ * After store_stop (if the writer was started); nothing to do if it is
+ * not open.
+ */
+void
+store_close(void)
+{
 	int	i;
 
-	if (store_running) {
-		pthread_mutex_lock(&store_lock);
-		store_stopping = 1;
-		pthread_cond_signal(&store_cond);
-		pthread_cond_broadcast(&store_room);
-		pthread_mutex_unlock(&store_lock);
-		pthread_join(store_thread, NULL);
-		store_running = 0;
-		store_async_cb(&store_async);
-		uv_close((uv_handle_t *)&store_async, NULL);
-	}
-	for (i = 0; i < ST_COUNT; i++)
+	for (i = 0; i < ST_COUNT; i++) {
 		sqlite3_finalize(store_st[i]);
+		store_st[i] = NULL;
+	}
 	if (store_db != NULL) {
 		sqlite3_exec(store_db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
 		    NULL, NULL);

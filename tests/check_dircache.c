@@ -137,6 +137,7 @@ dc_stop(void)
 {
 	dircache_fini();
 	store_stop();
+	store_close();
 	unit_loop_free();
 	close(fs->mount_fd);
 	free(fs);

@@ -457,6 +457,7 @@ io_child(const char *path, int call, int file, int n, int persistent,
 	if (mode == IO_CRASH)
 		_exit(0);
 	store_stop();
+	store_close();
 	io_note();
 	sh->degraded_after = (health_degraded() & (1 << DEGRADED_STORE)) != 0;
 	sh->finished = 1;
@@ -869,6 +870,7 @@ START_TEST(test_backlog_bound)
 	ck_assert_uint_ge(store_committed(), seq);
 	ck_assert_int_eq(health_degraded() & (1 << DEGRADED_STORE), 0);
 	store_stop();
+	store_close();
 	unit_loop_free();
 
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);

@@ -179,7 +179,7 @@ START_TEST(test_open_creates)
 			free(side);
 		}
 	}
-	store_stop();
+	store_close();
 
 	/* Reopening keeps the database and its identity. */
 	snprintf(jid, sizeof jid, "%s", fstd.journal_id);
@@ -192,7 +192,7 @@ START_TEST(test_open_creates)
 	    0x66737472);
 	sqlite3_close(ro);
 	ck_assert_int_eq(store_max_snapshot(), 0);
-	store_stop();
+	store_close();
 	free(path);
 }
 END_TEST
@@ -210,7 +210,7 @@ START_TEST(test_open_empty_file)
 	ck_assert_int_eq(unit_db_int(ro, "PRAGMA application_id"),
 	    0x66737472);
 	sqlite3_close(ro);
-	store_stop();
+	store_close();
 	free(path);
 }
 END_TEST
@@ -327,7 +327,7 @@ START_TEST(test_migrate_v1)
 	sqlite3_close(db);
 	fstd.db_path = path;
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
-	store_stop();
+	store_close();
 	ro = unit_db_ro(path);
 	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 3);
 	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM sqlite_master "
@@ -364,7 +364,7 @@ START_TEST(test_migrate_v2)
 	fstd.db_path = path;
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(store_position_seq(0), 1);
-	store_stop();
+	store_close();
 	ro = unit_db_ro(path);
 	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 3);
 	s = unit_db_rows(ro, "SELECT snapshot, dir_id, name, mask, "
@@ -493,6 +493,7 @@ static void
 writer_stop(char *path)
 {
 	store_stop();
+	store_close();
 	unit_loop_free();
 	free(path);
 }
@@ -759,7 +760,7 @@ START_TEST(test_seq_start)
 	fstd.db_path = path;
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(store_position_seq(0), 7001);
-	store_stop();
+	store_close();
 	free(path);
 }
 END_TEST

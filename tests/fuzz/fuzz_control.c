@@ -68,6 +68,7 @@ fuzz_control_fini(void)
 {
 	answer_stop();
 	store_stop();
+	store_close();
 	uv_close((uv_handle_t *)&fuzz_watchdog, NULL);
 	uv_run(fstd.loop, UV_RUN_DEFAULT);
 	if (fuzz_dir != NULL)
