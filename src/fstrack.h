@@ -58,10 +58,11 @@
  *                          health_lock (health.c)
  *   fs->reconcile_threshold  main, under rc_lock (walkers read it there)
  *   fs->checkpoint_ns      main; atomic (perm reads it: perm_young)
- *   (*) fs->state: written by the main thread, read by the writer
- *   (store_refresh_paths) and the walkers at start-up; an int written
- *   whole, a stale read only delays a path refresh or is taken before the
- *   walkers start.
+ *   fs->shed_snapshot      any thread, under store_lock
+ *                          (store_shed_locked)
+ *   fs->state (*)          main; atomic (the writer reads it:
+ *                          store_refresh_paths; a stale read only delays
+ *                          a path refresh)
  *   fstd.fs[].id, .mount_fd, fstd.db_path  set before any thread starts,
  *                          read by the answer threads
  * Nothing else is shared: threads hand work over through the writer queue
@@ -119,11 +120,14 @@ struct fst_fs {
 	dev_t			 dev;
 	struct fst_handle	 root;		/* handle of the mount root */
 	int			 mount_fd;	/* O_RDONLY|O_DIRECTORY root fd */
-	enum fst_fs_state	 state;
+	_Atomic enum fst_fs_state state;	/* written by main only */
 	_Atomic int64_t		 checkpoint_ns;	/* newest checkpoint submitted:
 						   never below the durable one */
 	int64_t			 reconcile_threshold; /* ctime at or after: rescan */
 	int			 is_new;	/* first tracked in this run */
+	int64_t			 shed_snapshot;	/* a gap for dropped records
+						   queued up to it (store.c,
+						   store_lock) */
 };
 
 /* Run-time configuration (config.c fills it from file and command line). */
@@ -456,6 +460,7 @@ void	 reconcile_progress(uint64_t *, uint64_t *, double *, double *);
 int	 reconcile_wait_add(void (*)(void *), void *);
 void	 reconcile_note_move(struct fst_fs *, const char *);
 void	 reconcile_set_drain_hook(void (*)(void));
+void	 reconcile_search_start(void);
 
 /* links.c */
 void	 links_add(struct fst_fs *, const struct fst_handle *,
@@ -471,7 +476,6 @@ int	 links_search_begin(void);
 int	 links_search_queued(void);
 int	 links_searching(struct fst_fs *, uint64_t);
 size_t	 links_count(void);
-void	 reconcile_search_start(void);
 
 /* access.c */
 struct access_peer {

@@ -135,11 +135,8 @@ static int			 store_urgent;	/* someone waits for the queue */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
 static uint64_t			 store_backlog_max = STORE_BACKLOG_MAX;
-static struct {
-	int64_t	 fs_id;
-	int64_t	 snapshot;	/* a gap queued for it and below */
-}				 store_shed[16];
-static int			 store_nshed;
+static int64_t			 store_shed_untracked; /* shed_snapshot of
+							  no tracked fs */
 static int			 store_retry_ms = STORE_RETRY_MS;
 static int			 store_retry_max_ms = STORE_RETRY_MAX_MS;
 static char			 store_errbuf[256];
@@ -804,7 +801,8 @@ store_shed_locked(const struct store_op *op, int *gap_queued,
     int64_t *op_fs_id)
 {
 	struct store_op	*gap;
-	int64_t		 snap, op_snap, fs_id;
+	struct fst_fs	*fs = NULL;
+	int64_t		 snap, op_snap, fs_id, *shed;
 	int		 i;
 
 	*gap_queued = 0;
@@ -816,30 +814,22 @@ store_shed_locked(const struct store_op *op, int *gap_queued,
 	if (op_snap > snap)
 		snap = op_snap;
 	*op_fs_id = fs_id;
-	for (i = 0; i < store_nshed; i++)
-		if (store_shed[i].fs_id == fs_id)
-			break;
-	if (i == store_nshed) {
-		if (store_nshed == (int)(sizeof store_shed /
-		    sizeof store_shed[0])) {
-			fs_id = 0;		/* every filesystem */
-			for (i = 0; i < store_nshed; i++)
-				if (store_shed[i].fs_id == 0)
-					break;
-		}
-		if (i == store_nshed) {
-			store_shed[i].fs_id = fs_id;
-			store_shed[i].snapshot = 0;
-			store_nshed++;
-		}
+	for (i = 0; i < fstd.nfs && fs == NULL; i++)
+		if (fstd.fs[i].id == fs_id)
+			fs = &fstd.fs[i];
+	if (fs != NULL)
+		shed = &fs->shed_snapshot;
+	else {		/* not a tracked filesystem: a gap for every one */
+		shed = &store_shed_untracked;
+		fs_id = 0;
 	}
-	if (store_shed[i].snapshot >= snap && store_shed[i].snapshot != 0)
+	if (*shed >= snap && *shed != 0)
 		return snap;
 	gap = store_op_gap(fs_id, snap, now_ns(), "records dropped while the "
 	    "database could not commit (backlog full)");
 	gap->durable = 1;
 	store_enqueue_locked(gap);
-	store_shed[i].snapshot = snap;
+	*shed = snap;
 	*gap_queued = 1;
 	return snap;
 }

@@ -791,9 +791,12 @@ io_query(void *p)
 	return rc;
 }
 
-/* Submit n changes in snapshot snap; the last sequence number. */
+/*
+ * Submit n changes in snapshot snap on filesystem fs_id; the last sequence
+ * number.
+ */
 static uint64_t
-io_changes_in(int64_t snap, int n, int *first)
+io_changes_in(int64_t snap, int64_t fs_id, int n, int *first)
 {
 	struct fst_handle	 h;
 	uint64_t		 seq = 0;
@@ -806,8 +809,8 @@ io_changes_in(int64_t snap, int n, int *first)
 		h.len = 8;
 		memcpy(h.bytes, first, sizeof *first);
 		snprintf(name, sizeof name, "n%d", *first);
-		seq = store_submit(store_op_change(snap, 1, &h, "/m/x", name,
-		    0));
+		seq = store_submit(store_op_change(snap, fs_id, &h, "/m/x",
+		    name, 0));
 	}
 	return seq;
 }
@@ -816,7 +819,8 @@ io_changes_in(int64_t snap, int n, int *first)
  * The backlog bound (1000 here, STORE_BACKLOG_MAX in the daemon): while
  * the disk is full the queue holds at most that many records; the rest are
  * dropped, replaced by one gap per filesystem and snapshot, queued ahead
- * of everything after them.  Once space returns everything kept commits
+ * of everything after them (the 20th filesystem too: struct fst_fs keeps
+ * it; records of no tracked one get one gap for all).  Once space returns everything kept commits
  * without a restart, with the gaps, so a query since either snapshot says
  * history is incomplete (exit 4) instead of missing the dropped records.
  */
@@ -825,6 +829,7 @@ START_TEST(test_backlog_bound)
 	char		*path, *out, err[512];
 	struct store_op	*op;
 	struct io_qarg	 q;
+	struct fst_fs	 fs[20];
 	sqlite3		*db;
 	uint64_t	 seq;
 	int		 i, next = 0;
@@ -834,6 +839,14 @@ START_TEST(test_backlog_bound)
 	memset(&fstd, 0, sizeof fstd);
 	config_defaults(&fstd.cfg);
 	fstd.db_path = path;
+	memset(fs, 0, sizeof fs);	/* the records' filesystems, tracked */
+	for (i = 0; i < 20; i++) {
+		fs[i].id = i + 1;
+		fs[i].mountpoint = "/m";
+		fs[i].mount_fd = -1;
+	}
+	fstd.fs = fs;
+	fstd.nfs = 20;
 	store_set_backlog_max(1000);
 	store_set_retry(1, 4);
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
@@ -846,12 +859,12 @@ START_TEST(test_backlog_bound)
 
 	/* Disk full: the first record fails to commit. */
 	faultvfs_set(FV_WRITE, FV_WAL, 1, 1, SQLITE_FULL);
-	io_changes_in(200, 1, &next);
+	io_changes_in(200, 1, 1, &next);
 	for (i = 0; i < 5000 && !(health_degraded() & (1 << DEGRADED_STORE));
 	    i++)
 		usleep(1000);
 	ck_assert(health_degraded() & (1 << DEGRADED_STORE));
-	io_changes_in(200, 5000, &next);
+	io_changes_in(200, 1, 5000, &next);
 	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1001);
 	ck_assert_uint_ge(atomic_load(&fstd.st.records_dropped), 4000);
 	/* a snapshot, kept, and more records in it: a second gap */
@@ -859,9 +872,12 @@ START_TEST(test_backlog_bound)
 	op = store_op_snapshot(201, 0);
 	op->durable = 1;
 	store_submit(op);
-	io_changes_in(201, 3000, &next);
+	io_changes_in(201, 1, 3000, &next);
+	/* the last of 20 filesystems gets its own; an unknown one, all */
+	io_changes_in(201, 20, 10, &next);
+	io_changes_in(201, 99, 10, &next);
 	seq = store_submit(store_op_checkpoint(1, 777));
-	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1004);
+	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1006);
 
 	/* Space returns: everything kept commits, with the gaps. */
 	faultvfs_clear();
@@ -872,11 +888,13 @@ START_TEST(test_backlog_bound)
 	store_stop();
 	store_close();
 	unit_loop_free();
+	fstd.fs = NULL;
+	fstd.nfs = 0;
 
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	out = unit_db_rows(db, "SELECT coalesce(fs_id, 0), snapshot FROM gaps "
 	    "ORDER BY id");
-	ck_assert_str_eq(out, "1|200\n1|201\n");
+	ck_assert_str_eq(out, "1|200\n1|201\n20|201\n0|201\n");
 	free(out);
 	ck_assert_int_eq(unit_db_int(db, "SELECT count(*) FROM snapshots "
 	    "WHERE id IN (200, 201)"), 2);
