@@ -357,6 +357,45 @@ client_db(const char *path, int *rc)
 }
 
 /*
+ * One answer of fstrack changed since since_arg (as the user gave it,
+ * parsed into since), read from the database (root): a barrier with flags
+ * CLIENT_*, then the changes listed by query_changed_at with flags Q_*
+ * into a, whose since, cur and position are filled in here (the rest,
+ * --follow's sets or a sink, is the caller's).  Where the answer stands
+ * (its position, if one was taken, and the daemon's instance) into *at,
+ * both "" if the barrier failed.  Returns the exit status.
+ */
+int
+client_changed(const char *since_arg, const struct proto_since *since,
+    int flags, int qflags, struct query_answer *a, struct client_at *at)
+{
+	struct client_answer	 ans;
+	struct sqlite3		*db;
+	int			 rc;
+
+	memset(at, 0, sizeof *at);
+	if ((rc = client_barrier(since_arg, flags, &ans)) != 0)
+		return rc;
+	if (ans.position != NULL)
+		snprintf(at->position, sizeof at->position, "%s", ans.position);
+	if (ans.instance != NULL)
+		snprintf(at->instance, sizeof at->instance, "%s", ans.instance);
+	if ((db = client_db(ans.dbpath, &rc)) == NULL) {
+		reply_free(&ans.r);
+		return rc;
+	}
+	a->since = since;
+	a->cur = ans.cur;
+	a->position = ans.position;
+	a->pos_seq = ans.pos_seq;
+	rc = query_changed_at(db, a, qflags);
+	query_close(db);
+	a->position = NULL;	/* it lived in ans.r */
+	reply_free(&ans.r);
+	return rc;
+}
+
+/*
  * Run a barrier since snapshot since and open the database read-only.
  * Returns it, with the reply in *r (the caller frees it), the current
  * snapshot and the database path; NULL with *rc the exit status.

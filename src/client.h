@@ -1,12 +1,15 @@
 /*
- * client.h -- what every client program (fstrack, fstrack-rsync) shares:
- * one request to fstrackd over its control socket, and the barrier that
- * precedes every read of the database.
+ * client.h -- what every client program (fstrack, fstrack-rsync,
+ * fstrack-fsmonitor) shares: one request to fstrackd over its control
+ * socket, the barrier that precedes every read of the database, and
+ * whether a tree is on a tracked filesystem.
  */
 #ifndef FSTRACK_CLIENT_H
 #define FSTRACK_CLIENT_H
 
 #include <stdint.h>
+
+#include "proto.h"
 
 #define CLIENT_DEFAULT_SOCKET	"/run/fstrack/fstrackd.sock"
 
@@ -54,10 +57,24 @@ struct sqlite3	*client_open_db(int64_t *, int *);
 struct sqlite3	*client_barrier_open(long long, int, struct reply *, int64_t *,
 		    const char **, int *);
 int		 client_barrier(const char *, int, struct client_answer *);
+/* Where an answer of client_changed stands: position and instance. */
+struct client_at {
+	char		 position[PROTO_POSITION_MAX];	/* "": none taken */
+	char		 instance[128];
+};
+struct proto_since;
+struct query_answer;
+int		 client_changed(const char *, const struct proto_since *, int,
+		    int, struct query_answer *, struct client_at *);
 int		 client_position(char *, size_t);
 
+/* mounts.c */
+int		 mounts_path_under(const char *, const char *);
+const char	*mounts_tracked(const struct reply *, const char *);
+int		 mounts_find(const char *, const struct reply *, char *, size_t,
+		    char *, size_t);
+
 /* follow.c */
-struct proto_since;
 struct follow;
 int		 follow_changed(const char *, const struct proto_since *, int,
 		    int, const char *);
@@ -69,5 +86,10 @@ const char	*follow_reason(int);
 
 /* remote.c */
 int		 remote_changed(const char *, int, int, int, const char *);
+struct query_sink;
+int		 remote_answer(const char *, int, int, const struct query_sink *,
+		    struct client_at *);
+int		 remote_changed_once(const char *, const struct proto_since *,
+		    int, int, struct query_answer *, struct client_at *);
 
 #endif

@@ -470,6 +470,9 @@ ctl_changed_barrier_done(int err, int64_t snap, int64_t seq, void *arg)
 			sbuf_addstr(&j->head, j->position);
 			sbuf_addstr(&j->head, "\n");
 		}
+		/* the run, as a barrier says it (fstrack-fsmonitor) */
+		sbuf_printf(&j->head, "instance\t%d.%lld\n", (int)fstd.pid,
+		    (long long)fstd.started_ns);
 	}
 	j->done = ctl_changed_answered;
 	j->arg = c;

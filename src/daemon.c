@@ -484,6 +484,8 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)perm_pending());
 	sbuf_printf(sb, "perm_young\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_young));
+	sbuf_printf(sb, "links_young\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.links_young));
 	sbuf_printf(sb, "perm_stalled\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_stalled));
 	sbuf_printf(sb, "overflows\t%llu\n",

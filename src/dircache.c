@@ -70,6 +70,7 @@ static size_t		  dc_nents, dc_ents_size;
 static unsigned		  dc_path_gen = 1;
 static int64_t		  dc_snapshot;
 static uint64_t		  dc_epoch = 1;	/* 0: no entry was recorded */
+static int64_t		  dc_epoch_ns;	/* now_ns() when it began */
 static void		(*dc_move_hook)(struct fst_fs *, const char *);
 
 /* FNV-1a over a byte range, continuing from h. */
@@ -159,6 +160,7 @@ dircache_new_snapshot(int64_t snap)
 {
 	dc_snapshot = snap;
 	dc_epoch++;
+	dc_epoch_ns = now_ns();
 	dc_clear_entries();
 }
 
@@ -170,6 +172,18 @@ void
 dircache_new_epoch(void)
 {
 	dc_epoch++;
+	dc_epoch_ns = now_ns();
+}
+
+/*
+ * When the current epoch (snapshot or position) began, read after its
+ * switch: every event of a change made at or after this time is read into
+ * it (main thread, which reads the events and switches the epoch).
+ */
+int64_t
+dircache_epoch_ns(void)
+{
+	return dc_epoch_ns;
 }
 
 /*

@@ -305,101 +305,29 @@ is_remote(const char *arg, const char **colon)
 	return 1;
 }
 
-/* Undo mountinfo's octal escapes (\040 and the like) in place. */
-static void
-unescape_octal(char *s)
-{
-	char	*d = s;
-
-	while (*s != '\0') {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
-			    (s[3] - '0'));
-			s += 4;
-		} else
-			*d++ = *s++;
-	}
-	*d = '\0';
-}
-
-/* Whether path is dir or below it. */
-static int
-path_under(const char *path, const char *dir)
-{
-	size_t	n = strlen(dir);
-
-	if (strcmp(dir, "/") == 0)
-		return path[0] == '/';
-	return strncmp(path, dir, n) == 0 && (path[n] == '\0' ||
-	    path[n] == '/');
-}
-
-/* Whether the status reply lists mount point mp as tracked. */
-static int
-tracked(const struct reply *r, const char *mp)
-{
-	size_t	n = strlen(mp);
-	int	i;
-
-	for (i = 0; i < r->n; i++)
-		if (strcmp(r->keys[i], "filesystem") == 0 &&
-		    strncmp(r->values[i], mp, n) == 0 &&
-		    strncmp(r->values[i] + n, " type=", 6) == 0)
-			return 1;
-	return 0;
-}
-
 /*
- * The mount point src is on (the longest mount point above it in
- * mountinfo) into mnt; and, unless onefs, die if a filesystem mounted
- * below src is not tracked: rsync would enter it and its changes are
- * never seen.
+ * The mount point src is on into mnt; and, unless onefs, die if a
+ * filesystem mounted below src is not tracked: rsync would enter it and
+ * its changes are never seen.
  */
 static void
 check_mounts(const char *src, const struct reply *status, int onefs,
     char *mnt, size_t len)
 {
-	FILE	*f;
-	char	*line = NULL, *fields[6], *save, *p;
-	size_t	 cap = 0, best = 0;
-	int	 i;
+	char	below[PATH_MAX];
 
-	if ((f = fopen("/proc/self/mountinfo", "re")) == NULL)
+	if (mounts_find(src, status, mnt, len, onefs ? NULL : below,
+	    sizeof below) != 0) {
+		if (errno == ENOENT)
+			die("%s: cannot find its mount point", src);
 		die("/proc/self/mountinfo: %s", strerror(errno));
-	mnt[0] = '\0';
-	while (getline(&line, &cap, f) != -1) {
-		line[strcspn(line, "\n")] = '\0';
-		for (i = 0, p = line; i < 6; i++, p = NULL)
-			if ((fields[i] = strtok_r(p, " ", &save)) == NULL)
-				break;
-		if (i < 5)
-			continue;
-		unescape_octal(fields[4]);
-		if (path_under(src, fields[4]) && strlen(fields[4]) >= best &&
-		    strlen(fields[4]) < len) {
-			best = strlen(fields[4]);
-			snprintf(mnt, len, "%s", fields[4]);
-		}
-		if (!onefs && path_under(fields[4], src) &&
-		    strcmp(fields[4], src) != 0 && !tracked(status, fields[4])) {
-			char *m = strdup(fields[4]);
-
-			fclose(f);
-			free(line);
-			if (m == NULL)
-				abort();
-			say("%s is mounted below %s and not tracked by "
-			    "fstrackd; track it or pass -x", m, src);
-			free(m);
-			cleanup();
-			exit(FST_EXIT_ERROR);
-		}
 	}
-	free(line);
-	fclose(f);
-	if (mnt[0] == '\0')
-		die("%s: cannot find its mount point", src);
+	if (!onefs && below[0] != '\0') {
+		say("%s is mounted below %s and not tracked by fstrackd; "
+		    "track it or pass -x", below, src);
+		cleanup();
+		exit(FST_EXIT_ERROR);
+	}
 }
 
 /* The cursor of a plan as text: its number or "none". */
@@ -473,7 +401,7 @@ make_plan(const struct opts *o, const char *src_arg, const char *dest,
 		die("'fstrack status' failed or lists no filesystem");
 	}
 	check_mounts(src, &status, o->onefs, mnt, sizeof mnt);
-	if (!tracked(&status, mnt))
+	if (mounts_tracked(&status, mnt) == NULL)
 		die("%s is on %s, which fstrackd does not track (see 'fstrack "
 		    "status')", src, mnt);
 	reply_free(&status);

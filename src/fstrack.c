@@ -153,12 +153,11 @@ cmd_changed(int argc, char **argv)
 		{ "position-file",	required_argument,	NULL, 'p' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct client_answer	 ans;
 	struct query_answer	 a;
 	struct proto_since	 since;
 	const char		*since_arg = NULL, *posfile = NULL;
+	struct client_at	 at;
 	int			 ch, flags = 0, nowait = 0, follow = 0, rc;
-	struct sqlite3		*db;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "0", opts, NULL)) != -1) {
@@ -189,27 +188,15 @@ cmd_changed(int argc, char **argv)
 	if (follow)
 		return follow_changed(since_arg, &since, flags, nowait, posfile);
 	/* a position costs nothing, but is taken only for who wants one */
-	rc = client_barrier(since_arg, (nowait ? CLIENT_NOWAIT : 0) |
-	    ((flags & Q_JSON) || posfile != NULL || since.is_position ?
-	    CLIENT_POSITION : 0), &ans);
-	if (rc != 0)
-		return rc;
-	if ((db = query_open(ans.dbpath)) == NULL) {
-		reply_free(&ans.r);
-		return FST_EXIT_ERROR;
-	}
 	memset(&a, 0, sizeof a);
-	a.since = &since;
-	a.cur = ans.cur;
-	a.position = ans.position;
-	a.pos_seq = ans.pos_seq;
-	rc = query_changed_at(db, &a, flags);
-	query_close(db);
+	rc = client_changed(since_arg, &since, (nowait ? CLIENT_NOWAIT : 0) |
+	    ((flags & Q_JSON) || posfile != NULL || since.is_position ?
+	    CLIENT_POSITION : 0), flags, &a, &at);
 	/* after a gap too: where to go on once the full scan is done */
-	if (posfile != NULL && (rc == 0 || rc == FST_EXIT_GAP) &&
-	    follow_write_position(posfile, ans.position) != 0)
+	if (posfile != NULL && at.position[0] != '\0' && (rc == 0 ||
+	    rc == FST_EXIT_GAP) && follow_write_position(posfile,
+	    at.position) != 0)
 		rc = FST_EXIT_ERROR;
-	reply_free(&ans.r);
 	return rc;
 }
 

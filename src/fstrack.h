@@ -164,6 +164,7 @@ struct fst_stats {
 	_Atomic uint64_t	perm_stalled;
 	_Atomic uint64_t	perm_covered;
 	_Atomic uint64_t	perm_young;	/* write-opens of young files */
+	_Atomic uint64_t	links_young;	/* link counts of young files */
 	_Atomic uint64_t	perm_marks;
 	_Atomic uint64_t	perm_armed_ahead;
 	_Atomic uint64_t	overflows;
@@ -255,6 +256,7 @@ void	 dircache_set_move_hook(void (*)(struct fst_fs *, const char *));
 void	 dircache_fini(void);
 void	 dircache_new_snapshot(int64_t);
 void	 dircache_new_epoch(void);
+int64_t	 dircache_epoch_ns(void);
 int	 dircache_record(struct fst_fs *, const struct fst_handle *,
 	     const char *, uint32_t);
 void	 dircache_rename(struct fst_fs *, const struct fst_handle *,
@@ -475,6 +477,7 @@ void	 links_search(struct fst_fs *, uint64_t);
 int	 links_search_begin(void);
 int	 links_search_queued(void);
 int	 links_searching(struct fst_fs *, uint64_t);
+int	 links_search_on(const struct fst_fs *);
 size_t	 links_count(void);
 
 /* access.c */

@@ -49,17 +49,105 @@ struct link_file {
 	struct link_name	*names;
 };
 
+/* An inode to search for, in a link_set. */
 struct link_pending {
 	struct link_pending	*next;
 	struct fst_fs		*fs;
 	uint64_t		 ino;
 };
 
+/*
+ * A set of inodes to search for, hashed: a walker asks about every entry
+ * it reads, and git alone queues one inode per object it writes (78k
+ * after the first commit of a kernel tree), so a list would make a
+ * search pass quadratic.
+ */
+struct link_set {
+	struct link_pending	**tab;
+	size_t			  size;		/* buckets: 0 or a power of 2 */
+	size_t			  count;
+};
+
 static pthread_mutex_t	 links_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct link_file	**links_tab;
 static size_t		 links_size = 65536, links_nnames;
-static struct link_pending *links_pending, *links_active;
+static struct link_set	 links_pending, links_active;
 static int		 links_full;
+
+/* The bucket of (fs, ino) in a set of size buckets. */
+static size_t
+link_set_bucket(const struct fst_fs *fs, uint64_t ino, size_t size)
+{
+	uint64_t	x = ino * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)fs;
+
+	return (size_t)(x ^ x >> 29) & (size - 1);
+}
+
+/* Whether set s holds (fs, ino); caller holds links_lock. */
+static int
+link_set_has(const struct link_set *s, const struct fst_fs *fs, uint64_t ino)
+{
+	struct link_pending	*p;
+
+	if (s->size == 0)
+		return 0;
+	for (p = s->tab[link_set_bucket(fs, ino, s->size)]; p != NULL;
+	    p = p->next)
+		if (p->fs == fs && p->ino == ino)
+			return 1;
+	return 0;
+}
+
+/* Add (fs, ino) to set s unless it is there; caller holds links_lock. */
+static void
+link_set_add(struct link_set *s, struct fst_fs *fs, uint64_t ino)
+{
+	struct link_pending	**tab, *p, *next;
+	size_t			  i, b, size;
+
+	if (link_set_has(s, fs, ino))
+		return;
+	if (s->count >= s->size) {	/* grow: at most one per bucket */
+		size = s->size == 0 ? 64 : s->size * 2;
+		if ((tab = calloc(size, sizeof *tab)) == NULL)
+			fatal("out of memory");
+		for (i = 0; i < s->size; i++) {
+			for (p = s->tab[i]; p != NULL; p = next) {
+				next = p->next;
+				b = link_set_bucket(p->fs, p->ino, size);
+				p->next = tab[b];
+				tab[b] = p;
+			}
+		}
+		free(s->tab);
+		s->tab = tab;
+		s->size = size;
+	}
+	if ((p = malloc(sizeof *p)) == NULL)
+		fatal("out of memory");
+	p->fs = fs;
+	p->ino = ino;
+	b = link_set_bucket(fs, ino, s->size);
+	p->next = s->tab[b];
+	s->tab[b] = p;
+	s->count++;
+}
+
+/* Empty set s; caller holds links_lock. */
+static void
+link_set_clear(struct link_set *s)
+{
+	struct link_pending	*p, *next;
+	size_t			 i;
+
+	for (i = 0; i < s->size; i++)
+		for (p = s->tab[i]; p != NULL; p = next) {
+			next = p->next;
+			free(p);
+		}
+	free(s->tab);
+	memset(s, 0, sizeof *s);
+}
 
 /* Find a file; caller holds links_lock. */
 static struct link_file *
@@ -195,20 +283,8 @@ links_foreach(struct fst_fs *fs, const struct fst_handle *h,
 void
 links_search(struct fst_fs *fs, uint64_t ino)
 {
-	struct link_pending	*p;
-
 	pthread_mutex_lock(&links_lock);
-	for (p = links_pending; p != NULL; p = p->next)
-		if (p->fs == fs && p->ino == ino)
-			break;
-	if (p == NULL) {
-		if ((p = malloc(sizeof *p)) == NULL)
-			fatal("out of memory");
-		p->fs = fs;
-		p->ino = ino;
-		p->next = links_pending;
-		links_pending = p;
-	}
+	link_set_add(&links_pending, fs, ino);
 	pthread_mutex_unlock(&links_lock);
 }
 
@@ -219,18 +295,13 @@ links_search(struct fst_fs *fs, uint64_t ino)
 int
 links_search_begin(void)
 {
-	struct link_pending	*p, *next;
-	int			 n = 0;
+	int	n;
 
 	pthread_mutex_lock(&links_lock);
-	for (p = links_active; p != NULL; p = next) {
-		next = p->next;
-		free(p);
-	}
+	link_set_clear(&links_active);
 	links_active = links_pending;
-	links_pending = NULL;
-	for (p = links_active; p != NULL; p = p->next)
-		n++;
+	memset(&links_pending, 0, sizeof links_pending);
+	n = (int)links_active.count;
 	pthread_mutex_unlock(&links_lock);
 	return n;
 }
@@ -242,21 +313,35 @@ links_search_queued(void)
 	int	queued;
 
 	pthread_mutex_lock(&links_lock);
-	queued = links_pending != NULL;
+	queued = links_pending.count > 0;
 	pthread_mutex_unlock(&links_lock);
 	return queued;
+}
+
+/* Whether the running search pass looks for anything on fs. */
+int
+links_search_on(const struct fst_fs *fs)
+{
+	struct link_pending	*p;
+	size_t			 i;
+	int			 found = 0;
+
+	pthread_mutex_lock(&links_lock);
+	for (i = 0; i < links_active.size && !found; i++)
+		for (p = links_active.tab[i]; p != NULL && !found; p = p->next)
+			found = p->fs == fs;
+	pthread_mutex_unlock(&links_lock);
+	return found;
 }
 
 /* Whether the running search pass looks for inode ino on fs. */
 int
 links_searching(struct fst_fs *fs, uint64_t ino)
 {
-	struct link_pending	*p;
-	int			 found = 0;
+	int	found;
 
 	pthread_mutex_lock(&links_lock);
-	for (p = links_active; p != NULL && !found; p = p->next)
-		found = p->fs == fs && p->ino == ino;
+	found = link_set_has(&links_active, fs, ino);
 	pthread_mutex_unlock(&links_lock);
 	return found;
 }

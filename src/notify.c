@@ -168,21 +168,71 @@ notify_stat_handle(struct fst_fs *fs, const struct fst_handle *h,
 }
 
 /*
+ * The inode's handle, opened O_PATH: its stat, and whether it was born
+ * (statx btime) at or after from.  A btime ahead of the clock (the clock
+ * stepped back) or missing does not count as born after anything.
+ */
+static int
+notify_stat_born(struct fst_fs *fs, const struct fst_handle *h,
+    struct stat *st, int64_t from, int *born_after)
+{
+	struct statx	stx;
+	int64_t		btime;
+	int		fd, rc;
+
+	*born_after = 0;
+	if ((fd = handle_open(fs->mount_fd, h, O_PATH | O_CLOEXEC)) == -1)
+		return -1;
+	if ((rc = fstat(fd, st)) == 0 && statx(fd, "", AT_EMPTY_PATH,
+	    STATX_BTIME, &stx) == 0 && (stx.stx_mask & STATX_BTIME)) {
+		btime = (int64_t)stx.stx_btime.tv_sec * 1000000000 +
+		    stx.stx_btime.tv_nsec;
+		*born_after = btime >= from && btime <= now_ns() + 1000000000;
+	}
+	close(fd);
+	return rc;
+}
+
+/*
  * A file's link count changed (link, unlink, rename over it): the kernel
  * reports it by handle only.  Every other name of it now shows a new
  * ctime and link count: record them, or search for them (links.c).
+ *
+ * YOUNG FILES NEED NO SEARCH when one name is left.  A file born at or
+ * after the current epoch began (dircache_epoch_ns: a snapshot or a
+ * position, switched on this thread after the drain) got every name it
+ * ever had by a create, link or rename, and each of those is a name event
+ * of its directory read after the switch, so recorded in this epoch;
+ * unlinks and renames away are name events too.  So every directory that
+ * holds or held a name of it is recorded already, and with one name left
+ * there is no other name for a later write to reach.  (btime is taken
+ * from the coarse clock, never ahead of the real time of birth: the test
+ * errs towards searching; a btime more than a second ahead of the clock is
+ * not believed.  What it cannot see, like perm.c's young files: a clock
+ * that was ahead when the file was born and stepped back before the epoch
+ * began, by more than the epoch's age.)  This is git's every object:
+ * written under a temporary name, linked to its own and unlinked; without
+ * it, a commit of 78k objects meant 78k inodes sought by walks of the
+ * whole filesystem.
+ * A young file with several names is still sought: the table must know
+ * its names for the writes of later epochs.
  */
 static void
 notify_link_count(struct fst_fs *fs, const struct fst_handle *h)
 {
 	struct stat	st;
 	uint32_t	kinds = FST_M_ATTRIB;
+	int		young;
 
 	if (links_foreach(fs, h, notify_other_name, &kinds) > 0)
 		return;
-	if (notify_stat_handle(fs, h, &st) == -1 || S_ISDIR(st.st_mode) ||
-	    st.st_nlink == 0)
+	if (notify_stat_born(fs, h, &st, dircache_epoch_ns(), &young) == -1 ||
+	    S_ISDIR(st.st_mode) || st.st_nlink == 0)
 		return;
+	if (young && st.st_nlink == 1) {
+		atomic_fetch_add(&fstd.st.links_young, 1);
+		return;
+	}
 	links_search(fs, st.st_ino);
 	reconcile_search_start();
 }

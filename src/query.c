@@ -252,6 +252,31 @@ query_put_kinds(struct sbuf *out, int64_t mask, int json)
 	}
 }
 
+/*
+ * The kinds (FST_M_* bits) of a comma list as query_put_kinds writes it,
+ * len bytes at list; names it does not know count for nothing.
+ */
+int64_t
+query_parse_kinds(const char *list, size_t len)
+{
+	const char	*end = list + len, *comma;
+	int64_t		 mask = 0;
+	size_t		 i, n;
+
+	for (; list < end; list = comma + 1) {
+		if ((comma = memchr(list, ',', end - list)) == NULL)
+			comma = end;
+		n = comma - list;
+		for (i = 0; i < sizeof query_kind_names /
+		    sizeof *query_kind_names; i++)
+			if (query_kind_names[i] != NULL &&
+			    strlen(query_kind_names[i]) == n &&
+			    memcmp(query_kind_names[i], list, n) == 0)
+				mask |= (int64_t)1 << i;
+	}
+	return mask;
+}
+
 /* Format a unix time as ISO 8601 UTC. */
 static void
 query_time(int64_t t, char *buf, size_t len)

@@ -18,6 +18,7 @@ struct sqlite3	*query_open(const char *);
 void		 query_close(struct sqlite3 *);
 int		 query_changed(struct sqlite3 *, int64_t, int64_t, int);
 int		 query_since_ok(struct sqlite3 *, int64_t, int64_t, int);
+int64_t		 query_parse_kinds(const char *, size_t);
 
 /*
  * Where an answer of query_changed_at goes instead of stdout and stderr

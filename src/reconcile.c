@@ -377,8 +377,9 @@ rc_search_pass(void)
 		return 0;	/* stopping: no walkers the stop would not join */
 	rc_mode = RC_SEARCH;
 	pthread_mutex_lock(&rc_lock);
-	for (i = 0; i < fstd.nfs; i++)
-		if (fstd.fs[i].state == FS_TRACKED)
+	for (i = 0; i < fstd.nfs; i++)	/* only where an inode is sought */
+		if (fstd.fs[i].state == FS_TRACKED &&
+		    links_search_on(&fstd.fs[i]))
 			rc_push(&fstd.fs[i], INT64_MAX, fstd.fs[i].mountpoint);
 	pthread_mutex_unlock(&rc_lock);
 	atomic_store(&fstd.reconciling, 1);

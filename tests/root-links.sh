@@ -9,7 +9,16 @@
 #      be listed, and `fstrack verify` must find no miss;
 #   b. the same with the file's directory moved while the events wait;
 #   c. a write through a name made while the daemon runs: the directory
-#      of the other name, found by the search, must be listed too.
+#      of the other name, found by the search, must be listed too;
+#   d. a file born in this snapshot but before a position, linked and
+#      unlinked elsewhere after it: the remaining name's directory listed
+#      since the position (a file young for the snapshot is old for the
+#      position: it must be searched for, notify.c YOUNG FILES);
+#   e. git's way of writing an object (a temporary name, a link to the
+#      final one, the temporary unlinked): both directories listed, no
+#      search (status links_young counts it);
+#   f. a young file left with two names: still searched for, so a write
+#      through one name in the next snapshot lists the other's directory.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 require_root
@@ -89,6 +98,49 @@ echo more >>"$T/f/link"
 listed "$N" "$T/f" "c: the directory written through"
 listed "$N" "$T/e" "c: the directory of the other name"
 no_miss "$N" c
+
+# status_field NAME: a number from `fstrack status`.
+status_field() {
+	local v
+	v=$(fst status | awk -F ': ' -v k="$1" '$1 == k { print $2 }')
+	[[ $v =~ ^[0-9]+$ ]] || die "status has no $1: '$v'"
+	echo "$v"
+}
+
+# --- d. born in this snapshot, before a position; linked after it.
+mkdir -p "$T/g" "$T/h" "$T/i" "$T/j" "$T/k" "$T/l"
+take_snapshot >/dev/null
+echo young >"$T/g/born"
+P=$(fst position) || die "fstrack position failed: $P"
+paused sh -c 'ln "$1/g/born" "$1/h/link" && rm "$1/h/link"' sh "$T"
+listed "$P" "$T/g" "d: the remaining name's directory, since a position"
+listed "$P" "$T/h" "d: the directory of the link, since a position"
+
+# --- e. git's object write: tmp, link, unlink; one name left, no search.
+N=$(take_snapshot)
+y0=$(status_field links_young) || exit
+paused sh -c 'echo obj >"$1/i/tmp_obj" && ln "$1/i/tmp_obj" "$1/j/obj" &&
+	rm "$1/i/tmp_obj"' sh "$T"
+listed "$N" "$T/i" "e: the temporary name's directory"
+listed "$N" "$T/j" "e: the object's directory"
+y1=$(status_field links_young) || exit
+if [ "$y1" -gt "$y0" ]; then
+	pass "e: no search for a young file with one name (links_young $y0 -> $y1)"
+else
+	fail "e: links_young did not grow ($y0 -> $y1)"
+fi
+no_miss "$N" e
+
+# --- f. a young file left with two names, written in the next snapshot.
+take_snapshot >/dev/null
+echo two >"$T/k/pair"
+ln "$T/k/pair" "$T/l/pair"
+take_snapshot >/dev/null	# the search has found both names
+N=$(take_snapshot)
+echo more >>"$T/l/pair"
+listed "$N" "$T/l" "f: the directory written through"
+listed "$N" "$T/k" "f: the directory of the other name"
+no_miss "$N" f
 
 rc=0
 stop_daemon || rc=$?

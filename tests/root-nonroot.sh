@@ -628,7 +628,10 @@ print("cut_ended", got.endswith(b"OK\n"))
 EOF
 cat "$WORK/stall.out"
 peak=$(awk '$1 == "peak_kb" { print $2 }' "$WORK/stall.out")
-if [ -n "$peak" ] && [ $((peak - RSS0)) -lt 4096 ]; then
+if ldd "$FSTRACKD" 2>/dev/null | grep -q libasan; then
+	# its quarantine keeps what the query freed: no measure of buffering
+	log "8: the daemon's RSS grew $((peak - RSS0)) KiB (ASan build: not judged)"
+elif [ -n "$peak" ] && [ $((peak - RSS0)) -lt 4096 ]; then
 	pass "8: a reader that stops: the daemon's RSS grew $((peak - RSS0)) KiB for a $HUGE_BYTES-byte answer"
 else
 	fail "8: the daemon's RSS grew from $RSS0 to ${peak:-?} KiB while a reader stalled"
