@@ -489,11 +489,12 @@ ctl_op_done(struct store_op *op, int err, void *arg)
 
 	if (err != 0)
 		ctl_err(c, FST_EXIT_ERROR, "database write failed");
-	else if (op->type == OP_CONSUMER_DELETE && op->result == 0)
+	else if (op->type == OP_CONSUMER_DELETE && !op->consumer_delete.deleted)
 		ctl_err(c, FST_EXIT_NOSNAPSHOT, "no such consumer");
 	else {
 		if (op->type == OP_PRUNE) {
-			snprintf(buf, sizeof buf, "%lld", (long long)op->value);
+			snprintf(buf, sizeof buf, "%lld",
+			    (long long)op->prune.pruned_to);
 			ctl_kv(c, "pruned_to", buf);
 		}
 		ctl_ok(c);
@@ -692,9 +693,7 @@ ctl_dispatch(struct ctl_conn *c, char *line)
 			ctl_err(c, FST_EXIT_NOSNAPSHOT, "no such snapshot");
 			return;
 		}
-		op = store_op_new(OP_CONSUMER_SET);
-		op->name = strdup(argv[1]);
-		op->value = snap;
+		op = store_op_consumer_set(argv[1], snap);
 		op->durable = 1;
 		op->done = ctl_op_done;
 		op->arg = c;
@@ -705,8 +704,7 @@ ctl_dispatch(struct ctl_conn *c, char *line)
 			goto denied;
 		if (!proto_valid_name(argv[1]))
 			goto badname;
-		op = store_op_new(OP_CONSUMER_DELETE);
-		op->name = strdup(argv[1]);
+		op = store_op_consumer_delete(argv[1]);
 		op->durable = 1;
 		op->done = ctl_op_done;
 		op->arg = c;
@@ -718,8 +716,7 @@ ctl_dispatch(struct ctl_conn *c, char *line)
 		snap = 0;
 		if (argc == 2 && ctl_snapshot_arg(argv[1], &snap) != 0)
 			goto usage;
-		op = store_op_new(OP_PRUNE);
-		op->value = snap;
+		op = store_op_prune(snap);
 		op->durable = 1;
 		op->done = ctl_op_done;
 		op->arg = c;

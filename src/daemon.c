@@ -110,9 +110,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	r->cb = cb;
 	r->arg = arg;
 	r->id = id;
-	ops[0] = store_op_new(OP_SNAPSHOT);
-	ops[0]->snapshot = id;
-	ops[0]->value = now_ns();
+	ops[0] = store_op_snapshot(id, now_ns());
 	ops[0]->durable = 1;
 	ops[0]->done = daemon_snapshot_done;
 	ops[0]->arg = r;
@@ -121,7 +119,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	 * queue, so the snapshot is answered only once the prune it causes is
 	 * applied too ("retention-snapshots 3" never shows 4 to a client).
 	 */
-	ops[1] = store_op_new(OP_PRUNE);
+	ops[1] = store_op_prune(0);
 	store_submit_many(ops, 2);
 	log_debug("snapshot %lld started", (long long)id);
 }
@@ -217,18 +215,16 @@ daemon_barrier(int64_t since, int64_t since_seq, int flags,
 	r->timer.data = r;
 	uv_timer_start(&r->timer, daemon_barrier_timeout,
 	    fstd.cfg.stall_timeout_ms, fstd.cfg.stall_timeout_ms);
-	op = store_op_new(OP_BARRIER);
-	op->snapshot = since;
-	op->value = since_seq;
-	op->done = daemon_barrier_done;
-	op->arg = r;
 	if (flags & DAEMON_BARRIER_POSITION) {
 		dircache_new_epoch();
-		op->mask = STORE_BARRIER_POSITION;
 		/* the position is in the current snapshot, not in since */
-		op->pos_snapshot = r->pos_snapshot =
-		    atomic_load(&fstd.cur_snapshot);
-	}
+		r->pos_snapshot = atomic_load(&fstd.cur_snapshot);
+		op = store_op_barrier_position(since, since_seq,
+		    r->pos_snapshot);
+	} else
+		op = store_op_barrier(since, since_seq);
+	op->done = daemon_barrier_done;
+	op->arg = r;
 	seq = store_submit(op);
 	if (flags & DAEMON_BARRIER_POSITION) {
 		r->pos_seq = store_position_seq(seq);
@@ -281,8 +277,8 @@ daemon_position(void (*cb)(int, int64_t, int64_t, void *), void *arg)
 		fatal("out of memory");
 	r->cb = cb;
 	r->arg = arg;
-	op = store_op_new(OP_POSITION);
-	op->pos_snapshot = r->snapshot = atomic_load(&fstd.cur_snapshot);
+	r->snapshot = atomic_load(&fstd.cur_snapshot);
+	op = store_op_position(r->snapshot);
 	op->done = daemon_position_done;
 	op->arg = r;
 	r->seq = store_position_seq(store_submit(op));
@@ -332,17 +328,13 @@ daemon_note_run_state(int64_t snap)
 		log_warnx("the last stop was not clean: directories armed in "
 		    "the last two snapshots are reported as changed (armed)");
 		store_positions_init(snap);
-		op = store_op_new(OP_PROMOTE_ARMS);
-		op->snapshot = snap;
-		store_submit(op);
+		store_submit(store_op_promote_arms(snap));
 	} else {	/* a clean stop: the last run's arms died with its marks */
 		store_positions_init(store_meta_get("position_snapshot", buf,
 		    sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0);
-		store_submit(store_op_new(OP_CLEAR_ARMS));
+		store_submit(store_op_clear_arms());
 	}
-	op = store_op_new(OP_META);
-	op->name = strdup("run_state");
-	op->path = strdup("running");
+	op = store_op_meta("run_state", "running");
 	op->durable = 1;
 	store_submit(op);
 }
@@ -371,9 +363,7 @@ daemon_init(void)
 		 * answer instead of somebody else's history.
 		 */
 		snap = now_ns() / 1000000;
-		op = store_op_new(OP_SNAPSHOT);
-		op->snapshot = snap;
-		op->value = now_ns();
+		op = store_op_snapshot(snap, now_ns());
 		op->durable = 1;
 		store_submit(op);
 		fstd.first_snapshot = snap;
@@ -407,9 +397,7 @@ daemon_stop(void)
 	uint32_t	 kind = FST_M_OPENED_WRITE;
 
 	openscan_writers(daemon_carry_writer, &kind);
-	op = store_op_new(OP_META);
-	op->name = strdup("run_state");
-	op->path = strdup("stopped");
+	op = store_op_meta("run_state", "stopped");
 	op->durable = 1;
 	store_submit(op);
 }

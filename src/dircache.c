@@ -286,15 +286,8 @@ dircache_resolve(struct fst_fs *fs, const struct fst_handle *h, char *out,
 static void
 dc_submit(struct dc_dir *d, const char *name, uint32_t kinds)
 {
-	struct store_op	*op = store_op_new(OP_CHANGE);
-
-	op->snapshot = dc_snapshot;
-	op->fs_id = d->fs->id;
-	op->dir = d->h;
-	if ((op->name = strdup(name)) == NULL)
-		fatal("out of memory");
-	op->mask = kinds;
-	store_submit(op);
+	store_submit(store_op_change(dc_snapshot, d->fs->id, &d->h, NULL, name,
+	    kinds));
 	atomic_fetch_add(&fstd.st.records_queued, 1);
 }
 
@@ -392,7 +385,6 @@ dircache_rename(struct fst_fs *fs, const struct fst_handle *olddir,
     const char *oldname, const struct fst_handle *newdir, const char *newname)
 {
 	struct dc_dir	*od, *nd;
-	struct store_op	*op;
 	char		 from[PATH_MAX], to[PATH_MAX];
 	int		 ok;
 
@@ -414,21 +406,12 @@ dircache_rename(struct fst_fs *fs, const struct fst_handle *olddir,
 		return;
 	snprintf(from, sizeof from, "%s/%s", strcmp(od->path, "/") ?
 	    od->path : "", oldname);
-	op = store_op_new(OP_DIR_MOVE);
-	op->fs_id = fs->id;
-	if ((op->path = strdup(from)) == NULL ||
-	    (op->path2 = strdup(to)) == NULL)
-		fatal("out of memory");
-	store_submit(op);
+	store_submit(store_op_dir_move(fs->id, from, to));
 }
 
 /* A directory was removed: mark its row gone (it keeps its last path). */
 void
 dircache_gone(struct fst_fs *fs, const struct fst_handle *h)
 {
-	struct store_op	*op = store_op_new(OP_DIR_GONE);
-
-	op->fs_id = fs->id;
-	op->dir = *h;
-	store_submit(op);
+	store_submit(store_op_dir_gone(fs->id, h));
 }

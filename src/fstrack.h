@@ -58,10 +58,11 @@
  *                          health_lock (health.c)
  *   fs->reconcile_threshold  main, under rc_lock (walkers read it there)
  *   fs->checkpoint_ns      main; atomic (perm reads it: perm_young)
- *   (*) fs->state: written by the main thread, read by the writer
- *   (store_refresh_paths) and the walkers at start-up; an int written
- *   whole, a stale read only delays a path refresh or is taken before the
- *   walkers start.
+ *   fs->shed_snapshot      any thread, under store_lock
+ *                          (store_shed_locked)
+ *   fs->state (*)          main; atomic (the writer reads it:
+ *                          store_refresh_paths; a stale read only delays
+ *                          a path refresh)
  *   fstd.fs[].id, .mount_fd, fstd.db_path  set before any thread starts,
  *                          read by the answer threads
  * Nothing else is shared: threads hand work over through the writer queue
@@ -119,11 +120,14 @@ struct fst_fs {
 	dev_t			 dev;
 	struct fst_handle	 root;		/* handle of the mount root */
 	int			 mount_fd;	/* O_RDONLY|O_DIRECTORY root fd */
-	enum fst_fs_state	 state;
+	_Atomic enum fst_fs_state state;	/* written by main only */
 	_Atomic int64_t		 checkpoint_ns;	/* newest checkpoint submitted:
 						   never below the durable one */
 	int64_t			 reconcile_threshold; /* ctime at or after: rescan */
 	int			 is_new;	/* first tracked in this run */
+	int64_t			 shed_snapshot;	/* a gap for dropped records
+						   queued up to it (store.c,
+						   store_lock) */
 };
 
 /* Run-time configuration (config.c fills it from file and command line). */
@@ -264,50 +268,139 @@ int	 dircache_resolve(struct fst_fs *, const struct fst_handle *,
 
 /* store.c */
 enum store_op_type {
-	OP_CHANGE,
-	OP_DIR_MOVE,
-	OP_DIR_GONE,
-	OP_SNAPSHOT,
-	OP_GAP,
-	OP_CHECKPOINT,
+	OP_CHANGE,		/* entries of a directory changed */
+	OP_DIR_MOVE,		/* a directory's subtree has a new path */
+	OP_DIR_GONE,		/* a directory was removed */
+	OP_SNAPSHOT,		/* a snapshot began */
+	OP_GAP,			/* history is incomplete from a snapshot on */
+	OP_CHECKPOINT,		/* every change before a time is recorded */
 	OP_CONSUMER_SET,
 	OP_CONSUMER_DELETE,
 	OP_PRUNE,
-	OP_BARRIER,
+	OP_BARRIER,		/* a query is about to read: refresh paths */
 	OP_FS_STATE,
-	OP_ARM,
-	OP_PROMOTE_ARMS,
+	OP_ARM,			/* writes may follow in a directory */
+	OP_PROMOTE_ARMS,	/* after an unclean stop: arms become changes */
 	OP_CLEAR_ARMS,
 	OP_META,
-	OP_POSITION
+	OP_POSITION,		/* a position was taken */
+	OP_SYNC			/* writes nothing: a commit point */
 };
-/* OP_BARRIER's mask: a position is taken with it (store.c, POSITIONS). */
-#define STORE_BARRIER_POSITION	0x1
 struct store_op;
 typedef void (*store_done_cb)(struct store_op *, int, void *);
+/*
+ * An operation for the writer, made by one of the store_op_* constructors
+ * (the only way to fill the member of its type), then optionally marked
+ * durable or given a done callback, and handed to store_submit.  Its
+ * strings live in the same allocation (strings[]) and are the store's.
+ * A member's fields marked "out" are set by the writer, for the done
+ * callback to read.
+ */
 struct store_op {
 	struct store_op		*next;
-	enum store_op_type	 type;
-	uint64_t		 seq;
-	int			 durable;
-	int64_t			 snapshot;
-	int64_t			 fs_id;
-	struct fst_handle	 dir;
-	char			*path;		/* dir path (hint) or old path */
-	char			*name;		/* entry name, consumer, reason */
-	char			*path2;		/* new path for OP_DIR_MOVE */
-	uint32_t		 mask;
-	int64_t			 value;
-	int64_t			 pos_snapshot;	/* a position's (OP_BARRIER,
-						   OP_POSITION) */
-	int			 result;
-	store_done_cb		 done;
-	void			*arg;
+	enum store_op_type	 type;		/* says which member is set */
+	uint64_t		 seq;		/* set by store_submit */
+	int			 durable;	/* synchronous=FULL */
+	store_done_cb		 done;		/* main thread, committed */
+	void			*arg;		/* done's */
+	union {
+		struct {
+			int64_t			 snapshot;
+			int64_t			 fs_id;
+			struct fst_handle	 dir;
+			const char		*dir_path; /* hint; NULL */
+			const char		*name;	/* the entry; "." */
+			uint32_t		 kinds;	/* FST_M_* */
+		} change;
+		struct {
+			int64_t		 fs_id;
+			const char	*from;		/* the old path */
+			const char	*to;		/* the new path */
+		} dir_move;
+		struct {
+			int64_t			 fs_id;
+			struct fst_handle	 dir;
+		} dir_gone;
+		struct {
+			int64_t		 id;
+			int64_t		 started_ns;
+		} snapshot;
+		struct {
+			int64_t		 fs_id;		/* 0: every fs */
+			int64_t		 snapshot;
+			int64_t		 at_ns;
+			const char	*reason;
+		} gap;
+		struct {
+			int64_t		 fs_id;
+			int64_t		 ns;
+			int		 reset;		/* even backwards */
+		} checkpoint;
+		struct {
+			const char	*name;
+			int64_t		 cursor;
+		} consumer_set;
+		struct {
+			const char	*name;
+			int		 deleted;	/* out: 1, 0 if none */
+		} consumer_delete;
+		struct {
+			int64_t		 before;	/* 0: by policy */
+			int64_t		 pruned_to;	/* out: 0 if nothing */
+		} prune;
+		struct {
+			int64_t		 since;		/* snapshot */
+			int64_t		 since_seq;	/* position; 0: none */
+			int		 take_position;
+			int64_t		 position_snapshot; /* if taken */
+		} barrier;
+		struct {
+			int64_t			 fs_id;
+			enum fst_fs_state	 state;
+		} fs_state;
+		struct {
+			int64_t			 snapshot;
+			int64_t			 fs_id;
+			struct fst_handle	 dir;
+		} arm;
+		struct {
+			int64_t		 into;		/* snapshot */
+			int64_t		 promoted;	/* out: how many */
+		} promote_arms;
+		struct {
+			const char	*key;
+			const char	*value;
+		} meta;
+		struct {
+			int64_t		 snapshot;
+		} position;
+	};
+	char			 strings[];
 };
 int	 store_open(const char *, char *, size_t);
 int	 store_start(void);
 void	 store_stop(void);
-struct store_op *store_op_new(enum store_op_type);
+void	 store_close(void);
+struct store_op *store_op_change(int64_t, int64_t, const struct fst_handle *,
+	     const char *, const char *, uint32_t);
+struct store_op *store_op_dir_move(int64_t, const char *, const char *);
+struct store_op *store_op_dir_gone(int64_t, const struct fst_handle *);
+struct store_op *store_op_snapshot(int64_t, int64_t);
+struct store_op *store_op_gap(int64_t, int64_t, int64_t, const char *);
+struct store_op *store_op_checkpoint(int64_t, int64_t);
+struct store_op *store_op_checkpoint_reset(int64_t, int64_t);
+struct store_op *store_op_consumer_set(const char *, int64_t);
+struct store_op *store_op_consumer_delete(const char *);
+struct store_op *store_op_prune(int64_t);
+struct store_op *store_op_barrier(int64_t, int64_t);
+struct store_op *store_op_barrier_position(int64_t, int64_t, int64_t);
+struct store_op *store_op_fs_state(int64_t, enum fst_fs_state);
+struct store_op *store_op_arm(int64_t, int64_t, const struct fst_handle *);
+struct store_op *store_op_promote_arms(int64_t);
+struct store_op *store_op_clear_arms(void);
+struct store_op *store_op_meta(const char *, const char *);
+struct store_op *store_op_position(int64_t);
+struct store_op *store_op_sync(void);
 void	 store_op_free(struct store_op *);
 uint64_t store_submit(struct store_op *);
 uint64_t store_submit_many(struct store_op **, int);
@@ -369,6 +462,7 @@ void	 reconcile_progress(uint64_t *, uint64_t *, double *, double *);
 int	 reconcile_wait_add(void (*)(void *), void *);
 void	 reconcile_note_move(struct fst_fs *, const char *);
 void	 reconcile_set_drain_hook(void (*)(void));
+void	 reconcile_search_start(void);
 
 /* links.c */
 void	 links_add(struct fst_fs *, const struct fst_handle *,
@@ -385,7 +479,6 @@ int	 links_search_queued(void);
 int	 links_searching(struct fst_fs *, uint64_t);
 int	 links_search_on(const struct fst_fs *);
 size_t	 links_count(void);
-void	 reconcile_search_start(void);
 
 /* access.c */
 struct access_peer {

@@ -19,7 +19,7 @@
  *   2 fsinfo    fsinfo_init      -               -              fsinfo_fini
  *   3 state     (lock)           -               -              -
  *   4 answer    -                answer_start    answer_stop    -
- *   5 store     store_open       store_start     store_stop     -
+ *   5 store     store_open       store_start     store_stop     store_close
  *   6 daemon    daemon_init      -               daemon_stop    -
  *   7 dircache  dircache_init    -               -              dircache_fini
  *   8 perm      perm_init        perm_start      perm_stop      -
@@ -40,8 +40,8 @@
  *             then daemon_drop_setid; stop cuts off every answer still
  *             running and joins them.
  *   store     opens the database (refused if foreign, corrupt, newer);
- *             starts the writer; stop commits everything queued, joins
- *             the writer and closes the database.
+ *             starts the writer; stop commits everything queued and
+ *             joins the writer; fini closes the database.
  *   daemon    the snapshot id; the last run's arms promoted (unclean stop)
  *             or cleared; run_state "running".  Stop: files open for
  *             writing recorded, run_state "stopped" (durable).
@@ -500,9 +500,7 @@ fstrackd_track_init(void)
 			 * checkpoint.  A crash before the first tick then
 			 * reconciles from it instead of finding no checkpoint.
 			 */
-			op = store_op_new(OP_CHECKPOINT);
-			op->fs_id = fs->id;
-			op->value = t_mark;
+			op = store_op_checkpoint(fs->id, t_mark);
 			op->durable = 1;
 			store_submit(op);
 			fs->checkpoint_ns = t_mark;
@@ -549,8 +547,7 @@ fstrackd_privs_init(void)
 static void
 tick_cb(uv_timer_t *t)
 {
-	struct store_op	*op;
-	int		 i;
+	int	i;
 
 	for (i = 0; i < fstd.nfs; i++) {
 		struct fst_fs *fs = &fstd.fs[i];
@@ -561,10 +558,7 @@ tick_cb(uv_timer_t *t)
 			log_warnx("'%s' is no longer mounted: not tracked any "
 			    "more; a restart reconciles it from its last "
 			    "checkpoint", fs->mountpoint);
-			op = store_op_new(OP_FS_STATE);
-			op->fs_id = fs->id;
-			op->name = strdup("gone");
-			store_submit(op);
+			store_submit(store_op_fs_state(fs->id, FS_GONE));
 		}
 	}
 	/* No checkpoint may pass a reconcile that has not finished. */
@@ -576,7 +570,7 @@ tick_cb(uv_timer_t *t)
 static void
 prune_cb(uv_timer_t *t)
 {
-	store_submit(store_op_new(OP_PRUNE));
+	store_submit(store_op_prune(0));
 }
 
 /*
@@ -657,7 +651,7 @@ static const struct fstrackd_module fstrackd_modules[] = {
 	{ "state", fstrackd_state_init, NULL, NULL, NULL },
 	{ "answer", NULL, fstrackd_answer_start, answer_stop, NULL },
 	{ "store", fstrackd_store_init, fstrackd_store_start, store_stop,
-	    NULL },
+	    store_close },
 	{ "daemon", daemon_init, NULL, daemon_stop, NULL },
 	{ "dircache", fstrackd_dircache_init, NULL, NULL, dircache_fini },
 	{ "perm", fstrackd_perm_init, fstrackd_perm_start, perm_stop, NULL },

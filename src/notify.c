@@ -504,7 +504,6 @@ notify_drain_while_room(void)
 void
 notify_checkpoint_tick(int force)
 {
-	struct store_op	*op;
 	int64_t		 t = now_coarse_ns();
 	uint64_t	 seen;
 	int		 i;
@@ -522,10 +521,7 @@ notify_checkpoint_tick(int force)
 	for (i = 0; i < fstd.nfs; i++) {
 		if (fstd.fs[i].state != FS_TRACKED)
 			continue;
-		op = store_op_new(OP_CHECKPOINT);
-		op->fs_id = fstd.fs[i].id;
-		op->value = t;
-		store_submit(op);
+		store_submit(store_op_checkpoint(fstd.fs[i].id, t));
 		fstd.fs[i].checkpoint_ns = t;
 	}
 }

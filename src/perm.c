@@ -485,20 +485,10 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 	int		 n = 0, arm;
 
 	arm = d->gen == perm_gen && d->arm_queued;
-	if (!arm) {
-		ops[n] = store_op_new(OP_ARM);
-		ops[n]->snapshot = perm_snapshot;
-		ops[n]->fs_id = d->fs->id;
-		ops[n]->dir = d->h;
-		n++;
-	}
-	ops[n] = store_op_new(OP_CHANGE);
-	ops[n]->snapshot = perm_snapshot;
-	ops[n]->fs_id = d->fs->id;
-	ops[n]->dir = d->h;
-	ops[n]->path = d->path != NULL ? strdup(d->path) : NULL;
-	ops[n]->name = strdup(name);
-	ops[n]->mask = kinds;
+	if (!arm)
+		ops[n++] = store_op_arm(perm_snapshot, d->fs->id, &d->h);
+	ops[n] = store_op_change(perm_snapshot, d->fs->id, &d->h, d->path, name,
+	    kinds);
 	ops[n]->durable = 1;
 	n++;
 	perm_dir_queued(d, store_submit_many(ops, n) + n - 1, 1);
@@ -512,11 +502,8 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 static void
 perm_submit_arm(struct perm_dir *d, int durable)
 {
-	struct store_op	*op = store_op_new(OP_ARM);
+	struct store_op	*op = store_op_arm(perm_snapshot, d->fs->id, &d->h);
 
-	op->snapshot = perm_snapshot;
-	op->fs_id = d->fs->id;
-	op->dir = d->h;
 	op->durable = durable;
 	perm_dir_queued(d, store_submit(op), 1);
 }
@@ -652,12 +639,7 @@ perm_ignore_dir(struct perm_dir *d)
 	 * snapshot; within this one the change or the parent covers d.
 	 */
 	if (!d->arm_queued) {
-		struct store_op	*op = store_op_new(OP_ARM);
-
-		op->snapshot = perm_snapshot;
-		op->fs_id = d->fs->id;
-		op->dir = d->h;
-		store_submit(op);
+		store_submit(store_op_arm(perm_snapshot, d->fs->id, &d->h));
 		d->arm_queued = 1;
 	}
 	if ((dfd = d->dfd) != -1) {
@@ -972,10 +954,7 @@ perm_arm_ahead(struct fst_fs *fs, uint64_t gen, const struct fst_handle *hs,
 		isnew[i] = d->gen != perm_gen || d->seq == 0;
 		if (!isnew[i])
 			continue;
-		ops[k] = store_op_new(OP_ARM);
-		ops[k]->snapshot = perm_snapshot;
-		ops[k]->fs_id = fs->id;
-		ops[k]->dir = d->h;
+		ops[k] = store_op_arm(perm_snapshot, fs->id, &d->h);
 		dirs[k++] = d;
 	}
 	if (k > 0) {

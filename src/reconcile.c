@@ -130,19 +130,9 @@ static void
 rc_record(struct fst_fs *fs, const struct fst_handle *dh, const char *dpath,
     const char *name, uint32_t kinds)
 {
-	struct store_op	*op;
-
 	store_wait_room();
-	op = store_op_new(OP_CHANGE);
-
-	op->snapshot = atomic_load(&fstd.cur_snapshot);
-	op->fs_id = fs->id;
-	op->dir = *dh;
-	if ((op->path = strdup(dpath)) == NULL ||
-	    (op->name = strdup(name)) == NULL)
-		fatal("out of memory");
-	op->mask = kinds | FST_M_RESCANNED;
-	store_submit(op);
+	store_submit(store_op_change(atomic_load(&fstd.cur_snapshot), fs->id,
+	    dh, dpath, name, kinds | FST_M_RESCANNED));
 	atomic_fetch_add(&fstd.st.reconcile_recorded, 1);
 }
 
@@ -460,8 +450,7 @@ rc_async_cb(uv_async_t *a)
 		rc_spawn();
 		return;
 	}
-	op = store_op_new(OP_SNAPSHOT);	/* no-op row, durable commit */
-	op->snapshot = atomic_load(&fstd.cur_snapshot);
+	op = store_op_sync();		/* a durable commit of all before */
 	op->durable = 1;
 	op->done = rc_committed;
 	store_submit(op);
@@ -521,10 +510,7 @@ reconcile_start(void)
 			 * restarts from the present clock, or every restart
 			 * would see the same step again.
 			 */
-			op = store_op_new(OP_CHECKPOINT);
-			op->fs_id = fs->id;
-			op->value = now;
-			op->mask = 1;
+			op = store_op_checkpoint_reset(fs->id, now);
 			op->durable = 1;
 			store_submit(op);
 			fs->checkpoint_ns = now;

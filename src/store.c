@@ -135,11 +135,8 @@ static int			 store_urgent;	/* someone waits for the queue */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
 static uint64_t			 store_backlog_max = STORE_BACKLOG_MAX;
-static struct {
-	int64_t	 fs_id;
-	int64_t	 snapshot;	/* a gap queued for it and below */
-}				 store_shed[16];
-static int			 store_nshed;
+static int64_t			 store_shed_untracked; /* shed_snapshot of
+							  no tracked fs */
 static int			 store_retry_ms = STORE_RETRY_MS;
 static int			 store_retry_max_ms = STORE_RETRY_MAX_MS;
 static char			 store_errbuf[256];
@@ -486,27 +483,263 @@ fail:
 	return -1;
 }
 
-/* Allocate a zeroed operation. */
-struct store_op *
-store_op_new(enum store_op_type type)
+/*
+ * Where the strings of an operation of op's type are: f[0] and f[1] point
+ * to its string fields, NULL past the last one.
+ */
+static void
+store_op_string_fields(struct store_op *op, const char **f[2])
 {
-	struct store_op	*op;
+	f[0] = f[1] = NULL;
+	switch (op->type) {
+	case OP_CHANGE:
+		f[0] = &op->change.dir_path;
+		f[1] = &op->change.name;
+		break;
+	case OP_DIR_MOVE:
+		f[0] = &op->dir_move.from;
+		f[1] = &op->dir_move.to;
+		break;
+	case OP_GAP:
+		f[0] = &op->gap.reason;
+		break;
+	case OP_CONSUMER_SET:
+		f[0] = &op->consumer_set.name;
+		break;
+	case OP_CONSUMER_DELETE:
+		f[0] = &op->consumer_delete.name;
+		break;
+	case OP_META:
+		f[0] = &op->meta.key;
+		f[1] = &op->meta.value;
+		break;
+	default:
+		break;
+	}
+}
 
-	if ((op = calloc(1, sizeof *op)) == NULL)
+/*
+ * A copy of the operation tmpl (its type and member; the rest zero) in
+ * one allocation with copies of its strings, which it owns; tmpl's
+ * strings stay the caller's.  Exits when out of memory.
+ */
+static struct store_op *
+store_op_make(struct store_op *tmpl)
+{
+	struct store_op	 *op;
+	const char	**f[2];
+	size_t		  len[2] = { 0, 0 };
+	char		 *p;
+	int		  i;
+
+	store_op_string_fields(tmpl, f);
+	for (i = 0; i < 2; i++)
+		if (f[i] != NULL && *f[i] != NULL)
+			len[i] = strlen(*f[i]) + 1;
+	if ((op = malloc(sizeof *op + len[0] + len[1])) == NULL)
 		fatal("out of memory");
-	op->type = type;
+	*op = *tmpl;
+	store_op_string_fields(op, f);
+	for (i = 0, p = op->strings; i < 2; p += len[i++])
+		if (len[i] != 0)
+			*f[i] = memcpy(p, *f[i], len[i]);
 	return op;
 }
 
-/* Free an operation and its strings; NULL is fine. */
+/*
+ * Entry name (".": the directory itself) of directory dir of filesystem
+ * fs_id changed in the ways kinds (FST_M_*) during snapshot; dir_path is
+ * its path if known (a hint for a new dirs row; NULL: from the handle).
+ */
+struct store_op *
+store_op_change(int64_t snapshot, int64_t fs_id, const struct fst_handle *dir,
+    const char *dir_path, const char *name, uint32_t kinds)
+{
+	return store_op_make(&(struct store_op){ .type = OP_CHANGE,
+	    .change = { .snapshot = snapshot, .fs_id = fs_id, .dir = *dir,
+	    .dir_path = dir_path, .name = name, .kinds = kinds } });
+}
+
+/* The directory at path from of filesystem fs_id, and its subtree, is at to. */
+struct store_op *
+store_op_dir_move(int64_t fs_id, const char *from, const char *to)
+{
+	return store_op_make(&(struct store_op){ .type = OP_DIR_MOVE,
+	    .dir_move = { .fs_id = fs_id, .from = from, .to = to } });
+}
+
+/* Directory dir of filesystem fs_id was removed (its row keeps its path). */
+struct store_op *
+store_op_dir_gone(int64_t fs_id, const struct fst_handle *dir)
+{
+	return store_op_make(&(struct store_op){ .type = OP_DIR_GONE,
+	    .dir_gone = { .fs_id = fs_id, .dir = *dir } });
+}
+
+/*
+ * Snapshot id began at started_ns (a row exists already: nothing); arms
+ * older than the snapshot before it go.
+ */
+struct store_op *
+store_op_snapshot(int64_t id, int64_t started_ns)
+{
+	return store_op_make(&(struct store_op){ .type = OP_SNAPSHOT,
+	    .snapshot = { .id = id, .started_ns = started_ns } });
+}
+
+/*
+ * History of filesystem fs_id (0: of every one) is incomplete in snapshot
+ * and later ones, found at at_ns, for reason.
+ */
+struct store_op *
+store_op_gap(int64_t fs_id, int64_t snapshot, int64_t at_ns,
+    const char *reason)
+{
+	return store_op_make(&(struct store_op){ .type = OP_GAP,
+	    .gap = { .fs_id = fs_id, .snapshot = snapshot, .at_ns = at_ns,
+	    .reason = reason } });
+}
+
+/*
+ * Every change on filesystem fs_id before ns is recorded (by the
+ * operations submitted before this one); a checkpoint never moves back.
+ */
+struct store_op *
+store_op_checkpoint(int64_t fs_id, int64_t ns)
+{
+	return store_op_make(&(struct store_op){ .type = OP_CHECKPOINT,
+	    .checkpoint = { .fs_id = fs_id, .ns = ns } });
+}
+
+/*
+ * The checkpoint of filesystem fs_id is ns even if it was later (the clock
+ * stepped back; a gap covers the time in between).
+ */
+struct store_op *
+store_op_checkpoint_reset(int64_t fs_id, int64_t ns)
+{
+	return store_op_make(&(struct store_op){ .type = OP_CHECKPOINT,
+	    .checkpoint = { .fs_id = fs_id, .ns = ns, .reset = 1 } });
+}
+
+/* Consumer name's cursor is snapshot cursor, it succeeded now. */
+struct store_op *
+store_op_consumer_set(const char *name, int64_t cursor)
+{
+	return store_op_make(&(struct store_op){ .type = OP_CONSUMER_SET,
+	    .consumer_set = { .name = name, .cursor = cursor } });
+}
+
+/* Consumer name goes (consumer_delete.deleted says whether it existed). */
+struct store_op *
+store_op_consumer_delete(const char *name)
+{
+	return store_op_make(&(struct store_op){ .type = OP_CONSUMER_DELETE,
+	    .consumer_delete = { .name = name } });
+}
+
+/*
+ * History below snapshot before goes (0: what the retention policy
+ * allows), except what an active consumer pins (prune.pruned_to: the
+ * oldest snapshot kept, 0 if nothing went).
+ */
+struct store_op *
+store_op_prune(int64_t before)
+{
+	return store_op_make(&(struct store_op){ .type = OP_PRUNE,
+	    .prune = { .before = before } });
+}
+
+/*
+ * A query since snapshot since (since_seq 0) or the position (since,
+ * since_seq) is about to read: refresh the paths of the directories it
+ * reads from their handles.
+ */
+struct store_op *
+store_op_barrier(int64_t since, int64_t since_seq)
+{
+	return store_op_make(&(struct store_op){ .type = OP_BARRIER,
+	    .barrier = { .since = since, .since_seq = since_seq } });
+}
+
+/*
+ * store_op_barrier, and a position is taken with it in snapshot
+ * position_snapshot (POSITIONS).
+ */
+struct store_op *
+store_op_barrier_position(int64_t since, int64_t since_seq,
+    int64_t position_snapshot)
+{
+	return store_op_make(&(struct store_op){ .type = OP_BARRIER,
+	    .barrier = { .since = since, .since_seq = since_seq,
+	    .take_position = 1, .position_snapshot = position_snapshot } });
+}
+
+/* Filesystem fs_id is now in state (filesystems.state). */
+struct store_op *
+store_op_fs_state(int64_t fs_id, enum fst_fs_state state)
+{
+	return store_op_make(&(struct store_op){ .type = OP_FS_STATE,
+	    .fs_state = { .fs_id = fs_id, .state = state } });
+}
+
+/* Writes may follow in directory dir of filesystem fs_id in snapshot. */
+struct store_op *
+store_op_arm(int64_t snapshot, int64_t fs_id, const struct fst_handle *dir)
+{
+	return store_op_make(&(struct store_op){ .type = OP_ARM,
+	    .arm = { .snapshot = snapshot, .fs_id = fs_id, .dir = *dir } });
+}
+
+/*
+ * After an unclean stop: the directories armed in the newest two
+ * snapshots become changes (".", armed) of snapshot into, and every arm
+ * goes (promote_arms.promoted: how many).
+ */
+struct store_op *
+store_op_promote_arms(int64_t into)
+{
+	return store_op_make(&(struct store_op){ .type = OP_PROMOTE_ARMS,
+	    .promote_arms = { .into = into } });
+}
+
+/* Every arm goes (those of the last run died with its marks). */
+struct store_op *
+store_op_clear_arms(void)
+{
+	return store_op_make(&(struct store_op){ .type = OP_CLEAR_ARMS });
+}
+
+/* Meta key is value. */
+struct store_op *
+store_op_meta(const char *key, const char *value)
+{
+	return store_op_make(&(struct store_op){ .type = OP_META,
+	    .meta = { .key = key, .value = value } });
+}
+
+/* A position is taken in snapshot (POSITIONS): its number is this op's. */
+struct store_op *
+store_op_position(int64_t snapshot)
+{
+	return store_op_make(&(struct store_op){ .type = OP_POSITION,
+	    .position = { .snapshot = snapshot } });
+}
+
+/*
+ * Nothing: once it is committed (durably if durable), so is everything
+ * submitted before it.
+ */
+struct store_op *
+store_op_sync(void)
+{
+	return store_op_make(&(struct store_op){ .type = OP_SYNC });
+}
+
+/* Free an operation (its strings are in the same allocation); NULL is fine. */
 void
 store_op_free(struct store_op *op)
 {
-	if (op == NULL)
-		return;
-	free(op->path);
-	free(op->name);
-	free(op->path2);
 	free(op);
 }
 
@@ -525,62 +758,78 @@ store_enqueue_locked(struct store_op *op)
 }
 
 /*
- * Past the backlog bound while commits fail, a record (OP_CHANGE,
- * OP_DIR_MOVE, OP_DIR_GONE, nobody waiting on its callback) is not kept:
+ * Whether op is a record that the backlog bound may drop (OP_CHANGE,
+ * OP_DIR_MOVE, OP_DIR_GONE): then *fs_id is its filesystem and *snapshot
+ * its snapshot (0: none of its own).
+ */
+static int
+store_op_is_record(const struct store_op *op, int64_t *fs_id,
+    int64_t *snapshot)
+{
+	*snapshot = 0;
+	switch (op->type) {
+	case OP_CHANGE:
+		*fs_id = op->change.fs_id;
+		*snapshot = op->change.snapshot;
+		return 1;
+	case OP_DIR_MOVE:
+		*fs_id = op->dir_move.fs_id;
+		return 1;
+	case OP_DIR_GONE:
+		*fs_id = op->dir_gone.fs_id;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Past the backlog bound while commits fail, a record (store_op_is_record,
+ * nobody waiting on its callback) is not kept:
  * unless a gap for its filesystem in its snapshot or a later one is
  * already queued, one is queued now, ahead of every later operation --
  * so no checkpoint commits without it, and a query since that snapshot
  * or earlier says "history incomplete" instead of missing the record.
  * Paths that a dropped move or removal would have fixed are refreshed
  * from the handles at the next barrier.  Returns the gap's snapshot when
- * op is to be dropped (and *gap_queued 1 if a gap was queued for it), 0
- * when it is kept.  Caller holds store_lock.
+ * op is to be dropped (*op_fs_id is then its filesystem, and *gap_queued
+ * 1 if a gap was queued for it), 0 when it is kept.  Caller holds
+ * store_lock.
  */
 static int64_t
-store_shed_locked(const struct store_op *op, int *gap_queued)
+store_shed_locked(const struct store_op *op, int *gap_queued,
+    int64_t *op_fs_id)
 {
 	struct store_op	*gap;
-	int64_t		 snap, fs_id = op->fs_id;
+	struct fst_fs	*fs = NULL;
+	int64_t		 snap, op_snap, fs_id, *shed;
 	int		 i;
 
 	*gap_queued = 0;
 	if (!atomic_load(&store_failing) ||
 	    atomic_load(&fstd.st.queue_depth) < store_backlog_max ||
-	    op->done != NULL || (op->type != OP_CHANGE &&
-	    op->type != OP_DIR_MOVE && op->type != OP_DIR_GONE))
+	    op->done != NULL || !store_op_is_record(op, &fs_id, &op_snap))
 		return 0;
 	snap = atomic_load(&fstd.cur_snapshot);
-	if (op->snapshot > snap)
-		snap = op->snapshot;
-	for (i = 0; i < store_nshed; i++)
-		if (store_shed[i].fs_id == fs_id)
-			break;
-	if (i == store_nshed) {
-		if (store_nshed == (int)(sizeof store_shed /
-		    sizeof store_shed[0])) {
-			fs_id = 0;		/* every filesystem */
-			for (i = 0; i < store_nshed; i++)
-				if (store_shed[i].fs_id == 0)
-					break;
-		}
-		if (i == store_nshed) {
-			store_shed[i].fs_id = fs_id;
-			store_shed[i].snapshot = 0;
-			store_nshed++;
-		}
+	if (op_snap > snap)
+		snap = op_snap;
+	*op_fs_id = fs_id;
+	for (i = 0; i < fstd.nfs && fs == NULL; i++)
+		if (fstd.fs[i].id == fs_id)
+			fs = &fstd.fs[i];
+	if (fs != NULL)
+		shed = &fs->shed_snapshot;
+	else {		/* not a tracked filesystem: a gap for every one */
+		shed = &store_shed_untracked;
+		fs_id = 0;
 	}
-	if (store_shed[i].snapshot >= snap && store_shed[i].snapshot != 0)
+	if (*shed >= snap && *shed != 0)
 		return snap;
-	gap = store_op_new(OP_GAP);
-	gap->fs_id = fs_id;
-	gap->snapshot = snap;
-	gap->value = now_ns();
+	gap = store_op_gap(fs_id, snap, now_ns(), "records dropped while the "
+	    "database could not commit (backlog full)");
 	gap->durable = 1;
-	if ((gap->name = strdup("records dropped while the database could "
-	    "not commit (backlog full)")) == NULL)
-		fatal("out of memory");
 	store_enqueue_locked(gap);
-	store_shed[i].snapshot = snap;
+	*shed = snap;
 	*gap_queued = 1;
 	return snap;
 }
@@ -596,11 +845,11 @@ uint64_t
 store_submit(struct store_op *op)
 {
 	uint64_t	seq;
-	int64_t		snap, fs_id = op->fs_id;
+	int64_t		snap, fs_id = 0;
 	int		gap_queued;
 
 	pthread_mutex_lock(&store_lock);
-	if ((snap = store_shed_locked(op, &gap_queued)) != 0) {
+	if ((snap = store_shed_locked(op, &gap_queued, &fs_id)) != 0) {
 		seq = store_next_seq - 1;
 		atomic_fetch_add(&fstd.st.records_dropped, 1);
 	} else
@@ -651,21 +900,17 @@ void
 store_record_gap(struct fst_fs *fs, const char *reason)
 {
 	struct store_op	*op;
+	int64_t		 snap;
 	int		 i;
 
 	for (i = 0; i < fstd.nfs; i++) {
 		if (fs != NULL && &fstd.fs[i] != fs)
 			continue;
-		op = store_op_new(OP_GAP);
-		op->fs_id = fstd.fs[i].id;
-		op->snapshot = atomic_load(&fstd.cur_snapshot);
-		op->value = now_ns();
+		snap = atomic_load(&fstd.cur_snapshot);
+		op = store_op_gap(fstd.fs[i].id, snap, now_ns(), reason);
 		op->durable = 1;
-		if ((op->name = strdup(reason)) == NULL)
-			fatal("out of memory");
-		/* op is the writer's once queued: it may be freed already */
 		log_warnx("gap recorded for '%s' in snapshot %lld: %s",
-		    fstd.fs[i].mountpoint, (long long)op->snapshot, reason);
+		    fstd.fs[i].mountpoint, (long long)snap, reason);
 		store_submit(op);
 	}
 }
@@ -1066,26 +1311,43 @@ store_promote_arms(int64_t into, int64_t seq, int64_t *count)
 }
 
 /*
- * A position was taken with op in snapshot op->pos_snapshot: from now on
- * rows of that snapshot get sequence numbers (POSITIONS, P2), and the next
- * run knows it.
+ * A position was taken in snapshot snap: from now on rows of that
+ * snapshot get sequence numbers (POSITIONS, P2), and the next run knows
+ * it.
  */
 static int
-store_position_taken(struct store_op *op)
+store_position_taken(int64_t snap)
 {
 	char	buf[32];
 
-	if (op->pos_snapshot <= store_pos_snapshot)
+	if (snap <= store_pos_snapshot)
 		return 0;
-	store_pos_snapshot = op->pos_snapshot;
-	snprintf(buf, sizeof buf, "%lld", (long long)op->pos_snapshot);
+	store_pos_snapshot = snap;
+	snprintf(buf, sizeof buf, "%lld", (long long)snap);
 	sqlite3_bind_text(store_st[ST_META], 1, "position_snapshot", -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_text(store_st[ST_META], 2, buf, -1, SQLITE_TRANSIENT);
 	return store_step(ST_META);
 }
 
-/* Apply one operation inside the open transaction. */
+/* filesystems.state of a state. */
+static const char *
+store_fs_state_name(enum fst_fs_state state)
+{
+	switch (state) {
+	case FS_TRACKED:
+		return "tracked";
+	case FS_GONE:
+		return "gone";
+	}
+	return "?";
+}
+
+/*
+ * Apply one operation inside the open transaction.  It may be applied
+ * again after a failed commit (invariant 5): it reads only its request,
+ * and writes only its "out" fields.
+ */
 static int
 store_apply(struct store_op *op)
 {
@@ -1096,108 +1358,106 @@ store_apply(struct store_op *op)
 
 	switch (op->type) {
 	case OP_CHANGE:
-		if ((id = store_dir_id(op->fs_id, &op->dir, op->path)) == 0)
+		if ((id = store_dir_id(op->change.fs_id, &op->change.dir,
+		    op->change.dir_path)) == 0)
 			return -1;
 		st = store_st[ST_CHANGE];
-		sqlite3_bind_int64(st, 1, op->snapshot);
+		sqlite3_bind_int64(st, 1, op->change.snapshot);
 		sqlite3_bind_int64(st, 2, id);
-		sqlite3_bind_text(st, 3, op->name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, op->mask);
-		if (op->snapshot <= store_pos_snapshot)
+		sqlite3_bind_text(st, 3, op->change.name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, op->change.kinds);
+		if (op->change.snapshot <= store_pos_snapshot)
 			sqlite3_bind_int64(st, 5, store_position_seq(op->seq));
 		return store_step(ST_CHANGE);
 	case OP_DIR_MOVE:
 		st = store_st[ST_DIR_MOVE];
-		sqlite3_bind_int64(st, 1, op->fs_id);
-		sqlite3_bind_text(st, 2, op->path, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, op->path2, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 1, op->dir_move.fs_id);
+		sqlite3_bind_text(st, 2, op->dir_move.from, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, op->dir_move.to, -1, SQLITE_STATIC);
 		return store_step(ST_DIR_MOVE);
 	case OP_DIR_GONE:
-		handle_to_blob(&op->dir, blob, &bloblen);
+		handle_to_blob(&op->dir_gone.dir, blob, &bloblen);
 		st = store_st[ST_DIR_GONE];
-		sqlite3_bind_int64(st, 1, op->fs_id);
+		sqlite3_bind_int64(st, 1, op->dir_gone.fs_id);
 		sqlite3_bind_blob(st, 2, blob, bloblen, SQLITE_TRANSIENT);
 		return store_step(ST_DIR_GONE);
 	case OP_SNAPSHOT:
 		st = store_st[ST_SNAPSHOT];
-		sqlite3_bind_int64(st, 1, op->snapshot);
-		sqlite3_bind_int64(st, 2, op->value / 1000000000);
-		sqlite3_bind_int64(st, 3, op->value);
+		sqlite3_bind_int64(st, 1, op->snapshot.id);
+		sqlite3_bind_int64(st, 2, op->snapshot.started_ns / 1000000000);
+		sqlite3_bind_int64(st, 3, op->snapshot.started_ns);
 		if (store_step(ST_SNAPSHOT) != 0)
 			return -1;
 		/* Arms matter for this snapshot and the one before only. */
-		sqlite3_bind_int64(store_st[ST_ARMS_TRIM], 1, op->snapshot);
+		sqlite3_bind_int64(store_st[ST_ARMS_TRIM], 1, op->snapshot.id);
 		return store_step(ST_ARMS_TRIM);
 	case OP_ARM:
-		handle_to_blob(&op->dir, blob, &bloblen);
+		handle_to_blob(&op->arm.dir, blob, &bloblen);
 		st = store_st[ST_ARM];
-		sqlite3_bind_int64(st, 1, op->snapshot);
-		sqlite3_bind_int64(st, 2, op->fs_id);
+		sqlite3_bind_int64(st, 1, op->arm.snapshot);
+		sqlite3_bind_int64(st, 2, op->arm.fs_id);
 		sqlite3_bind_blob(st, 3, blob, bloblen, SQLITE_TRANSIENT);
 		return store_step(ST_ARM);
 	case OP_PROMOTE_ARMS:
-		return store_promote_arms(op->snapshot,
-		    store_position_seq(op->seq), &op->value);
+		return store_promote_arms(op->promote_arms.into,
+		    store_position_seq(op->seq), &op->promote_arms.promoted);
 	case OP_CLEAR_ARMS:
 		return store_exec("DELETE FROM arms");
 	case OP_META:
 		st = store_st[ST_META];
-		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, op->path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, op->meta.key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, op->meta.value, -1, SQLITE_STATIC);
 		return store_step(ST_META);
 	case OP_GAP:
 		st = store_st[ST_GAP];
-		if (op->fs_id != 0)
-			sqlite3_bind_int64(st, 1, op->fs_id);
+		if (op->gap.fs_id != 0)
+			sqlite3_bind_int64(st, 1, op->gap.fs_id);
 		else
 			sqlite3_bind_null(st, 1);
-		sqlite3_bind_int64(st, 2, op->snapshot);
-		sqlite3_bind_int64(st, 3, op->value / 1000000000);
-		sqlite3_bind_text(st, 4, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, op->gap.snapshot);
+		sqlite3_bind_int64(st, 3, op->gap.at_ns / 1000000000);
+		sqlite3_bind_text(st, 4, op->gap.reason, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 5, store_position_seq(op->seq));
 		return store_step(ST_GAP);
 	case OP_CHECKPOINT:
 		st = store_st[ST_CHECKPOINT];
-		sqlite3_bind_int64(st, 1, op->value);
-		sqlite3_bind_int64(st, 2, op->fs_id);
-		sqlite3_bind_int(st, 3, op->mask != 0);	/* force: clock stepped */
+		sqlite3_bind_int64(st, 1, op->checkpoint.ns);
+		sqlite3_bind_int64(st, 2, op->checkpoint.fs_id);
+		sqlite3_bind_int(st, 3, op->checkpoint.reset);
 		return store_step(ST_CHECKPOINT);
 	case OP_FS_STATE:
 		st = store_st[ST_FS_STATE];
-		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, op->fs_id);
+		sqlite3_bind_text(st, 1,
+		    store_fs_state_name(op->fs_state.state), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, op->fs_state.fs_id);
 		return store_step(ST_FS_STATE);
 	case OP_CONSUMER_SET:
 		st = store_st[ST_CONSUMER_SET];
-		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, op->value);
+		sqlite3_bind_text(st, 1, op->consumer_set.name, -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, op->consumer_set.cursor);
 		sqlite3_bind_int64(st, 3, time(NULL));
 		return store_step(ST_CONSUMER_SET);
 	case OP_CONSUMER_DELETE:
 		st = store_st[ST_CONSUMER_DELETE];
-		sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, op->consumer_delete.name, -1,
+		    SQLITE_STATIC);
 		if (store_step(ST_CONSUMER_DELETE) != 0)
 			return -1;
-		op->result = sqlite3_changes(store_db);
+		op->consumer_delete.deleted = sqlite3_changes(store_db) > 0;
 		return 0;
 	case OP_PRUNE:
-		/*
-		 * op->value is the request and then the answer: keep the
-		 * request in op->snapshot, or a retry after a failed commit
-		 * would prune by the policy (value 0) what was not asked.
-		 */
-		if (!op->result) {
-			op->snapshot = op->value;
-			op->result = 1;
-		}
-		return store_prune(op->snapshot, &op->value);
+		return store_prune(op->prune.before, &op->prune.pruned_to);
 	case OP_BARRIER:
-		if ((op->mask & STORE_BARRIER_POSITION) &&
-		    store_position_taken(op) != 0)
+		if (op->barrier.take_position &&
+		    store_position_taken(op->barrier.position_snapshot) != 0)
 			return -1;
-		return store_refresh_paths(op->snapshot, op->value);
+		return store_refresh_paths(op->barrier.since,
+		    op->barrier.since_seq);
 	case OP_POSITION:
-		return store_position_taken(op);
+		return store_position_taken(op->position.snapshot);
+	case OP_SYNC:
+		return 0;
 	}
 	return -1;
 }
@@ -1445,25 +1705,45 @@ store_start(void)
 	return 0;
 }
 
-/* Commit everything queued, stop the writer, close the database. */
+/*
+ * Commit everything queued (or give up after STORE_STOP_RETRIES failed
+ * tries), stop the writer, run the last done callbacks and close what
+ * store_start made.  Nothing may be submitted after it, and nobody may
+ * poll store_event_fd any more (perm_stop came first).  Main thread;
+ * nothing to do if not started.
+ */
 void
 store_stop(void)
 {
+	if (!store_running)
+		return;
+	pthread_mutex_lock(&store_lock);
+	store_stopping = 1;
+	pthread_cond_signal(&store_cond);
+	pthread_cond_broadcast(&store_room);
+	pthread_mutex_unlock(&store_lock);
+	pthread_join(store_thread, NULL);
+	store_running = 0;
+	store_async_cb(&store_async);
+	uv_close((uv_handle_t *)&store_async, NULL);
+	close(store_evfd);
+	store_evfd = -1;
+}
+
+/*
+ * Close the database store_open opened, its WAL folded into it first.
+ * After store_stop (if the writer was started); nothing to do if it is
+ * not open.
+ */
+void
+store_close(void)
+{
 	int	i;
 
-	if (store_running) {
-		pthread_mutex_lock(&store_lock);
-		store_stopping = 1;
-		pthread_cond_signal(&store_cond);
-		pthread_cond_broadcast(&store_room);
-		pthread_mutex_unlock(&store_lock);
-		pthread_join(store_thread, NULL);
-		store_running = 0;
-		store_async_cb(&store_async);
-		uv_close((uv_handle_t *)&store_async, NULL);
-	}
-	for (i = 0; i < ST_COUNT; i++)
+	for (i = 0; i < ST_COUNT; i++) {
 		sqlite3_finalize(store_st[i]);
+		store_st[i] = NULL;
+	}
 	if (store_db != NULL) {
 		sqlite3_exec(store_db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
 		    NULL, NULL);

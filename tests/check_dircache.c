@@ -129,10 +129,7 @@ dc_start(void)
 static void
 dc_sync(void)
 {
-	struct store_op	*op = store_op_new(OP_SNAPSHOT);
-
-	op->snapshot = 1;		/* a harmless marker row */
-	unit_wait_committed(store_submit(op));
+	unit_wait_committed(store_submit(store_op_sync()));
 }
 
 static void
@@ -140,6 +137,7 @@ dc_stop(void)
 {
 	dircache_fini();
 	store_stop();
+	store_close();
 	unit_loop_free();
 	close(fs->mount_fd);
 	free(fs);
@@ -233,7 +231,6 @@ END_TEST
 START_TEST(test_epoch)
 {
 	struct fst_handle	 hD;
-	struct store_op		*op;
 	uint64_t		 q0, pos;
 	sqlite3			*ro;
 	char			 sql[256];
@@ -251,9 +248,7 @@ START_TEST(test_epoch)
 	ck_assert_uint_eq(queued(), q0 + 3);
 
 	dircache_new_epoch();
-	op = store_op_new(OP_POSITION);
-	op->pos_snapshot = 100;
-	pos = store_submit(op);
+	pos = store_submit(store_op_position(100));
 	dircache_record(fs, &hD, "f", FST_M_MODIFIED);	/* again */
 	ck_assert_uint_eq(queued(), q0 + 4);
 	dircache_record(fs, &hD, "f", FST_M_MODIFIED);	/* once per epoch */

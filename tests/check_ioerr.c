@@ -83,7 +83,7 @@ struct io_shared {
 	uint64_t	 committed;	/* store_committed() last seen */
 	uint64_t	 submitted;	/* last sequence number submitted */
 	int		 done[IO_MAX_OPS];	/* done callback ran, by seq */
-	int64_t		 value[IO_MAX_OPS];	/* op->value when done */
+	int64_t		 value[IO_MAX_OPS];	/* a prune's pruned_to */
 	char		 msg[256];
 };
 
@@ -229,7 +229,8 @@ io_done(struct store_op *op, int err, void *arg)
 	(void)arg;
 	if (err == 0 && op->seq < IO_MAX_OPS) {
 		sh->done[op->seq] = 1;
-		sh->value[op->seq] = op->value;
+		if (op->type == OP_PRUNE)
+			sh->value[op->seq] = op->prune.pruned_to;
 	}
 }
 
@@ -237,37 +238,50 @@ io_done(struct store_op *op, int err, void *arg)
 static struct store_op *
 io_change(uint64_t seq, int step)
 {
-	struct store_op	*op = store_op_new(OP_CHANGE);
-	int		 d = step % 3 + 1, old;
+	struct fst_handle	 h;
+	char			 path[32], name[32];
+	int			 d = step % 3 + 1, old;
 
-	op->snapshot = 100 + step;
-	op->fs_id = 1;
-	op->dir.type = 1;
-	op->dir.len = 8;
-	memset(op->dir.bytes, d, 8);
+	memset(&h, 0, sizeof h);
+	h.type = 1;
+	h.len = 8;
+	memset(h.bytes, d, 8);
 	if (seq % 2 == 0) {	/* a directory of the template */
 		old = (int)(seq * 997 % io_dirs) + 1;
-		op->dir.type = 2;
-		memset(op->dir.bytes, 0, 8);
-		memcpy(op->dir.bytes, &old, sizeof old);
+		h.type = 2;
+		memset(h.bytes, 0, 8);
+		memcpy(h.bytes, &old, sizeof old);
 	}
-	if (asprintf(&op->path, "/m/d%d", d) == -1 ||
-	    asprintf(&op->name, "n%llu", (unsigned long long)seq) == -1)
-		abort();
-	op->mask = FST_M_CREATED;
-	return op;
+	snprintf(path, sizeof path, "/m/d%d", d);
+	snprintf(name, sizeof name, "n%llu", (unsigned long long)seq);
+	return store_op_change(100 + step, 1, &h, path, name, FST_M_CREATED);
 }
 
 /* A meta key/value operation. */
 static struct store_op *
 io_meta(const char *key, const char *value, int durable)
 {
-	struct store_op	*op = store_op_new(OP_META);
+	struct store_op	*op = store_op_meta(key, value);
 
-	op->name = strdup(key);
-	op->path = strdup(value);
 	op->durable = durable;
 	return op;
+}
+
+/*
+ * Remember op in o as the parent knows it: its type, and what io_present
+ * looks for (a snapshot's id, a checkpoint's time, a consumer's cursor).
+ */
+static void
+io_remember(struct io_op *o, const struct store_op *op)
+{
+	o->type = op->type;
+	o->snapshot = op->type == OP_SNAPSHOT ? op->snapshot.id : 0;
+	if (op->type == OP_CHECKPOINT)
+		o->value = op->checkpoint.ns;
+	else if (op->type == OP_CONSUMER_SET)
+		o->value = op->consumer_set.cursor;
+	else
+		o->value = 0;
 }
 
 /*
@@ -283,9 +297,8 @@ io_step_ops(int step, uint64_t *seq, struct store_op **ops)
 	char		 buf[32];
 	int		 n = 0, j;
 
-#define ADD(o) do { ops[n++] = (o); io_ops[*seq].type = ops[n - 1]->type; \
-	io_ops[*seq].snapshot = ops[n - 1]->snapshot; \
-	io_ops[*seq].value = ops[n - 1]->value; (*seq)++; } while (0)
+#define ADD(o) do { ops[n++] = (o); \
+	io_remember(&io_ops[*seq], ops[n - 1]); (*seq)++; } while (0)
 	if (step == 0) {
 		ADD(io_meta("run_state", "running", 1));
 		return n;
@@ -294,21 +307,18 @@ io_step_ops(int step, uint64_t *seq, struct store_op **ops)
 		ADD(io_meta("run_state", "stopped", 1));
 		return n;
 	}
-	op = store_op_new(OP_SNAPSHOT);
-	op->snapshot = 100 + step;
-	op->value = (1764112200LL + step) * 1000000000LL;
+	op = store_op_snapshot(100 + step,
+	    (1764112200LL + step) * 1000000000LL);
 	op->durable = 1;
 	op->done = io_done;
 	ADD(op);
 	ADD(io_change(*seq, step));
 	if (step == 1) {
-		op = store_op_new(OP_BARRIER);	/* reads every old change */
-		op->snapshot = 99;
+		op = store_op_barrier(99, 0);	/* reads every old change */
 		op->done = io_done;
 		ADD(op);
 		ADD(io_change(*seq, step));
-		op = store_op_new(OP_PRUNE);	/* snapshot 99 goes */
-		op->value = 100;
+		op = store_op_prune(100);	/* snapshot 99 goes */
 		op->durable = 1;
 		op->done = io_done;
 		ADD(op);
@@ -316,33 +326,21 @@ io_step_ops(int step, uint64_t *seq, struct store_op **ops)
 	for (j = 0; j < 2; j++)
 		ADD(io_change(*seq, step));
 	if (step == 3) {
-		op = store_op_new(OP_DIR_MOVE);
-		op->fs_id = 1;
-		op->path = strdup("/m/d2");
-		op->path2 = strdup("/m/e2");
-		ADD(op);
+		ADD(store_op_dir_move(1, "/m/d2", "/m/e2"));
 	}
 	if (step == 4) {
-		op = store_op_new(OP_BARRIER);
-		op->snapshot = 101;
+		op = store_op_barrier(101, 0);
 		op->done = io_done;
 		ADD(op);
 	}
 	if (step == 5) {
-		op = store_op_new(OP_PRUNE);	/* nothing left below 100 */
-		op->value = 100;
+		op = store_op_prune(100);	/* nothing left below 100 */
 		op->durable = 1;
 		op->done = io_done;
 		ADD(op);
 	}
-	op = store_op_new(OP_CONSUMER_SET);
-	op->name = strdup("backup");
-	op->value = 100 + step;
-	ADD(op);
-	op = store_op_new(OP_CHECKPOINT);
-	op->fs_id = 1;
-	op->value = (int64_t)*seq;
-	ADD(op);
+	ADD(store_op_consumer_set("backup", 100 + step));
+	ADD(store_op_checkpoint(1, (int64_t)*seq));
 	snprintf(buf, sizeof buf, "%llu", (unsigned long long)*seq);
 	ADD(io_meta("step", buf, step % 2));
 	io_ops[*seq - 1].value = (int64_t)(*seq - 1);
@@ -459,6 +457,7 @@ io_child(const char *path, int call, int file, int n, int persistent,
 	if (mode == IO_CRASH)
 		_exit(0);
 	store_stop();
+	store_close();
 	io_note();
 	sh->degraded_after = (health_degraded() & (1 << DEGRADED_STORE)) != 0;
 	sh->finished = 1;
@@ -792,25 +791,26 @@ io_query(void *p)
 	return rc;
 }
 
-/* Submit n changes in snapshot snap; the last sequence number. */
+/*
+ * Submit n changes in snapshot snap on filesystem fs_id; the last sequence
+ * number.
+ */
 static uint64_t
-io_changes_in(int64_t snap, int n, int *first)
+io_changes_in(int64_t snap, int64_t fs_id, int n, int *first)
 {
-	struct store_op	*op;
-	uint64_t	 seq = 0;
-	int		 i;
+	struct fst_handle	 h;
+	uint64_t		 seq = 0;
+	char			 name[32];
+	int			 i;
 
 	for (i = 0; i < n; i++, (*first)++) {
-		op = store_op_new(OP_CHANGE);
-		op->snapshot = snap;
-		op->fs_id = 1;
-		op->dir.type = 1;
-		op->dir.len = 8;
-		memcpy(op->dir.bytes, first, sizeof *first);
-		op->path = strdup("/m/x");
-		if (asprintf(&op->name, "n%d", *first) == -1)
-			abort();
-		seq = store_submit(op);
+		memset(&h, 0, sizeof h);
+		h.type = 1;
+		h.len = 8;
+		memcpy(h.bytes, first, sizeof *first);
+		snprintf(name, sizeof name, "n%d", *first);
+		seq = store_submit(store_op_change(snap, fs_id, &h, "/m/x",
+		    name, 0));
 	}
 	return seq;
 }
@@ -819,7 +819,8 @@ io_changes_in(int64_t snap, int n, int *first)
  * The backlog bound (1000 here, STORE_BACKLOG_MAX in the daemon): while
  * the disk is full the queue holds at most that many records; the rest are
  * dropped, replaced by one gap per filesystem and snapshot, queued ahead
- * of everything after them.  Once space returns everything kept commits
+ * of everything after them (the 20th filesystem too: struct fst_fs keeps
+ * it; records of no tracked one get one gap for all).  Once space returns everything kept commits
  * without a restart, with the gaps, so a query since either snapshot says
  * history is incomplete (exit 4) instead of missing the dropped records.
  */
@@ -828,6 +829,7 @@ START_TEST(test_backlog_bound)
 	char		*path, *out, err[512];
 	struct store_op	*op;
 	struct io_qarg	 q;
+	struct fst_fs	 fs[20];
 	sqlite3		*db;
 	uint64_t	 seq;
 	int		 i, next = 0;
@@ -837,39 +839,45 @@ START_TEST(test_backlog_bound)
 	memset(&fstd, 0, sizeof fstd);
 	config_defaults(&fstd.cfg);
 	fstd.db_path = path;
+	memset(fs, 0, sizeof fs);	/* the records' filesystems, tracked */
+	for (i = 0; i < 20; i++) {
+		fs[i].id = i + 1;
+		fs[i].mountpoint = "/m";
+		fs[i].mount_fd = -1;
+	}
+	fstd.fs = fs;
+	fstd.nfs = 20;
 	store_set_backlog_max(1000);
 	store_set_retry(1, 4);
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
 	unit_loop_new();
 	ck_assert_int_eq(store_start(), 0);
 	atomic_store(&fstd.cur_snapshot, 200);
-	op = store_op_new(OP_SNAPSHOT);
-	op->snapshot = 200;
+	op = store_op_snapshot(200, 0);
 	op->durable = 1;
 	unit_wait_committed(store_submit(op));
 
 	/* Disk full: the first record fails to commit. */
 	faultvfs_set(FV_WRITE, FV_WAL, 1, 1, SQLITE_FULL);
-	io_changes_in(200, 1, &next);
+	io_changes_in(200, 1, 1, &next);
 	for (i = 0; i < 5000 && !(health_degraded() & (1 << DEGRADED_STORE));
 	    i++)
 		usleep(1000);
 	ck_assert(health_degraded() & (1 << DEGRADED_STORE));
-	io_changes_in(200, 5000, &next);
+	io_changes_in(200, 1, 5000, &next);
 	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1001);
 	ck_assert_uint_ge(atomic_load(&fstd.st.records_dropped), 4000);
 	/* a snapshot, kept, and more records in it: a second gap */
 	atomic_store(&fstd.cur_snapshot, 201);
-	op = store_op_new(OP_SNAPSHOT);
-	op->snapshot = 201;
+	op = store_op_snapshot(201, 0);
 	op->durable = 1;
 	store_submit(op);
-	io_changes_in(201, 3000, &next);
-	op = store_op_new(OP_CHECKPOINT);
-	op->fs_id = 1;
-	op->value = 777;
-	seq = store_submit(op);
-	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1004);
+	io_changes_in(201, 1, 3000, &next);
+	/* the last of 20 filesystems gets its own; an unknown one, all */
+	io_changes_in(201, 20, 10, &next);
+	io_changes_in(201, 99, 10, &next);
+	seq = store_submit(store_op_checkpoint(1, 777));
+	ck_assert_uint_le(atomic_load(&fstd.st.queue_depth), 1006);
 
 	/* Space returns: everything kept commits, with the gaps. */
 	faultvfs_clear();
@@ -878,12 +886,15 @@ START_TEST(test_backlog_bound)
 	ck_assert_uint_ge(store_committed(), seq);
 	ck_assert_int_eq(health_degraded() & (1 << DEGRADED_STORE), 0);
 	store_stop();
+	store_close();
 	unit_loop_free();
+	fstd.fs = NULL;
+	fstd.nfs = 0;
 
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	out = unit_db_rows(db, "SELECT coalesce(fs_id, 0), snapshot FROM gaps "
 	    "ORDER BY id");
-	ck_assert_str_eq(out, "1|200\n1|201\n");
+	ck_assert_str_eq(out, "1|200\n1|201\n20|201\n0|201\n");
 	free(out);
 	ck_assert_int_eq(unit_db_int(db, "SELECT count(*) FROM snapshots "
 	    "WHERE id IN (200, 201)"), 2);

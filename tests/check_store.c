@@ -179,7 +179,7 @@ START_TEST(test_open_creates)
 			free(side);
 		}
 	}
-	store_stop();
+	store_close();
 
 	/* Reopening keeps the database and its identity. */
 	snprintf(jid, sizeof jid, "%s", fstd.journal_id);
@@ -192,7 +192,7 @@ START_TEST(test_open_creates)
 	    0x66737472);
 	sqlite3_close(ro);
 	ck_assert_int_eq(store_max_snapshot(), 0);
-	store_stop();
+	store_close();
 	free(path);
 }
 END_TEST
@@ -210,7 +210,7 @@ START_TEST(test_open_empty_file)
 	ck_assert_int_eq(unit_db_int(ro, "PRAGMA application_id"),
 	    0x66737472);
 	sqlite3_close(ro);
-	store_stop();
+	store_close();
 	free(path);
 }
 END_TEST
@@ -327,7 +327,7 @@ START_TEST(test_migrate_v1)
 	sqlite3_close(db);
 	fstd.db_path = path;
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
-	store_stop();
+	store_close();
 	ro = unit_db_ro(path);
 	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 3);
 	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM sqlite_master "
@@ -364,7 +364,7 @@ START_TEST(test_migrate_v2)
 	fstd.db_path = path;
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(store_position_seq(0), 1);
-	store_stop();
+	store_close();
 	ro = unit_db_ro(path);
 	ck_assert_int_eq(unit_db_int(ro, "PRAGMA user_version"), 3);
 	s = unit_db_rows(ro, "SELECT snapshot, dir_id, name, mask, "
@@ -449,24 +449,16 @@ static uint64_t
 submit_change(int64_t snap, int64_t fs_id, unsigned char hseed,
     const char *hint, const char *name, uint32_t mask)
 {
-	struct store_op	*op = store_op_new(OP_CHANGE);
+	struct fst_handle	h = fake_handle(hseed);
 
-	op->snapshot = snap;
-	op->fs_id = fs_id;
-	op->dir = fake_handle(hseed);
-	op->path = hint != NULL ? strdup(hint) : NULL;
-	op->name = strdup(name);
-	op->mask = mask;
-	return store_submit(op);
+	return store_submit(store_op_change(snap, fs_id, &h, hint, name, mask));
 }
 
 static uint64_t
 submit_snapshot(int64_t id, int64_t ns)
 {
-	struct store_op	*op = store_op_new(OP_SNAPSHOT);
+	struct store_op	*op = store_op_snapshot(id, ns);
 
-	op->snapshot = id;
-	op->value = ns;
 	op->durable = 1;
 	return store_submit(op);
 }
@@ -474,22 +466,13 @@ submit_snapshot(int64_t id, int64_t ns)
 static uint64_t
 submit_consumer(const char *name, int64_t cursor)
 {
-	struct store_op	*op = store_op_new(OP_CONSUMER_SET);
-
-	op->name = strdup(name);
-	op->value = cursor;
-	return store_submit(op);
+	return store_submit(store_op_consumer_set(name, cursor));
 }
 
 static uint64_t
 submit_move(int64_t fs_id, const char *from, const char *to)
 {
-	struct store_op	*op = store_op_new(OP_DIR_MOVE);
-
-	op->fs_id = fs_id;
-	op->path = strdup(from);
-	op->path2 = strdup(to);
-	return store_submit(op);
+	return store_submit(store_op_dir_move(fs_id, from, to));
 }
 
 /* Open and start the store on a new database. */
@@ -510,6 +493,7 @@ static void
 writer_stop(char *path)
 {
 	store_stop();
+	store_close();
 	unit_loop_free();
 	free(path);
 }
@@ -517,12 +501,7 @@ writer_stop(char *path)
 static uint64_t
 submit_arm(int64_t snap, int64_t fs_id, const struct fst_handle *h)
 {
-	struct store_op	*op = store_op_new(OP_ARM);
-
-	op->snapshot = snap;
-	op->fs_id = fs_id;
-	op->dir = *h;
-	return store_submit(op);
+	return store_submit(store_op_arm(snap, fs_id, h));
 }
 
 /*
@@ -537,7 +516,6 @@ START_TEST(test_writer_arms)
 	char			*path = writer_start(), *s, dir[3][512];
 	struct fst_handle	 h[3], fake = fake_handle(9);
 	struct fst_fs		 fs;
-	struct store_op		*op;
 	sqlite3			*ro;
 	uint64_t		 seq;
 	int			 i, root = geteuid() == 0;
@@ -569,9 +547,7 @@ START_TEST(test_writer_arms)
 	free(s);
 	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM changes"), 0);
 
-	op = store_op_new(OP_PROMOTE_ARMS);
-	op->snapshot = 300;
-	seq = store_submit(op);
+	seq = store_submit(store_op_promote_arms(300));
 	unit_wait_committed(seq);
 	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM arms"), 0);
 	if (root) {
@@ -587,8 +563,7 @@ START_TEST(test_writer_arms)
 	}
 
 	submit_arm(300, 1, &h[0]);
-	op = store_op_new(OP_CLEAR_ARMS);
-	seq = store_submit(op);
+	seq = store_submit(store_op_clear_arms());
 	unit_wait_committed(seq);
 	ck_assert_int_eq(unit_db_int(ro, "SELECT count(*) FROM arms"), 0);
 	sqlite3_close(ro);
@@ -606,8 +581,7 @@ END_TEST
  */
 START_TEST(test_writer_queue_bound)
 {
-	char		*path = new_db_path("bound"), err[512] = "";
-	struct store_op	*op;
+	char		*path = new_db_path("bound"), err[512] = "", value[16];
 	sqlite3		*ro;
 	uint64_t	 seq = 0;
 	int		 i;
@@ -616,11 +590,8 @@ START_TEST(test_writer_queue_bound)
 	unit_loop_new();
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
 	for (i = 0; i < 40000; i++) {
-		op = store_op_new(OP_META);
-		op->name = strdup("bound_test");
-		if (asprintf(&op->path, "%d", i) == -1)
-			abort();
-		seq = store_submit(op);
+		snprintf(value, sizeof value, "%d", i);
+		seq = store_submit(store_op_meta("bound_test", value));
 		if (i == 32766)
 			ck_assert_int_eq(store_queue_full(), 0);
 	}
@@ -685,10 +656,7 @@ END_TEST
 static uint64_t
 submit_position(int64_t snap)
 {
-	struct store_op	*op = store_op_new(OP_POSITION);
-
-	op->pos_snapshot = snap;
-	return store_submit(op);
+	return store_submit(store_op_position(snap));
 }
 
 /*
@@ -734,14 +702,7 @@ START_TEST(test_writer_positions)
 	submit_change(99, 1, 0xa, "/m/a", "late", FST_M_MODIFIED);	/* older */
 	submit_change(101, 1, 0xa, "/m/a", "w", FST_M_MODIFIED);	/* later */
 	store_record_gap(NULL, "nothing tracked: no row");
-	{
-		struct store_op *op = store_op_new(OP_GAP);
-
-		op->fs_id = 1;
-		op->snapshot = 100;
-		op->name = strdup("test");
-		seq = store_submit(op);
-	}
+	seq = store_submit(store_op_gap(1, 100, 0, "test"));
 	unit_wait_committed(seq);
 	snprintf(sql, sizeof sql, "SELECT snapshot, name, seq > %lld, seq IS "
 	    "NULL FROM changes ORDER BY snapshot, name", (long long)p);
@@ -763,15 +724,7 @@ START_TEST(test_writer_positions)
 	    store_position_seq(seq));
 
 	/* a barrier that takes a position in 101 activates 101 */
-	{
-		struct store_op *op = store_op_new(OP_BARRIER);
-
-		op->snapshot = 100;
-		op->value = p;
-		op->mask = STORE_BARRIER_POSITION;
-		op->pos_snapshot = 101;
-		store_submit(op);
-	}
+	store_submit(store_op_barrier_position(100, p, 101));
 	seq = submit_change(101, 1, 0xa, "/m/a", "w", FST_M_ATTRIB);
 	unit_wait_committed(seq);
 	ck_assert_int_eq(unit_db_int(ro, "SELECT seq FROM changes WHERE "
@@ -807,7 +760,7 @@ START_TEST(test_seq_start)
 	fstd.db_path = path;
 	ck_assert_msg(store_open(path, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(store_position_seq(0), 7001);
-	store_stop();
+	store_close();
 	free(path);
 }
 END_TEST
@@ -905,10 +858,10 @@ END_TEST
 
 START_TEST(test_writer_move_edge_cases)
 {
-	char		*path = writer_start(), *s;
-	sqlite3		*ro;
-	uint64_t	 seq;
-	struct store_op	*op;
+	char			*path = writer_start(), *s;
+	sqlite3			*ro;
+	uint64_t		 seq;
+	struct fst_handle	 h;
 
 	submit_change(1, 1, 1, "/m/a", "n", FST_M_CREATED);
 	submit_change(1, 1, 2, "/m/a/b/c", "n", FST_M_CREATED);
@@ -918,10 +871,8 @@ START_TEST(test_writer_move_edge_cases)
 	submit_change(1, 1, 6, "/x/m/a", "n", FST_M_CREATED);
 	submit_change(1, 1, 7, "/m/a/\xc3\xa9t\xc3\xa9", "n", FST_M_CREATED);
 	/* the moved directory was gone: moving it back revives it */
-	op = store_op_new(OP_DIR_GONE);
-	op->fs_id = 1;
-	op->dir = fake_handle(1);
-	store_submit(op);
+	h = fake_handle(1);
+	store_submit(store_op_dir_gone(1, &h));
 	seq = submit_move(1, "/m/a", "/m/long/new name");
 	unit_wait_committed(seq);
 
@@ -951,13 +902,13 @@ END_TEST
 
 START_TEST(test_writer_gone_gap_checkpoint)
 {
-	char		*path = writer_start(), *s;
-	sqlite3		*ro;
-	uint64_t	 seq;
-	struct store_op	*op;
-	struct fst_fs	 fs;
-	int64_t		 snap = 0;
-	char		 reason[256];
+	char			*path = writer_start(), *s;
+	sqlite3			*ro;
+	uint64_t		 seq;
+	struct fst_handle	 h;
+	struct fst_fs		 fs;
+	int64_t			 snap = 0;
+	char			 reason[256];
 
 	memset(&fs, 0, sizeof fs);
 	fs.mountpoint = "/m";
@@ -968,24 +919,12 @@ START_TEST(test_writer_gone_gap_checkpoint)
 	ck_assert_int_eq(fs.is_new, 1);
 
 	submit_change(5, fs.id, 1, "/m/d", "n", FST_M_CREATED);
-	op = store_op_new(OP_DIR_GONE);
-	op->fs_id = fs.id;
-	op->dir = fake_handle(1);
-	store_submit(op);
-	op = store_op_new(OP_GAP);
-	op->fs_id = fs.id;
-	op->snapshot = 5;
-	op->value = 1764112200000000000LL;
-	op->name = strdup("event queue overflow");
-	store_submit(op);
-	op = store_op_new(OP_CHECKPOINT);
-	op->fs_id = fs.id;
-	op->value = 2000;
-	store_submit(op);
-	op = store_op_new(OP_CHECKPOINT);	/* never backwards */
-	op->fs_id = fs.id;
-	op->value = 1000;
-	seq = store_submit(op);
+	h = fake_handle(1);
+	store_submit(store_op_dir_gone(fs.id, &h));
+	store_submit(store_op_gap(fs.id, 5, 1764112200000000000LL,
+	    "event queue overflow"));
+	store_submit(store_op_checkpoint(fs.id, 2000));
+	seq = store_submit(store_op_checkpoint(fs.id, 1000)); /* never back */
 	unit_wait_committed(seq);
 
 	ro = unit_db_ro(path);

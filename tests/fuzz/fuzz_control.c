@@ -68,6 +68,7 @@ fuzz_control_fini(void)
 {
 	answer_stop();
 	store_stop();
+	store_close();
 	uv_close((uv_handle_t *)&fuzz_watchdog, NULL);
 	uv_run(fstd.loop, UV_RUN_DEFAULT);
 	if (fuzz_dir != NULL)
@@ -125,9 +126,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fatalx("cannot create the event loop");
 	if (store_open(fstd.db_path, err, sizeof err) != 0)
 		fatalx("database '%s': %s", fstd.db_path, err);
-	op = store_op_new(OP_SNAPSHOT);
-	op->snapshot = 1;
-	op->value = now_ns();
+	op = store_op_snapshot(1, now_ns());
 	op->durable = 1;
 	store_submit(op);
 	fstd.first_snapshot = 1;
