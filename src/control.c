@@ -493,6 +493,7 @@ ctl_op_done(struct store_op *op, int err, void *arg)
 		ctl_err(c, FST_EXIT_NOSNAPSHOT, "no such consumer");
 	else {
 		if (op->type == OP_PRUNE) {
+			daemon_prune_done(op, err, NULL);
 			snprintf(buf, sizeof buf, "%lld",
 			    (long long)op->prune.pruned_to);
 			ctl_kv(c, "pruned_to", buf);

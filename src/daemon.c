@@ -71,6 +71,18 @@ daemon_carry_writer(struct fst_fs *fs, const char *path, void *arg)
 }
 
 /*
+ * A prune committed (a store done-callback, main thread): snapshots below
+ * its pruned_to are gone, so status says so and consumer-set refuses them.
+ */
+void
+daemon_prune_done(struct store_op *op, int err, void *arg)
+{
+	(void)arg;
+	if (err == 0 && op->prune.pruned_to > fstd.first_snapshot)
+		fstd.first_snapshot = op->prune.pruned_to;
+}
+
+/*
  * Start a new snapshot and call cb with its id once it is durable.
  *
  * Order matters.  Events queued before the drain belong to the old
@@ -120,6 +132,7 @@ daemon_snapshot(void (*cb)(int64_t, int, void *), void *arg)
 	 * applied too ("retention-snapshots 3" never shows 4 to a client).
 	 */
 	ops[1] = store_op_prune(0);
+	ops[1]->done = daemon_prune_done;
 	store_submit_many(ops, 2);
 	log_debug("snapshot %lld started", (long long)id);
 }

@@ -530,6 +530,7 @@ void	 control_stop(void);
 void	 daemon_init(void);
 void	 daemon_stop(void);
 void	 daemon_snapshot(void (*)(int64_t, int, void *), void *);
+void	 daemon_prune_done(struct store_op *, int, void *);
 #define DAEMON_BARRIER_POSITION	0x1	/* take a position with it */
 #define DAEMON_BARRIER_NOSCAN	0x2	/* no walk of /proc (openscan.c) */
 void	 daemon_barrier(int64_t, int64_t, int,

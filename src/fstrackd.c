@@ -570,7 +570,11 @@ tick_cb(uv_timer_t *t)
 static void
 prune_cb(uv_timer_t *t)
 {
-	store_submit(store_op_prune(0));
+	struct store_op	*op = store_op_prune(0);
+
+	(void)t;
+	op->done = daemon_prune_done;
+	store_submit(op);
 }
 
 /*

@@ -84,6 +84,15 @@ if fst snapshots | cut -f 1 | grep -qx "$S2"; then
 else
 	pass "snapshot $S2 pruned"
 fi
+# the daemon knows what it pruned: status and consumer set agree with it
+oldest=$(fst status | awk -F ': ' '$1 == "oldest_snapshot" { print $2 }')
+if [ "$oldest" = "$S3" ]; then
+	pass "status: oldest_snapshot is the pinned $S3 after the prune"
+else
+	fail "status: oldest_snapshot '$oldest' after the prune, not $S3"
+fi
+expect_rc 3 "$(rc_of fst consumer set late "$S2")" \
+	"consumer set to a pruned snapshot"
 
 # --- non-root peers ------------------------------------------------------------
 chmod 0711 "$WORK" "$WORK/run"	# let the peer reach the socket at all
