@@ -30,6 +30,7 @@ config_defaults(struct fst_config *c)
 	c->socket_path = strdup("/run/fstrack/fstrackd.sock");
 	c->durability = DURABILITY_STRICT;
 	c->stall_timeout_ms = 5000;
+	c->barrier_walk_gap_ms = 50;
 	c->retention_snapshots = 1000;
 	c->retention_days = 30;
 	c->consumer_idle_days = 14;
@@ -162,6 +163,10 @@ config_parse_line(struct fst_config *c, char *line, const char *file, int lineno
 		if (config_parse_long(val, 10, 3600000, &v) != 0)
 			goto badnum;
 		c->stall_timeout_ms = v;
+	} else if (strcmp(key, "barrier-walk-gap") == 0) {
+		if (config_parse_long(val, 0, 60000, &v) != 0)
+			goto badnum;
+		c->barrier_walk_gap_ms = v;
 	} else if (strcmp(key, "retention-snapshots") == 0) {
 		if (config_parse_long(val, 1, LONG_MAX, &v) != 0)
 			goto badnum;

@@ -187,6 +187,67 @@ daemon_barrier_timeout(uv_timer_t *t)
 }
 
 /*
+ * BARRIER WALKS, SHARED.  A barrier's walk of /proc (openscan_writers)
+ * costs the main thread milliseconds, and any local user may ask for
+ * barriers (fstrack changed) back to back on several connections: walked
+ * once per request, that would take the loop away from the event queue
+ * (an overflow, and a rescan for everybody).  A walk that begins after a
+ * request arrived serves it as well as a walk of its own: a file open for
+ * writing or mapped when it asked and still open is found by the walk,
+ * and one closed or unmapped in between queued its CLOSE_WRITE, which the
+ * drain after the walk reads.  So a request that comes less than
+ * barrier-walk-gap ms after the last walk waits for the next one, and one
+ * walk serves every request waiting: at most 1000 / barrier-walk-gap walks
+ * a second, and a request alone waits for none.
+ */
+struct walk_wait {
+	struct walk_wait	*next;
+	int64_t			 since;
+	int64_t			 since_seq;
+	int			 flags;
+	void			(*cb)(int, int64_t, int64_t, void *);
+	void			*arg;
+};
+
+static struct walk_wait	*walk_waiting, **walk_tail = &walk_waiting;
+static uv_timer_t	 walk_timer;
+static int		 walk_timer_ready;
+static uint64_t		 walk_last_ms;	/* uv_now() of the last walk */
+
+static void	daemon_barrier_run(int64_t, int64_t, int,
+		    void (*)(int, int64_t, int64_t, void *), void *);
+
+/* Walk /proc for files open for writing or mapped, at loop time now. */
+static void
+daemon_walk_writers(uint64_t now)
+{
+	uint32_t	kind = FST_M_OPENED_WRITE;
+
+	walk_last_ms = now;
+	atomic_fetch_add(&fstd.st.barrier_walks, 1);
+	openscan_writers(daemon_carry_writer, &kind);
+}
+
+/* The gap since the last walk is over: one walk for every waiting barrier. */
+static void
+daemon_walk_timer_cb(uv_timer_t *t)
+{
+	struct walk_wait	*w, *next;
+
+	(void)t;
+	w = walk_waiting;
+	walk_waiting = NULL;
+	walk_tail = &walk_waiting;
+	daemon_walk_writers(uv_now(fstd.loop));
+	for (; w != NULL; w = next) {
+		next = w->next;
+		daemon_barrier_run(w->since, w->since_seq, w->flags, w->cb,
+		    w->arg);
+		free(w);
+	}
+}
+
+/*
  * Make every change whose system call returned before now visible in the
  * database, with current paths for directories changed since snapshot
  * since (since_seq 0) or since the position (since, since_seq).
@@ -196,7 +257,8 @@ daemon_barrier_timeout(uv_timer_t *t)
  * and written only through a shared mapping makes no event at all, yet
  * the answer must list it while it can still change.  DAEMON_BARRIER_NOSCAN
  * leaves that walk of /proc out (fstrack changed --follow does it only
- * every few polls).
+ * every few polls); otherwise the walk may be one shared with other
+ * barriers (BARRIER WALKS, SHARED).
  *
  * DAEMON_BARRIER_POSITION takes a position with the barrier (store.c,
  * POSITIONS): after the drain, a new dedup epoch, then the barrier op,
@@ -207,14 +269,54 @@ void
 daemon_barrier(int64_t since, int64_t since_seq, int flags,
     void (*cb)(int, int64_t, int64_t, void *), void *arg)
 {
+	struct walk_wait	*w;
+	uint64_t		 now = uv_now(fstd.loop), due;
+
+	if (flags & DAEMON_BARRIER_NOSCAN) {
+		daemon_barrier_run(since, since_seq, flags, cb, arg);
+		return;
+	}
+	if (walk_waiting == NULL && (walk_last_ms == 0 ||
+	    now >= walk_last_ms + (uint64_t)fstd.cfg.barrier_walk_gap_ms)) {
+		daemon_walk_writers(now);
+		daemon_barrier_run(since, since_seq, flags |
+		    DAEMON_BARRIER_NOSCAN, cb, arg);
+		return;
+	}
+	if ((w = calloc(1, sizeof *w)) == NULL)
+		fatal("out of memory");
+	w->since = since;
+	w->since_seq = since_seq;
+	w->flags = flags | DAEMON_BARRIER_NOSCAN;
+	w->cb = cb;
+	w->arg = arg;
+	*walk_tail = w;
+	walk_tail = &w->next;
+	atomic_fetch_add(&fstd.st.barrier_walks_shared, 1);
+	if (!walk_timer_ready) {
+		uv_timer_init(fstd.loop, &walk_timer);
+		walk_timer_ready = 1;
+	}
+	if (!uv_is_active((uv_handle_t *)&walk_timer)) {
+		due = walk_last_ms + (uint64_t)fstd.cfg.barrier_walk_gap_ms;
+		uv_timer_start(&walk_timer, daemon_walk_timer_cb,
+		    due > now ? due - now : 0, 0);
+	}
+}
+
+/*
+ * The barrier itself, its walk of /proc done or left out (walk first: a
+ * mapping dropped meanwhile queues its CLOSE_WRITE): drain, then the op
+ * whose commit answers cb.
+ */
+static void
+daemon_barrier_run(int64_t since, int64_t since_seq, int flags,
+    void (*cb)(int, int64_t, int64_t, void *), void *arg)
+{
 	struct barrier_req	*r;
 	struct store_op		*op;
-	uint32_t		 kind = FST_M_OPENED_WRITE;
 	uint64_t		 seq;
 
-	/* Walk first: a mapping dropped meanwhile queues its CLOSE_WRITE. */
-	if (!(flags & DAEMON_BARRIER_NOSCAN))
-		openscan_writers(daemon_carry_writer, &kind);
 	/* a position is a new epoch: as for a snapshot, nothing silenced */
 	if (flags & DAEMON_BARRIER_POSITION)
 		notify_quiet_flush();
@@ -497,6 +599,10 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)perm_pending());
 	sbuf_printf(sb, "perm_young\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_young));
+	sbuf_printf(sb, "barrier_walks\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.barrier_walks));
+	sbuf_printf(sb, "barrier_walks_shared\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.barrier_walks_shared));
 	sbuf_printf(sb, "links_young\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.links_young));
 	sbuf_printf(sb, "perm_stalled\t%llu\n",

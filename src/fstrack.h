@@ -138,6 +138,7 @@ struct fst_config {
 	char			*socket_path;
 	enum fst_durability	 durability;
 	int			 stall_timeout_ms;
+	int			 barrier_walk_gap_ms;	/* BARRIER WALKS */
 	int			 foreground;
 	int			 debug;
 	char			**mounts;
@@ -165,6 +166,9 @@ struct fst_stats {
 	_Atomic uint64_t	perm_covered;
 	_Atomic uint64_t	perm_young;	/* write-opens of young files */
 	_Atomic uint64_t	links_young;	/* link counts of young files */
+	_Atomic uint64_t	barrier_walks;	/* walks of /proc for barriers */
+	_Atomic uint64_t	barrier_walks_shared; /* barriers that waited
+						   for the next walk */
 	_Atomic uint64_t	perm_marks;
 	_Atomic uint64_t	perm_armed_ahead;
 	_Atomic uint64_t	overflows;

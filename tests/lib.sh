@@ -260,6 +260,15 @@ start_daemon() {
 	done
 }
 
+# status_number NAME: a number from `fstrack status` (the test dies if the
+# key is missing or not a number).
+status_number() {
+	local v
+	v=$(fst status | awk -F ': ' -v k="$1" '$1 == k { print $2 }')
+	[[ $v =~ ^[0-9]+$ ]] || die "status has no $1: '$v'"
+	echo "$v"
+}
+
 # stop_daemon: SIGTERM, wait at most STOP_TIMEOUT seconds, then SIGKILL.
 # Returns the daemon's exit status (137 after SIGKILL), fails the test if
 # it had to be killed.

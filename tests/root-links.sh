@@ -99,14 +99,6 @@ listed "$N" "$T/f" "c: the directory written through"
 listed "$N" "$T/e" "c: the directory of the other name"
 no_miss "$N" c
 
-# status_field NAME: a number from `fstrack status`.
-status_field() {
-	local v
-	v=$(fst status | awk -F ': ' -v k="$1" '$1 == k { print $2 }')
-	[[ $v =~ ^[0-9]+$ ]] || die "status has no $1: '$v'"
-	echo "$v"
-}
-
 # --- d. born in this snapshot, before a position; linked after it.
 mkdir -p "$T/g" "$T/h" "$T/i" "$T/j" "$T/k" "$T/l"
 take_snapshot >/dev/null
@@ -118,12 +110,12 @@ listed "$P" "$T/h" "d: the directory of the link, since a position"
 
 # --- e. git's object write: tmp, link, unlink; one name left, no search.
 N=$(take_snapshot)
-y0=$(status_field links_young) || exit
+y0=$(status_number links_young) || exit
 paused sh -c 'echo obj >"$1/i/tmp_obj" && ln "$1/i/tmp_obj" "$1/j/obj" &&
 	rm "$1/i/tmp_obj"' sh "$T"
 listed "$N" "$T/i" "e: the temporary name's directory"
 listed "$N" "$T/j" "e: the object's directory"
-y1=$(status_field links_young) || exit
+y1=$(status_number links_young) || exit
 if [ "$y1" -gt "$y0" ]; then
 	pass "e: no search for a young file with one name (links_young $y0 -> $y1)"
 else
