@@ -30,7 +30,7 @@ config_defaults(struct fst_config *c)
 	c->socket_path = strdup("/run/fstrack/fstrackd.sock");
 	c->durability = DURABILITY_STRICT;
 	c->stall_timeout_ms = 5000;
-	c->barrier_walk_gap_ms = 50;
+	c->barrier_walk_gap_ms = 10;
 	c->retention_snapshots = 1000;
 	c->retention_days = 30;
 	c->consumer_idle_days = 14;

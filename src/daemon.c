@@ -195,10 +195,13 @@ daemon_barrier_timeout(uv_timer_t *t)
  * request arrived serves it as well as a walk of its own: a file open for
  * writing or mapped when it asked and still open is found by the walk,
  * and one closed or unmapped in between queued its CLOSE_WRITE, which the
- * drain after the walk reads.  So a request that comes less than
- * barrier-walk-gap ms after the last walk waits for the next one, and one
- * walk serves every request waiting: at most 1000 / barrier-walk-gap walks
- * a second, and a request alone waits for none.
+ * drain after the walk reads.  So the next walk may begin no sooner than
+ * barrier-walk-gap ms (default 10) and four times the last walk's own
+ * length after the last one began; a request before that waits for it,
+ * and one walk serves every request waiting.  Walks so take at most a
+ * quarter of the main thread however many ask; a request alone waits for
+ * none, and one client asking in turn as fast as answers come waits about
+ * three walks' length each time (bench/positions.sh: "changed").
  */
 struct walk_wait {
 	struct walk_wait	*next;
@@ -213,6 +216,7 @@ static struct walk_wait	*walk_waiting, **walk_tail = &walk_waiting;
 static uv_timer_t	 walk_timer;
 static int		 walk_timer_ready;
 static uint64_t		 walk_last_ms;	/* uv_now() of the last walk */
+static uint64_t		 walk_next_ms;	/* the next may begin at this time */
 
 static void	daemon_barrier_run(int64_t, int64_t, int,
 		    void (*)(int, int64_t, int64_t, void *), void *);
@@ -222,10 +226,15 @@ static void
 daemon_walk_writers(uint64_t now)
 {
 	uint32_t	kind = FST_M_OPENED_WRITE;
+	uint64_t	t0 = uv_hrtime(), len_ms;
 
 	walk_last_ms = now;
 	atomic_fetch_add(&fstd.st.barrier_walks, 1);
 	openscan_writers(daemon_carry_writer, &kind);
+	len_ms = (uv_hrtime() - t0 + 999999) / 1000000;
+	walk_next_ms = now + (uint64_t)fstd.cfg.barrier_walk_gap_ms;
+	if (walk_next_ms < now + 4 * len_ms)
+		walk_next_ms = now + 4 * len_ms;
 }
 
 /* The gap since the last walk is over: one walk for every waiting barrier. */
@@ -277,7 +286,7 @@ daemon_barrier(int64_t since, int64_t since_seq, int flags,
 		return;
 	}
 	if (walk_waiting == NULL && (walk_last_ms == 0 ||
-	    now >= walk_last_ms + (uint64_t)fstd.cfg.barrier_walk_gap_ms)) {
+	    now >= walk_next_ms)) {
 		daemon_walk_writers(now);
 		daemon_barrier_run(since, since_seq, flags |
 		    DAEMON_BARRIER_NOSCAN, cb, arg);
@@ -298,7 +307,7 @@ daemon_barrier(int64_t since, int64_t since_seq, int flags,
 		walk_timer_ready = 1;
 	}
 	if (!uv_is_active((uv_handle_t *)&walk_timer)) {
-		due = walk_last_ms + (uint64_t)fstd.cfg.barrier_walk_gap_ms;
+		due = walk_next_ms;
 		uv_timer_start(&walk_timer, daemon_walk_timer_cb,
 		    due > now ? due - now : 0, 0);
 	}
