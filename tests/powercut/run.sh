@@ -57,18 +57,19 @@ have_pkgs() {
 		! ldd /bin/busybox >/dev/null 2>&1 &&
 		ls /boot/vmlinuz-* >/dev/null 2>&1 &&
 		command -v mkfs.ext4 >/dev/null 2>&1 && command -v debugfs >/dev/null 2>&1 &&
-		command -v cpio >/dev/null 2>&1 && command -v xz >/dev/null 2>&1
+		command -v cpio >/dev/null 2>&1 && command -v xz >/dev/null 2>&1 &&
+		[ -x /usr/sbin/dmsetup ]
 }
 if ! have_pkgs; then
 	[ "${POWERCUT_NO_INSTALL:-0}" != 1 ] || skip "packages missing and POWERCUT_NO_INSTALL=1"
 	say "installing qemu-system-x86 linux-image-amd64 busybox-static"
 	export DEBIAN_FRONTEND=noninteractive
 	{ timeout 600 apt-get install -y --no-install-recommends qemu-system-x86 \
-		linux-image-amd64 busybox-static cpio xz-utils e2fsprogs ||
+		linux-image-amd64 busybox-static cpio xz-utils e2fsprogs dmsetup ||
 		{ timeout 300 apt-get update -q &&
 			timeout 600 apt-get install -y --no-install-recommends \
 				qemu-system-x86 linux-image-amd64 busybox-static \
-				cpio xz-utils e2fsprogs; }; } >/tmp/powercut-apt.log 2>&1 ||
+				cpio xz-utils e2fsprogs dmsetup; }; } >/tmp/powercut-apt.log 2>&1 ||
 		{ tail -n 20 /tmp/powercut-apt.log; skip "apt-get install failed (offline?)"; }
 	have_pkgs || hard_error "packages installed but still missing something"
 fi
@@ -127,7 +128,7 @@ rm -rf "$IR"
 mkdir -p "$IR"/{bin,dev,proc,sys,tools,modules}
 cp /bin/busybox "$IR/bin/busybox"
 : >"$IR/modules/order"
-for m in virtio_pci virtio_blk crc32c_generic ext4; do
+for m in virtio_pci virtio_blk crc32c_generic ext4 dm-mod dm-log-writes; do
 	modprobe -S "$KVER" --show-depends "$m" || hard_error "modprobe --show-depends $m"
 done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
 	cp "$ko" "$IR/modules/"
@@ -144,7 +145,7 @@ say "initramfs ready ($(($(date +%s) - T0)) s)"
 # --- tools image: a small root with busybox, python, fstrackd, the tests ------
 TR=$WORK/toolsroot
 rm -rf "$TR"
-mkdir -p "$TR"/{bin,mnt,results,run,tmp,proc,sys,dev,opt/fstrack,usr/bin,usr/lib}
+mkdir -p "$TR"/{bin,mnt,results,run,tmp,proc,sys,dev,opt/fstrack,usr/bin,usr/lib,usr/sbin}
 cp /bin/busybox "$TR/bin/busybox"
 chroot "$TR" /bin/busybox --install -s /bin || hard_error "busybox --install"
 copy_with_libs() { # FILE...: copy the files' ldd libraries to the same paths
@@ -167,7 +168,8 @@ mkdir -p "$TR$pylib"
 	--exclude=./dist-packages --exclude=./distutils -cf - .) |
 	(cd "$TR$pylib" && tar -xf -) || hard_error "cannot copy $pylib"
 copy_with_libs "$HOSTPY" "$TR$pylib"/lib-dynload/*.so \
-	"$top_builddir/fstrackd" "$top_builddir/fstrack"
+	"$top_builddir/fstrackd" "$top_builddir/fstrack" /usr/sbin/dmsetup
+cp /usr/sbin/dmsetup "$TR/usr/sbin/dmsetup"
 cp "$top_builddir/fstrackd" "$top_builddir/fstrack" "$TR/opt/fstrack/"
 cp "$top_srcdir/tests/oracle.py" "$top_srcdir/tests/workload.py" \
 	"$here/guest.sh" "$TR/opt/fstrack/"
@@ -176,6 +178,10 @@ chmod 755 "$TR/opt/fstrack/guest.sh"
 chroot "$TR" /usr/bin/python3 -c 'import argparse, ctypes, json, mmap, random, select, struct' ||
 	hard_error "python in the tools root does not run"
 chroot "$TR" /opt/fstrack/fstrack --help >/dev/null 2>&1 || true
+# (the host kernel may have no device-mapper: only a loader failure counts)
+dmrc=0
+chroot "$TR" /usr/sbin/dmsetup --version >/dev/null 2>&1 || dmrc=$?
+[ "$dmrc" -ne 127 ] || hard_error "dmsetup in the tools root does not run"
 say "tools root copied ($(($(date +%s) - T0)) s)"
 rm -f "$WORK/tools.img"
 timeout 300 mkfs.ext4 -q -F -L pctools -d "$TR" "$WORK/tools.img" 256M >/dev/null ||
