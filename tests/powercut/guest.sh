@@ -75,6 +75,11 @@ dm_logged() {
 	[ -b "$DMDEV" ] || herr "no $DMDEV"
 	wc=$(cat "/sys/block/dm-$minor/queue/write_cache")
 	[ "$wc" = "write back" ] || herr "$1: write_cache is '$wc', not 'write back'"
+	# Stable pages: a page under writeback is not changed before the write
+	# completes, so that the copy the target logs (taken at submission) is
+	# what the disk got (replaylog.py check compares them).
+	echo 1 >"/sys/block/dm-$minor/queue/stable_writes" ||
+		herr "$1: cannot set stable_writes"
 	echo "$sz" >"/run/dm-$1.size"
 	echo "PC DM $1 $2 log $3 $DMDEV $sz sectors"
 }

@@ -16,11 +16,34 @@
 #   host:    pulls the results out of the image with debugfs (no mount) and
 #            runs oracle.py compare: zero misses required.
 #
+# The drive's write cache (POWERCUT_CACHE).  kill -9 of qemu loses the
+# guest's memory but not a drive's volatile write cache: every write the
+# guest issued is in the host's file.  A cache=lose cycle models the cache:
+#   boot 1:  the tracked fs (and a separate state disk) sits on dm-log-writes
+#            (each logging to a disk of its own, stable pages); at the cut
+#            step the guest freezes them itself (dmsetup suspend --nolockfs,
+#            then an error table: the swap drains the log, the writes no
+#            flush covered included) and says "PC FROZEN"; then the kill;
+#   host:    replaylog.py check: the log is complete and pristine copy +
+#            every logged write == the disk the guest wrote (else a harness
+#            error); replaylog.py build: each disk on its own rebuilt from
+#            its pristine copy with every write up to its last FLUSH, the FUA
+#            writes, and a seeded random subset (4 KiB blocks, keep
+#            probability 0, 0.5 or random) of the writes after it: what a
+#            drive with a volatile cache may hold after a power cut;
+#   boot 2:  as above, on the rebuilt disks.
+# Phase 1 writes dirty data back after 1 s (not 30 s), so that file data
+# reaches the disks as unflushed writes within a cycle.
+#
 # Environment:
 #   POWERCUT_CYCLES (3)   POWERCUT_OPS (300)  POWERCUT_PROCS (3)
 #   POWERCUT_SEED (random, printed)           POWERCUT_HARDLINKS (lenient)
 #   POWERCUT_STATE (alternate: odd cycles keep the state dir on the tracked
 #     fs, even cycles on a disk of its own; or same, separate)
+#   POWERCUT_CACHE (alternate: cycles 1, 2 lose the write cache, 3, 4 keep
+#     it, 5, 6 lose it...: with POWERCUT_STATE=alternate every 4 cycles
+#     cover the 4 pairs; or keep, lose)
+#   POWERCUT_RETRIES (2: a cycle that the harness failed is run again)
 #   POWERCUT_JOBS (1: cycles run one at a time)  POWERCUT_DIRS/FILES (100/300)
 #   POWERCUT_LEVEL (full) POWERCUT_QEMU_TIMEOUT (300 s per boot)
 #   POWERCUT_TOTAL_TIMEOUT (3600 s)           POWERCUT_KEEP=1 keep the work dir
@@ -28,7 +51,11 @@
 #   POWERCUT_NO_INSTALL=1 never apt-get install (skip instead)
 #   top_srcdir / top_builddir (set by make check-powercut)
 #
-# Exit: 0 pass, 1 fail (a miss, a daemon error), 77 skip, 99 set-up broken.
+# Each cycle prints its must-report directories (and, losing the cache, the
+# writes each disk kept and lost), the summary the total of all cycles.
+#
+# Exit: 0 pass, 1 fail (a miss, a daemon error), 77 skip, 99 set-up or
+# harness broken (also a harness error left after POWERCUT_RETRIES).
 set -eu
 set -o pipefail
 
