@@ -243,9 +243,12 @@ def replay(res, cdir, logs, rng):
             raise HarnessError("replaylog build %s: %s" % (
                 name, p.stdout.decode("utf-8", "replace").strip()))
         st = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        if KEEP:
+            os.rename(disk, os.path.join(cdir, "%s.final.img" % name))
+        else:
+            os.remove(lg)
+            os.remove(base)
         os.replace(tmp, disk)
-        os.remove(lg)
-        os.remove(base)
         notes.append("%s: %d entries, %d durable writes, %d cached (kept "
                      "%d/%d blocks, P %.2f)"
                      % (name, st["entries"], st["durable"], st["cached"],
