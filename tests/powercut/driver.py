@@ -6,11 +6,24 @@ kill -9 qemu after a random acknowledged workload step, boot it again
 (phase 2: journal replay, fstrackd reconcile, `fstrack changed`, oracle
 record AFTER), pull the results out of the results image with debugfs and
 run oracle.py compare.  Prints one result line per cycle and a summary.
-Exit 0 when every cycle ran and had zero misses, 1 otherwise.
+
+In a cache=lose cycle the guest runs the tracked fs (and a separate state
+disk) on dm-log-writes and freezes the disks itself at the cut step
+(guest.sh); after the kill the host checks each log against the disk the
+guest wrote (replaylog.py check) and rebuilds the disk from its pristine
+copy as a drive that lost its volatile write cache would have left it:
+everything up to the last completed FLUSH, FUA writes, and a seeded
+random subset (per 4 KiB block, keep probability P) of the writes after
+it (replaylog.py build).  Each disk loses its own cache.
+
+Exit 0 when every cycle ran and had zero misses, 1 when one failed (a
+miss, a daemon or client error), 99 when the harness itself failed (a
+harness error that persisted over POWERCUT_RETRIES retries of a cycle).
 """
 
 import argparse
 import concurrent.futures
+import json
 import os
 import random
 import re
@@ -27,6 +40,7 @@ SRC = ENV.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 ORACLE = os.path.join(SRC, "tests", "oracle.py")
 WORKLOAD = os.path.join(SRC, "tests", "workload.py")
+REPLAYLOG = os.path.join(SRC, "tests", "powercut", "replaylog.py")
 PY = sys.executable
 
 
@@ -52,6 +66,15 @@ JOBS = max(1, env_int("POWERCUT_JOBS", 1))
 STATE = ENV.get("POWERCUT_STATE", "alternate")
 if STATE not in ("same", "separate", "alternate"):
     sys.exit("powercut: POWERCUT_STATE is same, separate or alternate")
+CACHE = ENV.get("POWERCUT_CACHE", "alternate")
+if CACHE not in ("keep", "lose", "alternate"):
+    sys.exit("powercut: POWERCUT_CACHE is keep, lose or alternate")
+RETRIES = env_int("POWERCUT_RETRIES", 2)
+LOGSIZE = "1G"      # each dm-log-writes log disk (sparse)
+
+
+class HarnessError(Exception):
+    """The harness failed, not the product: the cycle is run again."""
 
 
 def log(msg):
@@ -75,7 +98,8 @@ def on_term(signum, frame):
 class Guest:
     """One boot of the guest: qemu with a deadline, console lines."""
 
-    def __init__(self, args, data, results, cmdline, console, state=None):
+    def __init__(self, args, data, results, cmdline, console, state=None,
+                 extra=()):
         cmd = ["timeout", "-s", "KILL", str(QEMU_TIMEOUT + 30),
                "qemu-system-x86_64", "-accel", "tcg,thread=multi",
                "-cpu", "max", "-m", "1024", "-smp", "2", "-nic", "none",
@@ -86,9 +110,8 @@ class Guest:
                "-drive", "file=%s,format=raw,if=virtio,cache=none,"
                "readonly=on" % args.tools,
                "-drive", "file=%s,format=raw,if=virtio,cache=none" % results]
-        if state is not None:
-            cmd += ["-drive", "file=%s,format=raw,if=virtio,cache=none"
-                    % state]
+        for d in ([state] if state is not None else []) + list(extra):
+            cmd += ["-drive", "file=%s,format=raw,if=virtio,cache=none" % d]
         self.console = open(console, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
@@ -147,7 +170,7 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, timeout=600, **kw)
 
 
-def make_images(cdir, seed, separate):
+def make_images(cdir, seed, separate, lose=False):
     stage = os.path.join(cdir, "stage")
     os.makedirs(os.path.join(stage, "tree"))
     run([PY, WORKLOAD, os.path.join(stage, "tree"), "--populate",
@@ -155,17 +178,82 @@ def make_images(cdir, seed, separate):
         stdout=subprocess.DEVNULL)
     data = os.path.join(cdir, "data.img")
     results = os.path.join(cdir, "results.img")
-    run(["mkfs.ext4", "-q", "-F", "-L", "pcdata", "-d", stage, data, "256M"],
-        stdout=subprocess.DEVNULL)
+    # cache=lose: no lazy inode table / journal zeroing in the guest (it
+    # would only fill the log).
+    eopt = ["-E", "lazy_itable_init=0,lazy_journal_init=0"] if lose else []
+    run(["mkfs.ext4", "-q", "-F", "-L", "pcdata"] + eopt +
+        ["-d", stage, data, "256M"], stdout=subprocess.DEVNULL)
     run(["mkfs.ext4", "-q", "-F", "-L", "pcresults", results, "64M"],
         stdout=subprocess.DEVNULL)
     shutil.rmtree(stage)
     state = None
     if separate:
         state = os.path.join(cdir, "state.img")
-        run(["mkfs.ext4", "-q", "-F", "-L", "pcstate", state, "64M"],
-            stdout=subprocess.DEVNULL)
+        run(["mkfs.ext4", "-q", "-F", "-L", "pcstate"] + eopt +
+            [state, "64M"], stdout=subprocess.DEVNULL)
     return data, results, state
+
+
+def make_logs(cdir, data, state):
+    """cache=lose: pristine copies of the disks, and empty log disks.
+    Returns the extra drives (vdd a placeholder when there is no state
+    disk, so that the logs are always vde and vdf) and the (disk, base,
+    log, name) list."""
+    disks = [(data, "data")] + ([(state, "state")] if state else [])
+    extra = []
+    if state is None:
+        ph = os.path.join(cdir, "placeholder.img")
+        with open(ph, "wb") as f:
+            f.truncate(1 << 20)
+        extra.append(ph)
+    out = []
+    for disk, name in disks:
+        base = os.path.join(cdir, "%s.base.img" % name)
+        shutil.copyfile(disk, base)
+        lg = os.path.join(cdir, "%s.wlog.img" % name)
+        with open(lg, "wb") as f:
+            f.truncate(0)
+        run(["truncate", "-s", LOGSIZE, lg])
+        extra.append(lg)
+        out.append((disk, base, lg, name))
+    return extra, out
+
+
+def replay(res, cdir, logs, rng):
+    """cache=lose, after the kill: check each log, then rebuild its disk as
+    a drive that lost its cache (see the module doc).  HarnessError if a
+    log is incomplete or disagrees with the disk the guest wrote."""
+    notes = []
+    for disk, base, lg, name in logs:
+        tmp = os.path.join(cdir, "%s.replay.img" % name)
+        p = subprocess.run([PY, REPLAYLOG, "check", "--log", lg, "--base",
+                            base, "--final", disk, "--out", tmp],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=600)
+        if p.returncode != 0:
+            raise HarnessError("replaylog check %s: %s" % (
+                name, p.stdout.decode("utf-8", "replace").strip()))
+        keep = rng.choice([0.0, 0.0, 0.5, round(rng.random(), 2)])
+        p = subprocess.run([PY, REPLAYLOG, "build", "--log", lg, "--base",
+                            base, "--out", tmp, "--keep", str(keep),
+                            "--seed", "%s-%s" % (res["seed"], name)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=600)
+        if p.returncode != 0:
+            raise HarnessError("replaylog build %s: %s" % (
+                name, p.stdout.decode("utf-8", "replace").strip()))
+        st = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        if KEEP:
+            os.rename(disk, os.path.join(cdir, "%s.final.img" % name))
+        else:
+            os.remove(lg)
+            os.remove(base)
+        os.replace(tmp, disk)
+        notes.append("%s: %d entries, %d durable writes, %d cached (kept "
+                     "%d/%d blocks, P %.2f)"
+                     % (name, st["entries"], st["durable"], st["cached"],
+                        st["kept_chunks"], st["cached_chunks"], keep))
+    res["replay"] = "; ".join(notes)
 
 
 def extract(results, outdir, names):
@@ -192,20 +280,31 @@ def cycle(args, i):
            "dir": cdir}
     separate = STATE == "separate" or (STATE == "alternate" and i % 2 == 0)
     res["state"] = "separate" if separate else "same"
+    # alternate: cycles 1, 2 lose the cache, 3, 4 keep it, 5, 6 lose it...
+    # (with the state alternation, every 4 cycles cover the 4 pairs).
+    lose = CACHE == "lose" or (CACHE == "alternate" and (i - 1) // 2 % 2 == 0)
+    res["cache"] = "lose" if lose else "keep"
     # With the state dir elsewhere nothing forces the tracked fs's journal
     # to commit before its 5 s timer: commit more often, so that the cut
     # finds durable changes to report.
     res["commit"] = rng.choice([1, 2]) if separate else 5
-    data, results, state = make_images(cdir, cseed, separate)
+    data, results, state = make_images(cdir, cseed, separate, lose)
     console = os.path.join(cdir, "console.log")
+    extra, logs = make_logs(cdir, data, state) if lose else ([], [])
+    order = rng.choice(["data,state", "state,data"])
+    if lose:
+        res["order"] = order if separate else "data"
 
     # Phase 1: run until the cut.
     g = Guest(args, data, results, "pc.phase=1 pc.ops=%d pc.procs=%d "
-              "pc.seed=%s pc.state=%s pc.commit=%d"
-              % (OPS, PROCS, cseed, res["state"], res["commit"]),
-              console, state)
+              "pc.seed=%s pc.state=%s pc.commit=%d pc.cache=%s pc.cut=%d "
+              "pc.order=%s"
+              % (OPS, PROCS, cseed, res["state"], res["commit"],
+                 res["cache"], cut_at, order),
+              console, state, extra)
     snap = None
     last_step = 0
+    ended = False
     try:
         for line in g.lines():
             m = re.match(r"PC (\S+) ?(.*)", line)
@@ -216,14 +315,25 @@ def cycle(args, i):
                 snap = rest.strip()
             elif tag == "STEP":
                 last_step = int(rest)
-                if last_step >= cut_at:
+                if last_step >= cut_at and not lose:
                     g.kill()
                     res["cut_step"] = last_step
                     break
             elif tag == "WORKLOAD-END":
+                if lose:
+                    ended = True
+                    continue
                 g.kill()
                 res["cut_step"] = "end(%d)" % last_step
                 break
+            elif tag == "FROZEN" and lose:
+                # the guest froze its disks: the cut has happened
+                g.kill()
+                n = rest.split()[0] if rest.split() else "?"
+                res["cut_step"] = ("end(%s)" % n) if ended else n
+                break
+            elif tag == "HERROR":
+                raise HarnessError("phase 1: %s" % rest)
             elif tag in ("ERROR", "HALT"):
                 res["error"] = "phase 1: %s %s" % (tag, rest)
                 break
@@ -231,7 +341,8 @@ def cycle(args, i):
             res["error"] = "phase 1: qemu exited before the cut"
     except TimeoutError as e:
         res["error"] = "phase 1: %s" % e
-    g.kill()
+    finally:
+        g.kill()
     res["t_phase1"] = time.monotonic() - g.t0
     if res["error"] is None and (snap is None or not snap.isdigit()):
         res["error"] = "phase 1: no snapshot id (%r)" % snap
@@ -240,6 +351,8 @@ def cycle(args, i):
     with open(console, "ab") as f:
         f.write(b"\n===== POWER CUT after step %s =====\n\n"
                 % str(res["cut_step"]).encode())
+    if lose:
+        replay(res, cdir, logs, rng)
 
     # Phase 2: replay, reconcile, report.
     g = Guest(args, data, results, "pc.phase=2 pc.since=%s pc.state=%s"
@@ -318,15 +431,20 @@ def report(r):
     """Print one cycle's result line (and details when it failed)."""
     i = r["cycle"]
     status = "ok" if r["ok"] else "FAIL"
-    log("cycle %d %s: seed %s, state %s, commit %s, cut after step %s "
-        "(target %s), "
+    if r.get("harness"):
+        status = "HARNESS-ERROR"
+    log("cycle %d %s: seed %s, state %s, cache %s, commit %s, "
+        "cut after step %s (target %s), "
         "must-report %s, misses %s, false positives %s, fsck %s, "
         "%.0f s (boot1 %.0f s, boot2 %.0f s)%s"
-        % (i, status, r["seed"], r.get("state", "?"), r.get("commit", "?"),
-           r["cut_step"], r["cut_target"],
+        % (i, status, r["seed"], r.get("state", "?"), r.get("cache", "?"),
+           r.get("commit", "?"), r["cut_step"], r["cut_target"],
            r.get("must", "?"), r["misses"], r["fp"], r.get("fsck", "?"),
            r["time"], r.get("t_phase1", 0), r.get("t_phase2", 0),
            "" if r["error"] is None else ": " + r["error"]))
+    if r.get("replay"):
+        print("    lost cache (freeze order %s): %s"
+              % (r.get("order", "?"), r["replay"]), flush=True)
     if not r["ok"]:
         for line in r.get("oracle_text", "").splitlines():
             if line.startswith(("MISS", "oracle:")):
@@ -335,10 +453,9 @@ def report(r):
     if not KEEP and r["ok"]:
         shutil.rmtree(r["dir"], ignore_errors=True)
     elif not KEEP:
-        for n in ("data.img", "results.img", "state.img"):
-            p = os.path.join(r["dir"], n)
-            if os.path.exists(p):
-                os.remove(p)
+        for n in os.listdir(r["dir"]) if os.path.isdir(r["dir"]) else []:
+            if n.endswith(".img"):
+                os.remove(os.path.join(r["dir"], n))
 
 
 def main():
@@ -352,8 +469,10 @@ def main():
     signal.signal(signal.SIGINT, on_term)
     start = time.monotonic()
     log("seed %s, %d cycles (%d at a time), %d ops by %d procs per cycle, "
-        "tree %d dirs %d files, oracle level %s hardlinks %s"
-        % (SEED, CYCLES, JOBS, OPS, PROCS, DIRS, FILES, LEVEL, HARDLINKS))
+        "tree %d dirs %d files, oracle level %s hardlinks %s, state %s, "
+        "cache %s"
+        % (SEED, CYCLES, JOBS, OPS, PROCS, DIRS, FILES, LEVEL, HARDLINKS,
+           STATE, CACHE))
     allres = []
     lock = threading.Lock()
 
@@ -363,18 +482,27 @@ def main():
                 log("POWERCUT_TOTAL_TIMEOUT (%d s) reached: cycle %d not run"
                     % (TOTAL_TIMEOUT, i))
             return
-        t0 = time.monotonic()
-        try:
-            r = cycle(args, i)
-        except (subprocess.SubprocessError, OSError) as e:
-            r = {"cycle": i, "ok": False, "error": "host: %s" % e,
-                 "misses": None, "fp": None, "cut_step": None,
-                 "cut_target": None, "seed": "%s-%d" % (SEED, i),
-                 "dir": os.path.join(args.work, "cycle-%02d" % i)}
-        r["time"] = time.monotonic() - t0
-        with lock:
-            report(r)
-            allres.append(r)
+        for attempt in range(RETRIES + 1):
+            t0 = time.monotonic()
+            cdir = os.path.join(args.work, "cycle-%02d" % i)
+            if attempt:
+                shutil.rmtree(cdir, ignore_errors=True)
+            try:
+                r = cycle(args, i)
+            except (HarnessError, subprocess.SubprocessError, OSError) as e:
+                r = {"cycle": i, "ok": False, "error": "harness: %s" % e,
+                     "harness": True, "misses": None, "fp": None,
+                     "cut_step": None, "cut_target": None,
+                     "seed": "%s-%d" % (SEED, i), "dir": cdir}
+            r["time"] = time.monotonic() - t0
+            with lock:
+                if r.get("harness") and attempt < RETRIES:
+                    log("cycle %d: harness error, run again (%d of %d): %s"
+                        % (i, attempt + 1, RETRIES, r["error"]))
+                    continue
+                report(r)
+                allres.append(r)
+            break
 
     if JOBS == 1:
         for i in range(1, CYCLES + 1):
@@ -387,13 +515,23 @@ def main():
     nmiss = sum(r["misses"] or 0 for r in allres)
     times = [r["time"] for r in allres]
     nvoid = sum(1 for r in allres if r.get("must") == "0")
-    log("SUMMARY: %d cycles, %d failed, %d misses in total, %d cycles with "
+    nharness = sum(1 for r in allres if r.get("harness"))
+    nlose = sum(1 for r in allres if r.get("cache") == "lose" and r["ok"])
+    must = sum(int(r["must"]) for r in allres
+               if str(r.get("must", "")).isdigit())
+    log("SUMMARY: %d cycles (%d of them passed with a lost write cache), "
+        "%d failed (%d by the harness), %d misses in total, %d must-report "
+        "directories covered in all, %d cycles with "
         "nothing durable to report, false positives "
         "%s, %.0f s per cycle on average, %.0f s in all (seed %s)"
-        % (len(allres), nfail, nmiss, nvoid,
+        % (len(allres), nlose, nfail, nharness, nmiss, must, nvoid,
            "/".join(str(r["fp"]) for r in allres),
            sum(times) / max(1, len(times)), time.monotonic() - start, SEED))
-    return 0 if allres and nfail == 0 and len(allres) == CYCLES else 1
+    if allres and nfail == 0 and len(allres) == CYCLES:
+        return 0
+    if nfail == nharness and nharness > 0:
+        return 99      # only the harness failed
+    return 1
 
 
 if __name__ == "__main__":

@@ -16,11 +16,34 @@
 #   host:    pulls the results out of the image with debugfs (no mount) and
 #            runs oracle.py compare: zero misses required.
 #
+# The drive's write cache (POWERCUT_CACHE).  kill -9 of qemu loses the
+# guest's memory but not a drive's volatile write cache: every write the
+# guest issued is in the host's file.  A cache=lose cycle models the cache:
+#   boot 1:  the tracked fs (and a separate state disk) sits on dm-log-writes
+#            (each logging to a disk of its own, stable pages); at the cut
+#            step the guest freezes them itself (dmsetup suspend --nolockfs,
+#            then an error table: the swap drains the log, the writes no
+#            flush covered included) and says "PC FROZEN"; then the kill;
+#   host:    replaylog.py check: the log is complete and pristine copy +
+#            every logged write == the disk the guest wrote (else a harness
+#            error); replaylog.py build: each disk on its own rebuilt from
+#            its pristine copy with every write up to its last FLUSH, the FUA
+#            writes, and a seeded random subset (4 KiB blocks, keep
+#            probability 0, 0.5 or random) of the writes after it: what a
+#            drive with a volatile cache may hold after a power cut;
+#   boot 2:  as above, on the rebuilt disks.
+# Phase 1 writes dirty data back after 1 s (not 30 s), so that file data
+# reaches the disks as unflushed writes within a cycle.
+#
 # Environment:
 #   POWERCUT_CYCLES (3)   POWERCUT_OPS (300)  POWERCUT_PROCS (3)
 #   POWERCUT_SEED (random, printed)           POWERCUT_HARDLINKS (lenient)
 #   POWERCUT_STATE (alternate: odd cycles keep the state dir on the tracked
 #     fs, even cycles on a disk of its own; or same, separate)
+#   POWERCUT_CACHE (alternate: cycles 1, 2 lose the write cache, 3, 4 keep
+#     it, 5, 6 lose it...: with POWERCUT_STATE=alternate every 4 cycles
+#     cover the 4 pairs; or keep, lose)
+#   POWERCUT_RETRIES (2: a cycle that the harness failed is run again)
 #   POWERCUT_JOBS (1: cycles run one at a time)  POWERCUT_DIRS/FILES (100/300)
 #   POWERCUT_LEVEL (full) POWERCUT_QEMU_TIMEOUT (300 s per boot)
 #   POWERCUT_TOTAL_TIMEOUT (3600 s)           POWERCUT_KEEP=1 keep the work dir
@@ -28,7 +51,11 @@
 #   POWERCUT_NO_INSTALL=1 never apt-get install (skip instead)
 #   top_srcdir / top_builddir (set by make check-powercut)
 #
-# Exit: 0 pass, 1 fail (a miss, a daemon error), 77 skip, 99 set-up broken.
+# Each cycle prints its must-report directories (and, losing the cache, the
+# writes each disk kept and lost), the summary the total of all cycles.
+#
+# Exit: 0 pass, 1 fail (a miss, a daemon error), 77 skip, 99 set-up or
+# harness broken (also a harness error left after POWERCUT_RETRIES).
 set -eu
 set -o pipefail
 
@@ -57,18 +84,19 @@ have_pkgs() {
 		! ldd /bin/busybox >/dev/null 2>&1 &&
 		ls /boot/vmlinuz-* >/dev/null 2>&1 &&
 		command -v mkfs.ext4 >/dev/null 2>&1 && command -v debugfs >/dev/null 2>&1 &&
-		command -v cpio >/dev/null 2>&1 && command -v xz >/dev/null 2>&1
+		command -v cpio >/dev/null 2>&1 && command -v xz >/dev/null 2>&1 &&
+		[ -x /usr/sbin/dmsetup ]
 }
 if ! have_pkgs; then
 	[ "${POWERCUT_NO_INSTALL:-0}" != 1 ] || skip "packages missing and POWERCUT_NO_INSTALL=1"
 	say "installing qemu-system-x86 linux-image-amd64 busybox-static"
 	export DEBIAN_FRONTEND=noninteractive
 	{ timeout 600 apt-get install -y --no-install-recommends qemu-system-x86 \
-		linux-image-amd64 busybox-static cpio xz-utils e2fsprogs ||
+		linux-image-amd64 busybox-static cpio xz-utils e2fsprogs dmsetup ||
 		{ timeout 300 apt-get update -q &&
 			timeout 600 apt-get install -y --no-install-recommends \
 				qemu-system-x86 linux-image-amd64 busybox-static \
-				cpio xz-utils e2fsprogs; }; } >/tmp/powercut-apt.log 2>&1 ||
+				cpio xz-utils e2fsprogs dmsetup; }; } >/tmp/powercut-apt.log 2>&1 ||
 		{ tail -n 20 /tmp/powercut-apt.log; skip "apt-get install failed (offline?)"; }
 	have_pkgs || hard_error "packages installed but still missing something"
 fi
@@ -127,7 +155,7 @@ rm -rf "$IR"
 mkdir -p "$IR"/{bin,dev,proc,sys,tools,modules}
 cp /bin/busybox "$IR/bin/busybox"
 : >"$IR/modules/order"
-for m in virtio_pci virtio_blk crc32c_generic ext4; do
+for m in virtio_pci virtio_blk crc32c_generic ext4 dm-mod dm-log-writes; do
 	modprobe -S "$KVER" --show-depends "$m" || hard_error "modprobe --show-depends $m"
 done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
 	cp "$ko" "$IR/modules/"
@@ -144,7 +172,7 @@ say "initramfs ready ($(($(date +%s) - T0)) s)"
 # --- tools image: a small root with busybox, python, fstrackd, the tests ------
 TR=$WORK/toolsroot
 rm -rf "$TR"
-mkdir -p "$TR"/{bin,mnt,results,run,tmp,proc,sys,dev,opt/fstrack,usr/bin,usr/lib}
+mkdir -p "$TR"/{bin,mnt,results,run,tmp,proc,sys,dev,opt/fstrack,usr/bin,usr/lib,usr/sbin}
 cp /bin/busybox "$TR/bin/busybox"
 chroot "$TR" /bin/busybox --install -s /bin || hard_error "busybox --install"
 copy_with_libs() { # FILE...: copy the files' ldd libraries to the same paths
@@ -167,7 +195,8 @@ mkdir -p "$TR$pylib"
 	--exclude=./dist-packages --exclude=./distutils -cf - .) |
 	(cd "$TR$pylib" && tar -xf -) || hard_error "cannot copy $pylib"
 copy_with_libs "$HOSTPY" "$TR$pylib"/lib-dynload/*.so \
-	"$top_builddir/fstrackd" "$top_builddir/fstrack"
+	"$top_builddir/fstrackd" "$top_builddir/fstrack" /usr/sbin/dmsetup
+cp /usr/sbin/dmsetup "$TR/usr/sbin/dmsetup"
 cp "$top_builddir/fstrackd" "$top_builddir/fstrack" "$TR/opt/fstrack/"
 cp "$top_srcdir/tests/oracle.py" "$top_srcdir/tests/workload.py" \
 	"$here/guest.sh" "$TR/opt/fstrack/"
@@ -176,6 +205,10 @@ chmod 755 "$TR/opt/fstrack/guest.sh"
 chroot "$TR" /usr/bin/python3 -c 'import argparse, ctypes, json, mmap, random, select, struct' ||
 	hard_error "python in the tools root does not run"
 chroot "$TR" /opt/fstrack/fstrack --help >/dev/null 2>&1 || true
+# (the host kernel may have no device-mapper: only a loader failure counts)
+dmrc=0
+chroot "$TR" /usr/sbin/dmsetup --version >/dev/null 2>&1 || dmrc=$?
+[ "$dmrc" -ne 127 ] || hard_error "dmsetup in the tools root does not run"
 say "tools root copied ($(($(date +%s) - T0)) s)"
 rm -f "$WORK/tools.img"
 timeout 300 mkfs.ext4 -q -F -L pctools -d "$TR" "$WORK/tools.img" 256M >/dev/null ||
