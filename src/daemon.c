@@ -196,8 +196,9 @@ daemon_barrier_timeout(uv_timer_t *t)
  * writing or mapped when it asked and still open is found by the walk,
  * and one closed or unmapped in between queued its CLOSE_WRITE, which the
  * drain after the walk reads.  So the next walk may begin no sooner than
- * barrier-walk-gap ms (default 10) and four times the last walk's own
- * length after the last one began; a request before that waits for it,
+ * barrier-walk-gap ms (default 10; 0 shares nothing) and four times the
+ * last walk's own length after the last one began; a request before that
+ * waits for it,
  * and one walk serves every request waiting.  Walks so take at most a
  * quarter of the main thread however many ask; a request alone waits for
  * none, and one client asking in turn as fast as answers come waits about
@@ -285,8 +286,8 @@ daemon_barrier(int64_t since, int64_t since_seq, int flags,
 		daemon_barrier_run(since, since_seq, flags, cb, arg);
 		return;
 	}
-	if (walk_waiting == NULL && (walk_last_ms == 0 ||
-	    now >= walk_next_ms)) {
+	if (fstd.cfg.barrier_walk_gap_ms == 0 || (walk_waiting == NULL &&
+	    (walk_last_ms == 0 || now >= walk_next_ms))) {
 		daemon_walk_writers(now);
 		daemon_barrier_run(since, since_seq, flags |
 		    DAEMON_BARRIER_NOSCAN, cb, arg);

@@ -115,6 +115,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fstd.cfg.retention_snapshots = 10;
 	fstd.cfg.retention_days = 0;
 	fstd.cfg.consumer_idle_days = 0;
+	/* every barrier walks at once: no input waits for a shared walk */
+	fstd.cfg.barrier_walk_gap_ms = 0;
 	free(fstd.cfg.state_dir);
 	fstd.cfg.state_dir = strdup(fuzz_dir);
 	if (asprintf(&fstd.db_path, "%s/%s", fuzz_dir, FSTRACK_DB_NAME) == -1)
