@@ -1244,10 +1244,12 @@ store_prune(int64_t before, int64_t *pruned_to)
 /*
  * After an unclean stop: every directory armed in the newest two snapshots
  * becomes a change (name ".", kind armed) in snapshot into; then every arm
- * row goes (arms of an earlier run are void: its marks died with it).  Why the arms of the snapshot before the newest count too: an
- * opener that passed an ignore mark just before the snapshot switch flushed
- * it may install its fd after openscan's walk of /proc (perm.c).  *count
- * gets the number promoted.
+ * row goes (arms of an earlier run are void: its marks died with it).  Why
+ * the arms of the snapshot before the newest count too: an opener that
+ * passed an ignore mark just before the snapshot switch flushed it may
+ * install its fd after openscan's walk of /proc (perm.c).  *count gets the
+ * number promoted.  A failed read fails the whole operation (it is retried
+ * with its batch), like a prune's.
  */
 static int
 store_promote_arms(int64_t into, int64_t seq, int64_t *count)
@@ -1263,9 +1265,12 @@ store_promote_arms(int64_t into, int64_t seq, int64_t *count)
 	    "snapshots WHERE id < ?", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, into);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
 		from = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return -1;
 	if (sqlite3_prepare_v2(store_db, "SELECT fs_id, handle FROM arms "
 	    "WHERE snapshot >= ?", -1, &st, NULL) != SQLITE_OK)
 		return -1;
