@@ -703,8 +703,10 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 	}
 	if (depth > 64 || handle_equal(&d->h, &d->fs->root))
 		return NULL;
-	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) ==
-	    -1 || !(stx.stx_mask & STATX_BTIME))
+	/* The event's own directory by its fd: no walk of the path again. */
+	if ((depth == 0 && d->dfd != -1 ? statx(d->dfd, "", AT_EMPTY_PATH,
+	    STATX_BTIME, &stx) : statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW,
+	    STATX_BTIME, &stx)) == -1 || !(stx.stx_mask & STATX_BTIME))
 		return NULL;
 	btime = (int64_t)stx.stx_btime.tv_sec * 1000000000 +
 	    stx.stx_btime.tv_nsec;
