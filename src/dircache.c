@@ -73,19 +73,6 @@ static uint64_t		  dc_epoch = 1;	/* 0: no entry was recorded */
 static int64_t		  dc_epoch_ns;	/* now_ns() when it began */
 static void		(*dc_move_hook)(struct fst_fs *, const char *);
 
-/* FNV-1a over a byte range, continuing from h. */
-static uint64_t
-dc_hash(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char	*c = p;
-
-	while (n-- > 0) {
-		h ^= *c++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* Allocate the tables. */
 void
 dircache_init(void)
@@ -302,7 +289,7 @@ dc_record_entry(struct dc_dir *d, const char *name, uint32_t kinds)
 	struct dc_entry	*e;
 	size_t		 n;
 
-	x = dc_hash(dc_hash(0xcbf29ce484222325ULL, &d, sizeof d), name,
+	x = fnv1a(fnv1a(FNV1A_OFFSET, &d, sizeof d), name,
 	    strlen(name));
 	for (e = dc_ents[x % dc_ents_size]; e != NULL; e = e->hnext)
 		if (e->dir == d && strcmp(e->name, name) == 0)

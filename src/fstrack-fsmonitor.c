@@ -199,19 +199,6 @@ fsm_sleep(int ms)
 		;
 }
 
-/* FNV-1a, 64 bits, of len bytes at p, continuing from h. */
-static uint64_t
-fsm_fnv(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char	*c = p;
-
-	while (len-- > 0) {
-		h ^= *c++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /*
  * The work tree: its real path (git runs the hook in it) and TREE, the
  * hash of that path and of the directory's identity.  0, or -1 after
@@ -222,7 +209,7 @@ fsm_tree(struct fsm *f)
 {
 	char		cwd[PATH_MAX];
 	struct statx	stx;
-	uint64_t	h = 0xcbf29ce484222325ULL, id[4];
+	uint64_t	h = FNV1A_OFFSET, id[4];
 
 	if (getcwd(cwd, sizeof cwd) == NULL || realpath(cwd, f->wt) == NULL ||
 	    statx(AT_FDCWD, ".", 0, STATX_INO | STATX_BTIME, &stx) == -1) {
@@ -235,8 +222,8 @@ fsm_tree(struct fsm *f)
 	id[1] = stx.stx_ino;
 	id[2] = stx.stx_mask & STATX_BTIME ? (uint64_t)stx.stx_btime.tv_sec : 0;
 	id[3] = stx.stx_mask & STATX_BTIME ? stx.stx_btime.tv_nsec : 0;
-	h = fsm_fnv(h, f->wt, f->wtlen + 1);
-	h = fsm_fnv(h, id, sizeof id);
+	h = fnv1a(h, f->wt, f->wtlen + 1);
+	h = fnv1a(h, id, sizeof id);
 	snprintf(f->tree, sizeof f->tree, "%016llx", (unsigned long long)h);
 	return 0;
 }

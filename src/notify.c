@@ -153,38 +153,27 @@ notify_other_name(struct fst_fs *fs, const struct fst_handle *dir,
 	dircache_record(fs, dir, name, *(uint32_t *)arg);
 }
 
-/* The inode's handle, opened O_PATH (no events), and its stat. */
-static int
-notify_stat_handle(struct fst_fs *fs, const struct fst_handle *h,
-    struct stat *st)
-{
-	int	fd, rc;
-
-	if ((fd = handle_open(fs->mount_fd, h, O_PATH | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fstat(fd, st);
-	close(fd);
-	return rc;
-}
-
 /*
- * The inode's handle, opened O_PATH: its stat, and whether it was born
- * (statx btime) at or after from.  A btime ahead of the clock (the clock
- * stepped back) or missing does not count as born after anything.
+ * The inode's handle, opened O_PATH (no events): its stat and, if
+ * born_after is not NULL, whether it was born (statx btime) at or after
+ * from.  A btime ahead of the clock (the clock stepped back) or missing
+ * does not count as born after anything.
  */
 static int
-notify_stat_born(struct fst_fs *fs, const struct fst_handle *h,
+notify_stat_handle(struct fst_fs *fs, const struct fst_handle *h,
     struct stat *st, int64_t from, int *born_after)
 {
 	struct statx	stx;
 	int64_t		btime;
 	int		fd, rc;
 
-	*born_after = 0;
+	if (born_after != NULL)
+		*born_after = 0;
 	if ((fd = handle_open(fs->mount_fd, h, O_PATH | O_CLOEXEC)) == -1)
 		return -1;
-	if ((rc = fstat(fd, st)) == 0 && statx(fd, "", AT_EMPTY_PATH,
-	    STATX_BTIME, &stx) == 0 && (stx.stx_mask & STATX_BTIME)) {
+	if ((rc = fstat(fd, st)) == 0 && born_after != NULL &&
+	    statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx) == 0 &&
+	    (stx.stx_mask & STATX_BTIME)) {
 		btime = (int64_t)stx.stx_btime.tv_sec * 1000000000 +
 		    stx.stx_btime.tv_nsec;
 		*born_after = btime >= from && btime <= now_ns() + 1000000000;
@@ -226,7 +215,7 @@ notify_link_count(struct fst_fs *fs, const struct fst_handle *h)
 
 	if (links_foreach(fs, h, notify_other_name, &kinds) > 0)
 		return;
-	if (notify_stat_born(fs, h, &st, dircache_epoch_ns(), &young) == -1 ||
+	if (notify_stat_handle(fs, h, &st, dircache_epoch_ns(), &young) == -1 ||
 	    S_ISDIR(st.st_mode) || st.st_nlink == 0)
 		return;
 	if (young && st.st_nlink == 1) {
@@ -250,7 +239,7 @@ notify_links(struct fst_fs *fs, struct fst_event *ev, uint32_t kinds)
 		if (links_known(fs, &ev->child))
 			links_add(fs, &ev->child, &ev->dir, ev->name);
 		else if (atomic_load(&fstd.reconciling) &&
-		    notify_stat_handle(fs, &ev->child, &st) == 0 &&
+		    notify_stat_handle(fs, &ev->child, &st, 0, NULL) == 0 &&
 		    st.st_nlink > 1 && links_searching(fs, st.st_ino))
 			links_add(fs, &ev->child, &ev->dir, ev->name);
 	}

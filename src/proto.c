@@ -410,3 +410,16 @@ proto_parse_since(const char *s, struct proto_since *out)
 	out->snapshot = out->pos.snapshot;
 	return 0;
 }
+
+/* FNV-1a, 64 bits, of len bytes at p, continuing from h (FNV1A_OFFSET). */
+uint64_t
+fnv1a(uint64_t h, const void *p, size_t len)
+{
+	const unsigned char	*c = p;
+
+	while (len-- > 0) {
+		h ^= *c++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}

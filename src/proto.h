@@ -12,6 +12,7 @@
 #define FSTRACK_PROTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define PROTO_MAX_LINE	4096
 #define PROTO_MAX_ARGS	8
@@ -71,6 +72,9 @@ struct sbuf {
 void	 sbuf_init(struct sbuf *);
 void	 sbuf_free(struct sbuf *);
 void	 sbuf_add(struct sbuf *, const void *, size_t);
+
+#define FNV1A_OFFSET	0xcbf29ce484222325ULL	/* the hash of nothing */
+uint64_t fnv1a(uint64_t, const void *, size_t);
 void	 sbuf_addstr(struct sbuf *, const char *);
 void	 sbuf_printf(struct sbuf *, const char *, ...)
 	     __attribute__((format(printf, 2, 3)));
