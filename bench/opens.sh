@@ -11,6 +11,11 @@
 #	first_recent  the same with directories created just before the
 #	       snapshot (the daemon carries directories write-opened in the
 #	       last 2 s into the new snapshot)
+# and a fourth variant, floor: bench/permfloor.c instead of fstrackd, a
+# permission listener that only answers, with fstrackd's kind of ignore
+# mark on ro and rec (as strict has them after their first open): the
+# kernel's own price, below which no daemon can go.  Its "perm thread
+# us/event" is the round trip alone.
 # Prints us per open+close, ratios tracked/untracked (medians, and paired
 # per-round ratios with their minimum), daemon CPU per open.
 #
@@ -25,7 +30,7 @@
 . "$(dirname "$0")/common.sh"
 bench_init "$@"
 
-VARIANTS=${VARIANTS:-untracked async strict}
+VARIANTS=${VARIANTS:-untracked async strict floor}
 N_OPENS=${N_OPENS:-200000}
 NFILES=${NFILES:-100}
 NDIRS=${NDIRS:-1000}
@@ -34,11 +39,14 @@ CC=${CC:-cc}
 SETTLE=${SETTLE:-2.5}
 MNT=$WORK/mnt
 OB=$WORK/openbench
+PF=$WORK/permfloor
 RES=$WORK/results
 : >"$RES"
 
-check_words "$VARIANTS" variant untracked async strict
+check_words "$VARIANTS" variant untracked async strict floor
 "$CC" -O2 -o "$OB" "$BENCH_DIR/openbench.c" || die "cannot build openbench"
+"$CC" -O2 -o "$PF" "$BENCH_DIR/permfloor.c" || die "cannot build permfloor"
+FLOOR_PID=
 
 # make_files DIR N: DIR with files f0 .. f(N-1).
 make_files() {
@@ -86,6 +94,64 @@ perm_end() {
 	line="$line ${1}_ev=$((pe1 - pe0))"
 	[ "$pe1" -le "$pe0" ] ||
 		line="$line ${1}_pcpu_ev=$(per_op_us "$pc0" "$pc1" $((pe1 - pe0)))"
+}
+
+# floor_start DIR...: permfloor on MNT's filesystem, ignore marks on DIRs;
+# returns once its marks are in place.
+floor_start() {
+	local n=$((START_TIMEOUT * 20))
+	: >"$WORK/floor.out"
+	"$PF" "$MNT" "$@" >"$WORK/floor.out" 2>"$WORK/floor.err" &
+	FLOOR_PID=$!
+	CHILD_PIDS+=("$FLOOR_PID")
+	until grep -q '^ready$' "$WORK/floor.out"; do
+		pid_alive "$FLOOR_PID" || die "permfloor: $(cat "$WORK/floor.err")"
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || die "permfloor not ready after ${START_TIMEOUT}s"
+		sleep 0.05
+	done
+}
+
+# floor_stop TAG: stop permfloor; add TAG_ev and TAG_pcpu_ev (its CPU per
+# event, us) to line when it answered any.
+floor_stop() {
+	local rc=0 ev
+	kill -TERM "$FLOOR_PID"
+	wait "$FLOOR_PID" || rc=$?
+	FLOOR_PID=
+	[ "$rc" -eq 0 ] || die "permfloor exited $rc: $(cat "$WORK/floor.err")"
+	ev=$(sed -n 's/.*events=\([0-9]*\) .*/\1/p' "$WORK/floor.err")
+	[ -n "$ev" ] || die "permfloor said: $(cat "$WORK/floor.err")"
+	line="$line ${1}_ev=$ev"
+	[ "$ev" -eq 0 ] || line="$line ${1}_pcpu_ev=$(sed -n \
+		's/.*us_per_event=\([0-9.]*\).*/\1/p' "$WORK/floor.err")"
+}
+
+# run_floor ROUND: the measurements of run_variant with permfloor.
+run_floor() {
+	local out fresh
+	v=floor
+	round=$1
+	line="floor round=$round"
+	msg "round $round: floor"
+	floor_start "$MNT/ro" "$MNT/rec"
+	out=$("$OB" loop "$MNT/ro" "$NFILES" "$N_OPENS" r) || die "openbench ro"
+	line="$line ro=$(ob_field "$out" us_per_op)"
+	out=$("$OB" loop "$MNT/rec" "$NFILES" "$N_OPENS" w) || die "openbench rec w"
+	line="$line rec_w=$(ob_field "$out" us_per_op)"
+	out=$("$OB" loop "$MNT/rec" "$NFILES" "$N_OPENS" r) || die "openbench rec r"
+	line="$line rec_r=$(ob_field "$out" us_per_op)"
+	floor_stop ro
+	fresh=$MNT/first.floor.$round
+	make_dirs "$fresh" "$NDIRS"
+	sync
+	floor_start
+	out=$("$OB" first "$fresh" "$NDIRS" w /d) || die "openbench first"
+	floor_stop first
+	line="$line first=$(ob_field "$out" us_mean) first_p50=$(ob_field "$out" us_p50)"
+	line="$line first_p99=$(ob_field "$out" us_p99) first_max=$(ob_field "$out" us_max)"
+	echo "$line" >>"$RES"
+	msg "$line"
 }
 
 # per_op_us C0 C1 N: (C1 - C0) seconds spread over N operations, in us.
@@ -147,6 +213,7 @@ run_variant() {
 	local state=$WORK/state out c0 c1
 	v=$1
 	round=$2
+	[ "$v" != floor ] || { run_floor "$round"; return 0; }
 	line="$v round=$round"
 	snap=0
 	if [ "$STATE_FS" = ext4 ]; then
@@ -255,6 +322,7 @@ summary() {
 				continue
 			fi
 			field "$v" "$k" >"$WORK/s"
+			[ -s "$WORK/s" ] || continue	# floor: first_recent
 			s=$(stats "$WORK/s")
 			read -r m _ <<<"$s"
 			printf '   %-10s %-9s (%s..%s)' "$v" "$m" \
@@ -266,7 +334,8 @@ summary() {
 				case $k in
 				ro | rec_w | rec_r | first | first_recent)
 					field "$v" "${k}_dcpu" >"$WORK/s"
-					printf '  dcpu %s' "$(stats "$WORK/s" | cut -d' ' -f1)"
+					[ ! -s "$WORK/s" ] ||
+						printf '  dcpu %s' "$(stats "$WORK/s" | cut -d' ' -f1)"
 					field "$v" "${k}_ev" >"$WORK/s"
 					[ ! -s "$WORK/s" ] ||
 						printf '  perm events %s' "$(stats "$WORK/s" | cut -d' ' -f1)"
@@ -291,6 +360,10 @@ summary() {
 	done
 	echo "   targets: ro <= 1.5x, rec_w and rec_r <= 1.2x untracked;" \
 		"perm thread <= 5 us per permission event"
+	echo "   floor: a listener that only answers (bench/permfloor.c), ignore" \
+		"marks on ro and rec: the kernel's price; perm us/event of floor ="
+	echo "   the round trip alone (floor's ro and rec rows measure its ignore" \
+		"marks, not a first open; its first_recent is not run)"
 	echo
 	echo "raw results:"
 	sed 's/^/   /' "$RES"
