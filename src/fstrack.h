@@ -305,6 +305,7 @@ struct store_op {
 	enum store_op_type	 type;		/* says which member is set */
 	uint64_t		 seq;		/* set by store_submit */
 	int			 durable;	/* synchronous=FULL */
+	int			 unhurried;	/* durable, nobody waits */
 	store_done_cb		 done;		/* main thread, committed */
 	void			*arg;		/* done's */
 	union {

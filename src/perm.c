@@ -16,15 +16,19 @@
  * FAN_ONDIR, so opening a directory -- find, ls, du, readdir -- makes no
  * event).  The kernel stops the opener until we answer.  This thread:
  *  1. allows our own process and non-regular files at once;
- *  2. finds the directory (readlink of the event fd, then
- *     name_to_handle_at of its parent, checked against the file's inode);
- *  3. if the directory is armed (or recorded) and durable in this
- *     snapshot, allows at once -- the ignore mark raced with the open;
- *  4. otherwise tells a write-open from a read-open with the lease probe:
- *     F_SETLEASE F_RDLCK on the event fd fails with EAGAIN exactly when the
- *     file is open for writing by anyone, this opener included, since the
- *     kernel takes write access before FAN_OPEN_PERM (doc/kernel-facts.md);
- *     anything the probe cannot classify counts as a write;
+ *  2. reads the file's path (readlink of the event fd) and tells a
+ *     write-open from a read-open with the lease probe: F_SETLEASE
+ *     F_RDLCK on the event fd fails with EAGAIN exactly when the file is
+ *     open for writing by anyone, this opener included, since the kernel
+ *     takes write access before FAN_OPEN_PERM (doc/kernel-facts.md);
+ *     anything the probe cannot classify counts as a write.  A read-open
+ *     is allowed right here, before the directory is even looked up
+ *     (READ-OPENS GO FIRST, below);
+ *  3. finds the directory (an O_PATH open of the path's parent, checked
+ *     against the file's inode, and name_to_handle_at of it); if it is
+ *     armed (or recorded) and durable in this snapshot, allows at once --
+ *     the ignore mark raced with the open;
+ *  4. (the probe of step 2 told which kind of open it is);
  *  5. on the first open of the directory in this snapshot queues a durable
  *     record: the entry (opened-write) for a write-open, an arm for a
  *     read-open (a recorded entry always goes with an arm row, submitted
@@ -135,6 +139,26 @@
  *  - io_uring opens go through the same open path and are held like any
  *    other; io_uring writes to an fd opened earlier are the case above.
  *  - a stall (below): openers are allowed before their record is durable.
+ *
+ * READ-OPENS GO FIRST.  A read-open never waits for the arm it causes, so
+ * it is answered as soon as the probe has told it from a write-open, and
+ * the directory's lookup, its arm and the arm-ahead request follow while
+ * the reader goes on.  Nothing depends on the arm being queued before the
+ * reader runs: an fd opened for reading cannot write, truncate or map
+ * shared-writable, and whatever the reader does next that could change
+ * the directory is either a write-open -- an event of its own, read after
+ * this one is handled, so it finds the arm queued -- or a name change,
+ * which no permission event covers anyway (below).  The event fd is
+ * closed before the answer: that drops the probe's lease without an
+ * F_UNLCK, so no other process's write-open can find it and wait; the
+ * answer names the event by the fd number the kernel gave it, which stays
+ * unique among our unanswered events (each holds its own fd open) until
+ * the next read of the group, and that comes after the answer.  Answering
+ * first is also what keeps this thread awake: the reader's next open is
+ * usually queued by the time the bookkeeping is done, and read without a
+ * sleep and a wake-up, which on these VMs cost more than the bookkeeping
+ * (bench/opens.sh, its floor variant).  If the path raced with a rename,
+ * the directory is left unarmed: its next open is judged again.
  *
  * YOUNG FILES NEED NO HOLD.  A write-open of a file born (statx btime) at
  * or after the newest checkpoint minus reconcile-margin is allowed at once;
@@ -356,9 +380,12 @@ perm_mark(struct fst_fs *fs, char *err, size_t errlen)
 	return 0;
 }
 
-/* Answer one permission event and close its fd. */
+/*
+ * Allow the permission event whose fd number is fd (already closed or
+ * not: the kernel finds the event by the number).
+ */
 static void
-perm_answer(int fd)
+perm_allow(int fd)
 {
 	struct fanotify_response	r;
 
@@ -366,6 +393,13 @@ perm_answer(int fd)
 	r.response = FAN_ALLOW;
 	if (write(perm_fan, &r, sizeof r) != sizeof r && errno != ENOENT)
 		log_warn("fanotify response");
+}
+
+/* Answer one permission event and close its fd. */
+static void
+perm_answer(int fd)
+{
+	perm_allow(fd);
 	close(fd);
 }
 
@@ -497,7 +531,9 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 /*
  * Queue the arm of d in the current snapshot: from its commit on, opens
  * in d are let through unheld for the rest of the snapshot.  durable: this
- * op ends a batch that someone may wait for (synchronous=FULL).
+ * op ends a batch (synchronous=FULL) that nobody waits for: only d's
+ * ignore mark does, and a millisecond of company is cheaper than a commit
+ * and a wake-up per directory read (store.c, STORE_UNHURRIED_MS).
  */
 static void
 perm_submit_arm(struct perm_dir *d, int durable)
@@ -505,6 +541,7 @@ perm_submit_arm(struct perm_dir *d, int durable)
 	struct store_op	*op = store_op_arm(perm_snapshot, d->fs->id, &d->h);
 
 	op->durable = durable;
+	op->unhurried = durable;
 	perm_dir_queued(d, store_submit(op), 1);
 }
 
@@ -531,47 +568,87 @@ perm_pend_add(struct perm_dir *d)
 }
 
 /*
- * Find the directory holding the file open as fd, and the entry's name.
- * The path from /proc can race with a rename; the result is accepted only
- * when the name in that directory is the same inode.  On success *dfdp is
- * an O_PATH fd of the directory (the caller closes it): one path walk, and
- * the handle and the parent come from the fd.
+ * The path of the file open as fd, from /proc, split at its last slash:
+ * dir becomes the directory's path ("" for the root), *name points at the
+ * entry's name in it.  -1 when the file has no path (unlinked).
+ */
+static int
+perm_path(int fd, char *dir, size_t dirlen, const char **name)
+{
+	char	 proc[64], *slash;
+	ssize_t	 n;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	n = readlink(proc, dir, dirlen - 1);
+	if (n <= 0 || (size_t)n >= dirlen - 1 || dir[0] != '/')
+		return -1;
+	dir[n] = '\0';
+	if (n > 10 && strcmp(dir + n - 10, " (deleted)") == 0)
+		return -1;	/* unlinked: no directory changes */
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	*name = slash + 1;
+	return 0;
+}
+
+/*
+ * Open the directory dir (from perm_path) and take its handle, if its
+ * entry name is still the file st -- the path can race with a rename --
+ * or whatever it is when anyway.  On success *dfdp is an O_PATH fd of the
+ * directory (the caller closes it): one path walk, and the handle and the
+ * parent come from the fd.
+ */
+static int
+perm_open_dir(const char *dir, const char *name, const struct stat *st,
+    int anyway, struct fst_handle *dh, int *dfdp)
+{
+	struct stat	st2;
+	int		same, dfd;
+
+	dfd = open(dir[0] != '\0' ? dir : "/", O_PATH | O_DIRECTORY |
+	    O_CLOEXEC);
+	if (dfd == -1)
+		return -1;
+	same = fstatat(dfd, name, &st2, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st2.st_ino == st->st_ino && st2.st_dev == st->st_dev;
+	if ((same || anyway) && handle_of_fd(dfd, "", AT_EMPTY_PATH, dh) == 0) {
+		*dfdp = dfd;
+		return 0;
+	}
+	close(dfd);
+	return -1;
+}
+
+/*
+ * Find the directory holding the file open as fd, and the entry's name,
+ * trying the path again if it raced with a rename (perm_open_dir).
  */
 static int
 perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
     char *dir, size_t dirlen, const char **name, int *dfdp)
 {
-	char		 proc[64], *slash;
-	struct stat	 st2;
-	ssize_t		 n;
-	int		 tries, same, dfd;
+	int	tries;
 
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
 	for (tries = 0; tries < 3; tries++) {
-		n = readlink(proc, dir, dirlen - 1);
-		if (n <= 0 || (size_t)n >= dirlen - 1 || dir[0] != '/')
+		if (perm_path(fd, dir, dirlen, name) != 0)
 			return -1;
-		dir[n] = '\0';
-		if (n > 10 && strcmp(dir + n - 10, " (deleted)") == 0)
-			return -1;	/* unlinked: no directory changes */
-		slash = strrchr(dir, '/');
-		*slash = '\0';
-		*name = slash + 1;
-		dfd = open(dir[0] != '\0' ? dir : "/", O_PATH | O_DIRECTORY |
-		    O_CLOEXEC);
-		if (dfd == -1)
-			continue;
-		same = fstatat(dfd, *name, &st2, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st2.st_ino == st->st_ino && st2.st_dev == st->st_dev;
 		/* Raced with renames three times: use the last answer anyway. */
-		if ((same || tries == 2) &&
-		    handle_of_fd(dfd, "", AT_EMPTY_PATH, dh) == 0) {
-			*dfdp = dfd;
+		if (perm_open_dir(dir, *name, st, tries == 2, dh, dfdp) == 0)
 			return 0;
-		}
-		close(dfd);
 	}
 	return -1;
+}
+
+/*
+ * Whether the file open as fd is open for writing by anyone (the lease
+ * probe of step 2).  On a read-open (0) the lease stays until fd is
+ * closed.
+ */
+static int
+perm_write_open(int fd)
+{
+	/* EAGAIN: open for writing; anything else: cannot tell, so hold. */
+	return fcntl(fd, F_SETLEASE, F_RDLCK) != 0;
 }
 
 /*
@@ -826,16 +903,18 @@ perm_request_ahead(struct perm_dir *d, int dfd)
 }
 
 /*
- * perm_handle() for an open of name in directory dh (at dir, open as dfd);
- * returns the directory.
+ * The bookkeeping of an open in directory dh (at dir, open as dfd; the
+ * entry name when a write-open, else NULL): on the first open of the
+ * directory in this snapshot, its record (a write-open's entry, or an arm)
+ * unless a recorded parent covers it, and the arm-ahead request.  Returns
+ * the directory, durable or not.
  */
 static struct perm_dir *
-perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
+perm_note_open(struct fst_fs *fs, const struct fst_handle *dh,
     const char *dir, const char *name, int dfd)
 {
 	struct perm_dir		*d;
 	const char		*dpath;
-	int			 write;
 
 	dpath = dir[0] != '\0' ? dir : "/";
 	d = perm_dir_get(fs, dh);
@@ -843,32 +922,22 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 	if (d->gen == perm_gen && d->seq != 0 && !d->durable &&
 	    d->seq <= store_committed())
 		d->durable = 1;
-	if (d->gen == perm_gen && d->durable) {
-		/* Raced with its ignore mark, or the mark could not be added. */
-		perm_answer(fd);
-		perm_ignore_dir(d);
-		return d;
-	}
-	/* EAGAIN: open for writing; anything else: cannot tell, so hold. */
-	write = 1;
-	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
-		fcntl(fd, F_SETLEASE, F_UNLCK);
-		write = 0;
-	}
-	if (write) {
+	if (d->gen == perm_gen && d->durable)
+		return d;	/* raced with its ignore mark, or none could go on */
+	if (name != NULL) {
 		d->last_write_ms = perm_now_ms();
 		free(d->name);
 		d->name = strdup(name);
 	}
 	/* The path is only a hint for the records queued below. */
-	if ((write || d->gen != perm_gen || d->seq == 0) &&
+	if ((name != NULL || d->gen != perm_gen || d->seq == 0) &&
 	    (d->path == NULL || strcmp(d->path, dpath) != 0)) {
 		free(d->path);
 		d->path = strdup(dpath);
 	}
 	if (d->gen != perm_gen || d->seq == 0) {
 		if (perm_cover(d, dpath, 0) == NULL) {
-			if (write)
+			if (name != NULL)
 				perm_submit(d, name, FST_M_OPENED_WRITE);
 			else
 				perm_submit_arm(d, 1);
@@ -878,12 +947,24 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 	}
 	if (!d->durable && d->seq <= store_committed())
 		d->durable = 1;		/* e.g. carried into this snapshot */
+	return d;
+}
+
+/*
+ * A write-open of name in directory dh (at dir, open as dfd): answer it
+ * once its directory is durable, or now when it need not wait (a stall, a
+ * young file); else park it.  Returns the directory.
+ */
+static struct perm_dir *
+perm_handle_write(int fd, struct fst_fs *fs, const struct fst_handle *dh,
+    const char *dir, const char *name, int dfd)
+{
+	struct perm_dir	*d = perm_note_open(fs, dh, dir, name, dfd);
+
 	if (d->durable) {
 		perm_answer(fd);
 		perm_ignore_dir(d);
-		return d;
-	}
-	if (write && perm_stalling) {
+	} else if (perm_stalling) {
 		/*
 		 * A stall episode is on: commits did not finish within
 		 * stall-timeout, and until the records let by so far commit,
@@ -894,13 +975,11 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
 		atomic_fetch_add(&fstd.st.perm_stalled, 1);
 		if (d->seq > perm_stall_seq)
 			perm_stall_seq = d->seq;
-	} else if (write && perm_young(fd, d->fs)) {
+	} else if (perm_young(fd, d->fs)) {
 		perm_answer(fd);	/* found by its ctime whatever happens */
 		atomic_fetch_add(&fstd.st.perm_young, 1);
-	} else if (write)
+	} else
 		perm_park(fd, d);
-	else
-		perm_answer(fd);
 	return d;
 }
 
@@ -908,12 +987,14 @@ perm_handle_in(int fd, struct fst_fs *fs, const struct fst_handle *dh,
  * Classify one permission event; answer it now or park it.  The first
  * open of any kind in a directory per snapshot arms it (a write-open also
  * records its entry) and asks armahead.c to arm the subtree below; a
- * read-open never waits for that commit, a write-open does.
+ * read-open never waits for that commit and is answered before the
+ * directory is looked up (READ-OPENS GO FIRST); a write-open waits.
  */
 static void
 perm_handle(int fd, pid_t pid)
 {
 	struct stat		 st;
+	struct perm_dir		*d;
 	struct fst_fs		*fs;
 	struct fst_handle	 dh;
 	char			 dir[PATH_MAX];
@@ -923,12 +1004,29 @@ perm_handle(int fd, pid_t pid)
 	atomic_fetch_add(&fstd.st.perm_events, 1);
 	if (pid == fstd.pid || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    (fs = fsinfo_by_dev(st.st_dev)) == NULL ||
-	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name, &dfd) != 0) {
+	    perm_path(fd, dir, sizeof dir, &name) != 0) {
 		/* Unlinked files have no directory that could change. */
 		perm_answer(fd);
 		return;
 	}
-	perm_dir_done_fd(perm_handle_in(fd, fs, &dh, dir, name, dfd));
+	if (!perm_write_open(fd)) {
+		close(fd);	/* drops the lease: before the answer */
+		perm_allow(fd);
+		/* Raced with a rename: left unarmed, judged again next time. */
+		if (perm_open_dir(dir, name, &st, 0, &dh, &dfd) != 0)
+			return;
+		d = perm_note_open(fs, &dh, dir, NULL, dfd);
+		if (d->durable)
+			perm_ignore_dir(d);
+		perm_dir_done_fd(d);
+		return;
+	}
+	if (perm_open_dir(dir, name, &st, 0, &dh, &dfd) != 0 &&
+	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name, &dfd) != 0) {
+		perm_answer(fd);
+		return;
+	}
+	perm_dir_done_fd(perm_handle_write(fd, fs, &dh, dir, name, dfd));
 }
 
 /*

@@ -90,6 +90,7 @@
 #include "log.h"
 
 #define STORE_BATCH_MS	20
+#define STORE_UNHURRIED_MS	1
 
 /*
  * Operations queued for the writer before the readers of events wait for
@@ -132,6 +133,8 @@ static uint64_t			 store_next_seq = 1;
 static _Atomic uint64_t		 store_committed_seq;
 static int			 store_stopping;
 static int			 store_urgent;	/* someone waits for the queue */
+static int			 store_unhurried; /* a durable op nobody waits for */
+static int			 store_wake;	/* the writer must be woken */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
 static uint64_t			 store_backlog_max = STORE_BACKLOG_MAX;
@@ -749,10 +752,18 @@ store_enqueue_locked(struct store_op *op)
 {
 	op->next = NULL;
 	op->seq = store_next_seq++;
+	if (store_qhead == NULL)
+		store_wake = 1;		/* the writer may sleep on an empty queue */
 	*store_qtail = op;
 	store_qtail = &op->next;
-	if (op->durable || op->done != NULL)
+	if ((op->durable && !op->unhurried) || op->done != NULL) {
+		if (!store_urgent)
+			store_wake = 1;
 		store_urgent = 1;
+	} else if (op->durable && !store_unhurried) {
+		store_wake = 1;		/* the batch's wait gets shorter */
+		store_unhurried = 1;
+	}
 	atomic_fetch_add(&fstd.st.queue_depth, 1);
 	return op->seq;
 }
@@ -846,7 +857,7 @@ store_submit(struct store_op *op)
 {
 	uint64_t	seq;
 	int64_t		snap, fs_id = 0;
-	int		gap_queued;
+	int		gap_queued, wake;
 
 	pthread_mutex_lock(&store_lock);
 	if ((snap = store_shed_locked(op, &gap_queued, &fs_id)) != 0) {
@@ -854,9 +865,12 @@ store_submit(struct store_op *op)
 		atomic_fetch_add(&fstd.st.records_dropped, 1);
 	} else
 		seq = store_enqueue_locked(op);
+	wake = store_wake;
+	store_wake = 0;
 	pthread_mutex_unlock(&store_lock);
 	/* after the unlock: a writer woken under the lock would block on it */
-	pthread_cond_signal(&store_cond);
+	if (wake)
+		pthread_cond_signal(&store_cond);
 	if (snap != 0) {
 		store_op_free(op);
 		if (gap_queued)
@@ -880,14 +894,17 @@ uint64_t
 store_submit_many(struct store_op **ops, int n)
 {
 	uint64_t	first;
-	int		i;
+	int		i, wake;
 
 	pthread_mutex_lock(&store_lock);
 	first = store_next_seq;
 	for (i = 0; i < n; i++)
 		store_enqueue_locked(ops[i]);
+	wake = store_wake;
+	store_wake = 0;
 	pthread_mutex_unlock(&store_lock);
-	pthread_cond_signal(&store_cond);	/* after the unlock, as above */
+	if (wake)
+		pthread_cond_signal(&store_cond);	/* after the unlock, as above */
 	return first;
 }
 
@@ -1569,23 +1586,31 @@ store_main(void *arg)
 		 * Nobody waits for these records: let more join the batch for
 		 * a few milliseconds (an untar then commits a few hundred
 		 * times instead of thousands).  Anything urgent -- a held
-		 * opener, a snapshot, a query -- ends the wait at once.
+		 * opener, a snapshot, a query -- ends the wait at once; a
+		 * durable op that nobody waits for (op->unhurried: a read-open's
+		 * arm) shortens it to STORE_UNHURRIED_MS, so that arms of
+		 * directories read one after another share a commit and the
+		 * permission thread one wake-up per commit.  Submitters wake
+		 * the writer only when that changes its wait (store_wake).
 		 */
 		if (!store_urgent && !store_stopping) {
-			struct timespec	until;
+			struct timespec	start, until;
 
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += STORE_BATCH_MS * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			while (!store_urgent && !store_stopping &&
+			clock_gettime(CLOCK_REALTIME, &start);
+			do {
+				until = start;
+				until.tv_nsec += (store_unhurried ?
+				    STORE_UNHURRIED_MS : STORE_BATCH_MS) * 1000000L;
+				if (until.tv_nsec >= 1000000000L) {
+					until.tv_sec++;
+					until.tv_nsec -= 1000000000L;
+				}
+			} while (!store_urgent && !store_stopping &&
 			    pthread_cond_timedwait(&store_cond, &store_lock,
-			    &until) == 0)
-				;
+			    &until) == 0);
 		}
 		store_urgent = 0;
+		store_unhurried = 0;
 		batch = store_qhead;
 		store_qhead = NULL;
 		store_qtail = &store_qhead;

@@ -13,7 +13,8 @@
 #     mapped: `changed --since N` must list it while it is mapped (no event
 #     exists for such writes; the query's walk of /proc finds it).
 #  C. While an arm cannot commit (the database's write lock is held from
-#     outside), read-opens in the directory are answered at once, and a
+#     outside), read-opens in the directory are answered at once (leaving
+#     no lease of the daemon's behind: /proc/locks), and a
 #     write-open there is held -- the ignore mark must not go on before the
 #     arm is durable.  The held writer is still blocked 1 s later (the stall
 #     timeout is 60 s), and goes on once the lock is released.
@@ -156,8 +157,40 @@ wait "$MAPPER" || fail "the mapping writer failed"
 N=$(fst snapshot | tail -n 1)
 lock_db
 e0=$(status_field perm_events)
-timeout 30 cat "$MNT/c/held" >/dev/null || fail "a read-open waited for the arm's commit"
-pass "read-open answered while its directory's arm cannot commit"
+# The reader keeps its fd: the probe that told it from a write-open took a
+# lease on the daemon's event fd, which must be gone once the reader's
+# open has returned (a write-open by anyone would wait for a lease).
+rm -f "$WORK/reading" "$WORK/stopread"
+timeout 60 "$PY" - "$MNT/c/held" "$WORK/reading" "$WORK/stopread" <<'EOF' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+open(sys.argv[2], "w").close()
+end = time.monotonic() + 50
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.02)
+os.close(fd)
+EOF
+READER=$!
+n=0
+while [ ! -e "$WORK/reading" ]; do
+	pid_alive "$READER" || break
+	n=$((n + 1))
+	[ "$n" -lt 600 ] || break
+	sleep 0.05
+done
+if [ -e "$WORK/reading" ]; then
+	pass "read-open answered while its directory's arm cannot commit"
+else
+	fail "a read-open waited for the arm's commit (30 s)"
+fi
+leases=$(awk -v p="$DAEMON_PID" '$2 == "LEASE" && $5 == p' /proc/locks)
+if [ -z "$leases" ]; then
+	pass "the read-open's lease probe left no lease behind"
+else
+	fail "fstrackd holds a lease after answering a read-open: $leases"
+fi
+: >"$WORK/stopread"
+wait "$READER" || fail "the reader failed"
 rm -f "$WORK/opened"
 timeout 90 "$PY" - "$MNT/c/held" "$WORK/opened" <<'EOF' &
 import os, sys
