@@ -758,8 +758,10 @@ perm_ignore_dir(struct perm_dir *d)
  * pre-existing directory moved in is old and never covered.  This is what
  * keeps an untar at one durable commit instead of one per directory
  * (doc/prototype-measurements.md).  On success d takes the covering record's
- * sequence number (the opener waits for it) and the recorded ancestor is
- * returned; the topmost new directory of a new subtree is recorded itself.
+ * sequence number (the opener waits for it: when it is a read-open's
+ * unhurried arm, at most STORE_UNHURRIED_MS longer than for a commit of its
+ * own) and the recorded ancestor is returned; the topmost new directory of
+ * a new subtree is recorded itself.
  * NULL means d is older than the snapshot and needs its own record.
  */
 static struct perm_dir *
