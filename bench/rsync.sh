@@ -15,7 +15,13 @@
 #	/proc/sys/vm/drop_caches` (cold):
 #	    fstrack	fstrack-rsync -v --stats SRC/ DEST	(incremental)
 #	    plain	rsync -a --delete --stats SRC/ DEST2/
-#	verify: `rsync -a --delete -n -i SRC/ D/` prints nothing for both
+#	    floor	rsync -a --files-from=EXACT --delete-missing-args SRC/
+#			DEST3/, EXACT being the entries the change step touched,
+#			appended, deleted, created and their directories: what
+#			rsync must do after this change whoever tells it where;
+#			run last, so it never warms the cache for the others.
+#			plain / floor is the ceiling of any tracker's ratio.
+#	verify: `rsync -a --delete -n -i SRC/ D/` prints nothing for all three
 # (--stats only adds a summary; -v is the wrapper's own, not rsync's).
 #
 #	sudo bench/rsync.sh
@@ -74,6 +80,8 @@ D1MNT=$WORK/dest1	# fstrack-rsync's destination
 DEST=$D1MNT/tree
 D2MNT=$WORK/dest2	# plain rsync's destination
 DEST2=$D2MNT/tree
+D3MNT=$WORK/dest3	# the floor's destination
+DEST3=$D3MNT/tree
 STATEDIR=$WORK/state
 LOGS=$WORK/logs
 RES=$WORK/results
@@ -119,6 +127,17 @@ run_plain() {
 	elapsed "$t0"
 }
 
+# run_floor LOG: rsync of exactly the entries in $WORK/exact; prints the
+# seconds taken.
+run_floor() {
+	local t0 rc=0
+	t0=$(now)
+	timeout "$RSYNC_TIMEOUT" rsync -a --stats --files-from="$WORK/exact" \
+		--from0 --delete-missing-args "$SRC/" "$DEST3/" >"$1" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] || { tail -n 20 "$1" >&2; die "floor rsync exited $rc"; }
+	elapsed "$t0"
+}
+
 # stat_of LOG KEY: a number from rsync --stats output ("Number of files").
 stat_of() {
 	awk -v k="$2" 'index($0, k ": ") == 1 {
@@ -155,7 +174,7 @@ breakdown() {
 # dies otherwise, with the differences.
 verify() {
 	local d n bad=0
-	for d in "$DEST" "$DEST2"; do
+	for d in "$DEST" "$DEST2" "$DEST3"; do
 		timeout "$RSYNC_TIMEOUT" rsync -a --delete -n -i "$SRC/" "$d/" \
 			>"$WORK/verify" 2>&1 || die "verify rsync to $d failed"
 		n=$(wc -l <"$WORK/verify")
@@ -174,7 +193,8 @@ verify() {
 
 # change_dirs TAG RSEED: in NDIRS directories picked from the directory list
 # with RSEED: touch one file, append to another, delete a third (sorted
-# names, picks from RSEED), create a new one.  Untimed.
+# names, picks from RSEED), create a new one.  Untimed.  $WORK/exact gets
+# each directory and the four entries, relative to SRC, NUL-separated.
 change_dirs() {
 	local tag=$1 i=0 d f n a b c
 	local -a files
@@ -186,6 +206,7 @@ change_dirs() {
 				t = d[i + 1]; d[i + 1] = d[j]; d[j] = t
 				print d[i + 1], int(rand() * 1000003) } }' \
 		"$WORK/dirs" >"$WORK/picked"
+	: >"$WORK/exact"
 	while read -r d n; do
 		mapfile -d '' -t files < <(find "$SRC/$d" -mindepth 1 -maxdepth 1 \
 			-type f -print0 | LC_ALL=C sort -z)
@@ -199,11 +220,15 @@ change_dirs() {
 		[ "$c" -lt 0 ] || rm -f "${files[c]}"
 		f=$SRC/$d/fstrack-bench-$tag-$i
 		head -c "$(((n % 8192) + 1))" /dev/urandom >"$f"
+		printf '%s\0' "$d" "${f#"$SRC"/}" >>"$WORK/exact"
+		for n in "$a" "$b" "$c"; do
+			[ "$n" -lt 0 ] || printf '%s\0' "${files[n]#"$SRC"/}" >>"$WORK/exact"
+		done
 	done <"$WORK/picked"
 	[ "$i" -eq "$NDIRS" ] || msg "WARNING: only $i directories to change"
 }
 
-# timed_pair TAG VARIANT CMD...: for each CMD (fstrack or plain), in that
+# timed_pair TAG VARIANT CMD...: for each CMD (fstrack, plain, floor), in that
 # order: sync (and drop caches if cold), run it timed; appends its line to
 # RES.
 timed_pair() {
@@ -223,9 +248,13 @@ timed_pair() {
 				"files=$(stat_of "$log" "Number of files")" \
 				"xfer=$(stat_of "$log" "Number of regular files transferred")" \
 				>>"$RES" ;;
-		plain)
-			t=$(run_plain "$log")
-			echo "plain_$var $tag s=$t" \
+		plain | floor)
+			if [ "$v" = plain ]; then
+				t=$(run_plain "$log")
+			else
+				t=$(run_floor "$log")
+			fi
+			echo "${v}_$var $tag s=$t" \
 				"files=$(stat_of "$log" "Number of files")" \
 				"xfer=$(stat_of "$log" "Number of regular files transferred")" \
 				>>"$RES" ;;
@@ -260,6 +289,7 @@ paired() {
 make_loop_ext4 src "$IMG_SIZE" "$SMNT"
 make_loop_ext4 dest1 "$IMG_SIZE" "$D1MNT"
 make_loop_ext4 dest2 "$IMG_SIZE" "$D2MNT"
+make_loop_ext4 dest3 "$IMG_SIZE" "$D3MNT"
 make_tmpfs "$STATEDIR" 900m
 for ((c = 1; c <= COPIES; c++)); do
 	msg "populating copy $c of $COPIES"
@@ -290,6 +320,8 @@ grep -q 'full sync: no cursor' "$LOGS/full-fstrack.log" ||
 msg "first full sync: plain rsync -> $DEST2"
 T_FULL2=$(run_plain "$LOGS/full-plain.log")
 msg "full syncs: fstrack-rsync ${T_FULL1}s, plain ${T_FULL2}s"
+timeout "$RSYNC_TIMEOUT" rsync -a "$SRC/" "$DEST3/" >"$LOGS/full-floor.log" 2>&1 ||
+	die "the floor's first full sync failed"
 verify setup
 
 for ((round = 1; round <= REPEATS; round++)); do
@@ -307,7 +339,7 @@ for ((round = 1; round <= REPEATS; round++)); do
 		if [ "$var" = warm ] && [ "$BREAKDOWN" = 1 ]; then
 			echo "breakdown_warm $tag $(breakdown "$tag")" >>"$RES"
 		fi
-		timed_pair "$tag" "$var" "${order[@]}"
+		timed_pair "$tag" "$var" "${order[@]}" floor
 		verify "$tag"
 		msg "$tag: both destinations equal SRC"
 	done
@@ -339,6 +371,10 @@ for var in cold warm; do
 	echo "      ratio of medians $(ratio "${pf%% *}" "${ff%% *}")x;" \
 		"per round $(stats "$WORK/p" | awk '{print $1 "x (" $2 ".." $3 ")"}')" \
 		"[target >= 40x]"
+	fl=$(med "floor_$var" s)
+	echo "      floor           $fl   (rsync of exactly the changed entries," \
+		"transferred $(med "floor_$var" xfer)): no tracker can beat" \
+		"$(ratio "${pf%% *}" "${fl%% *}")x"
 	echo "      fstrack-rsync directories: reported $(med "fstrack_$var" reported)," \
 		"synced (listed) $(med "fstrack_$var" dirs)," \
 		"in new subtrees $(med "fstrack_$var" new), gone $(med "fstrack_$var" gone)"
@@ -367,6 +403,7 @@ if [ -n "$KEEP_LOGS" ]; then
 	mkdir -p "$KEEP_LOGS" && cp -r "$LOGS/." "$KEEP_LOGS/"
 fi
 umount_fs "$STATEDIR"
+umount_fs "$D3MNT"
 umount_fs "$D2MNT"
 umount_fs "$D1MNT"
 umount_fs "$SMNT"

@@ -413,6 +413,7 @@ void	 store_record_gap(struct fst_fs *, const char *);
 int	 store_queue_full(void);
 void	 store_wait_room(void);
 uint64_t store_committed(void);
+void	 store_hurry(uint64_t);
 void	 store_set_retry(int, int);
 void	 store_set_backlog_max(uint64_t);
 int64_t	 store_position_seq(uint64_t);

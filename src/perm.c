@@ -247,6 +247,7 @@ struct perm_dir {
 	int			 arm_queued;	/* an arm row queued in gen */
 	uint64_t		 ahead_gen;	/* arm-ahead asked for in gen */
 	int			 dfd;		/* O_PATH fd kept for the mark */
+	uint64_t		 hurried;	/* seq store_hurry() was told */
 };
 
 struct perm_wait {
@@ -531,9 +532,12 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 /*
  * Queue the arm of d in the current snapshot: from its commit on, opens
  * in d are let through unheld for the rest of the snapshot.  durable: this
- * op ends a batch (synchronous=FULL) that nobody waits for: only d's
+ * op ends a batch (synchronous=FULL) that nobody waits for yet: only d's
  * ignore mark does, and a millisecond of company is cheaper than a commit
- * and a wake-up per directory read (store.c, STORE_UNHURRIED_MS).
+ * and a wake-up per directory read (store.c, STORE_UNHURRIED_MS).  The
+ * next open in d before the arm is in hurries it (perm_hurry): a directory
+ * whose files are being read costs the round trips of one commit, as
+ * before, and a directory read once waits for company.
  */
 static void
 perm_submit_arm(struct perm_dir *d, int durable)
@@ -672,10 +676,24 @@ perm_young(int fd, struct fst_fs *fs)
 	return btime >= from && btime <= now_ns() + 1000000000;
 }
 
+/*
+ * Someone waits for d's record, or opens in d again before it is in: tell
+ * the writer not to wait for company (once per record).
+ */
+static void
+perm_hurry(struct perm_dir *d)
+{
+	if (d->hurried == d->seq)
+		return;
+	d->hurried = d->seq;
+	store_hurry(d->seq);
+}
+
 /* Park an opener until seq commits. */
 static void
 perm_park(int fd, struct perm_dir *d)
 {
+	perm_hurry(d);
 	if (perm_nwaits == perm_waits_cap) {
 		perm_waits_cap = perm_waits_cap ? perm_waits_cap * 2 : 64;
 		perm_waits = realloc(perm_waits, perm_waits_cap *
@@ -758,10 +776,9 @@ perm_ignore_dir(struct perm_dir *d)
  * pre-existing directory moved in is old and never covered.  This is what
  * keeps an untar at one durable commit instead of one per directory
  * (doc/prototype-measurements.md).  On success d takes the covering record's
- * sequence number (the opener waits for it: when it is a read-open's
- * unhurried arm, at most STORE_UNHURRIED_MS longer than for a commit of its
- * own) and the recorded ancestor is returned; the topmost new directory of
- * a new subtree is recorded itself.
+ * sequence number (the opener waits for it, and hurries it) and the
+ * recorded ancestor is returned; the topmost new directory of a new
+ * subtree is recorded itself.
  * NULL means d is older than the snapshot and needs its own record.
  */
 static struct perm_dir *
@@ -926,6 +943,8 @@ perm_note_open(struct fst_fs *fs, const struct fst_handle *dh,
 		d->durable = 1;
 	if (d->gen == perm_gen && d->durable)
 		return d;	/* raced with its ignore mark, or none could go on */
+	if (d->gen == perm_gen && d->seq != 0)
+		perm_hurry(d);	/* opened again before its record is in */
 	if (name != NULL) {
 		d->last_write_ms = perm_now_ms();
 		free(d->name);

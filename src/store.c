@@ -884,6 +884,26 @@ store_submit(struct store_op *op)
 }
 
 /*
+ * Someone waits for seq after all -- a second open in a directory whose
+ * unhurried arm is queued, a writer parked on it: end the writer's wait for
+ * company, so that what is queued commits now.  Any thread.
+ */
+void
+store_hurry(uint64_t seq)
+{
+	int	wake = 0;
+
+	if (seq <= store_committed())
+		return;
+	pthread_mutex_lock(&store_lock);
+	if (!store_urgent && store_qhead != NULL)
+		store_urgent = wake = 1;
+	pthread_mutex_unlock(&store_lock);
+	if (wake)
+		pthread_cond_signal(&store_cond);
+}
+
+/*
  * Queue ops[0..n-1] in that order with one wake-up of the writer (a walk
  * that arms thousands of directories must not wake it thousands of times).
  * Their sequence numbers are consecutive; returns the first.  None is
@@ -1590,8 +1610,10 @@ store_main(void *arg)
 		 * durable op that nobody waits for (op->unhurried: a read-open's
 		 * arm) shortens it to STORE_UNHURRIED_MS, so that arms of
 		 * directories read one after another share a commit and the
-		 * permission thread one wake-up per commit.  Submitters wake
-		 * the writer only when that changes its wait (store_wake).
+		 * permission thread one wake-up per commit, and store_hurry()
+		 * ends it when somebody turns out to wait after all.
+		 * Submitters wake the writer only when that changes its wait
+		 * (store_wake).
 		 */
 		if (!store_urgent && !store_stopping) {
 			struct timespec	start, until;
