@@ -26,23 +26,22 @@
  *     (READ-OPENS GO FIRST, below);
  *  3. finds the directory (an O_PATH open of the path's parent, checked
  *     against the file's inode, and name_to_handle_at of it); if it is
- *     armed (or recorded) and durable in this snapshot, allows at once --
- *     the ignore mark raced with the open;
- *  4. (the probe of step 2 told which kind of open it is);
- *  5. on the first open of the directory in this snapshot queues a durable
+ *     armed (or recorded) and durable in this snapshot, allows a
+ *     write-open at once -- the ignore mark raced with the open;
+ *  4. on the first open of the directory in this snapshot queues a durable
  *     record: the entry (opened-write) for a write-open, an arm for a
  *     read-open (a recorded entry always goes with an arm row, submitted
  *     just before it, so both commit together); and asks armahead.c to
  *     arm the subtree below it (once per directory and snapshot, handed
  *     over after perm_lock is released, and not at all when the link
  *     counts say the walk could find nothing new);
- *  6. a read-open is allowed at once, without waiting for that commit; a
- *     write-open is parked until the commit sequence passes the record;
- *  7. once the record is committed, adds an ignore mark (FAN_MARK_IGNORE,
+ *  5. parks a write-open until the commit sequence passes the record (a
+ *     read-open was let go in step 2 and never waits for that commit);
+ *  6. once the record is committed, adds an ignore mark (FAN_MARK_IGNORE,
  *     SURV, EVENT_ON_CHILD, evictable where the kernel has it) on the
  *     directory, so its children's opens stop reaching us for the rest of
  *     the snapshot.  A new snapshot flushes the ignore marks.  The mark
- *     goes on through the O_PATH fd of step 2, kept until then (at most
+ *     goes on through the O_PATH fd of step 3, kept until then (at most
  *     PERM_KEEP_FDS of them), else through open_by_handle_at.  "The
  *     record is committed" is always store_committed() >= the record's
  *     sequence number, read after the commit: how the mark is added
@@ -150,8 +149,10 @@
  * this one is handled, so it finds the arm queued -- or a name change,
  * which no permission event covers anyway (below).  The event fd is
  * closed before the answer: that drops the probe's lease without an
- * F_UNLCK, so no other process's write-open can find it and wait; the
- * answer names the event by the fd number the kernel gave it, which stays
+ * F_UNLCK, and the answered reader can never meet it (another process's
+ * write-open in the microseconds between probe and close waits that long,
+ * as it did for the F_UNLCK; SIGIO is ignored); the answer names the
+ * event by the fd number the kernel gave it, which stays
  * unique among our unanswered events (each holds its own fd open) until
  * the next read of the group, and that comes after the answer.  Answering
  * first is also what keeps this thread awake: the reader's next open is
@@ -530,22 +531,22 @@ perm_submit(struct perm_dir *d, const char *name, uint32_t kinds)
 }
 
 /*
- * Queue the arm of d in the current snapshot: from its commit on, opens
- * in d are let through unheld for the rest of the snapshot.  durable: this
- * op ends a batch (synchronous=FULL) that nobody waits for yet: only d's
- * ignore mark does, and a millisecond of company is cheaper than a commit
+ * Queue a read-open's arm of d in the current snapshot: from its commit
+ * on, opens in d are let through unheld for the rest of the snapshot.  It
+ * is durable (synchronous=FULL) and unhurried: nobody waits for it yet but
+ * d's ignore mark, and a millisecond of company is cheaper than a commit
  * and a wake-up per directory read (store.c, STORE_UNHURRIED_MS).  The
  * next open in d before the arm is in hurries it (perm_hurry): a directory
  * whose files are being read costs the round trips of one commit, as
  * before, and a directory read once waits for company.
  */
 static void
-perm_submit_arm(struct perm_dir *d, int durable)
+perm_submit_arm(struct perm_dir *d)
 {
 	struct store_op	*op = store_op_arm(perm_snapshot, d->fs->id, &d->h);
 
-	op->durable = durable;
-	op->unhurried = durable;
+	op->durable = 1;
+	op->unhurried = 1;
 	perm_dir_queued(d, store_submit(op), 1);
 }
 
@@ -574,7 +575,8 @@ perm_pend_add(struct perm_dir *d)
 /*
  * The path of the file open as fd, from /proc, split at its last slash:
  * dir becomes the directory's path ("" for the root), *name points at the
- * entry's name in it.  -1 when the file has no path (unlinked).
+ * entry's name in it.  -1 when there is no usable path: unlinked, not
+ * absolute (another namespace), too long, or readlink failed.
  */
 static int
 perm_path(int fd, char *dir, size_t dirlen, const char **name)
@@ -644,9 +646,9 @@ perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
 }
 
 /*
- * Whether the file open as fd is open for writing by anyone (the lease
- * probe of step 2).  On a read-open (0) the lease stays until fd is
- * closed.
+ * Whether the open behind fd must be treated as a write-open (the lease
+ * probe of step 2): 1 unless F_SETLEASE F_RDLCK succeeds, whose lease then
+ * lasts until fd is closed.
  */
 static int
 perm_write_open(int fd)
@@ -922,11 +924,11 @@ perm_request_ahead(struct perm_dir *d, int dfd)
 }
 
 /*
- * The bookkeeping of an open in directory dh (at dir, open as dfd; the
- * entry name when a write-open, else NULL): on the first open of the
- * directory in this snapshot, its record (a write-open's entry, or an arm)
- * unless a recorded parent covers it, and the arm-ahead request.  Returns
- * the directory, durable or not.
+ * The bookkeeping of an open in directory dh (at dir, open as dfd, which
+ * it takes; the entry name when a write-open, else NULL): on the first
+ * open of the directory in this snapshot, its record (a write-open's
+ * entry, or an arm) unless a recorded parent covers it, and the arm-ahead
+ * request.  Returns the directory, durable or not.
  */
 static struct perm_dir *
 perm_note_open(struct fst_fs *fs, const struct fst_handle *dh,
@@ -942,7 +944,7 @@ perm_note_open(struct fst_fs *fs, const struct fst_handle *dh,
 	    d->seq <= store_committed())
 		d->durable = 1;
 	if (d->gen == perm_gen && d->durable)
-		return d;	/* raced with its ignore mark, or none could go on */
+		return d;	/* raced with its ignore mark, or it has none */
 	if (d->gen == perm_gen && d->seq != 0)
 		perm_hurry(d);	/* opened again before its record is in */
 	if (name != NULL) {
@@ -961,7 +963,7 @@ perm_note_open(struct fst_fs *fs, const struct fst_handle *dh,
 			if (name != NULL)
 				perm_submit(d, name, FST_M_OPENED_WRITE);
 			else
-				perm_submit_arm(d, 1);
+				perm_submit_arm(d);
 			perm_request_ahead(d, d->dfd);
 		}
 		perm_pend_add(d);

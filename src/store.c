@@ -133,7 +133,7 @@ static uint64_t			 store_next_seq = 1;
 static _Atomic uint64_t		 store_committed_seq;
 static int			 store_stopping;
 static int			 store_urgent;	/* someone waits for the queue */
-static int			 store_unhurried; /* a durable op nobody waits for */
+static int			 store_unhurried; /* durable, nobody waits */
 static int			 store_wake;	/* the writer must be woken */
 static int			 store_evfd = -1;
 static uv_async_t		 store_async;
@@ -753,7 +753,7 @@ store_enqueue_locked(struct store_op *op)
 	op->next = NULL;
 	op->seq = store_next_seq++;
 	if (store_qhead == NULL)
-		store_wake = 1;		/* the writer may sleep on an empty queue */
+		store_wake = 1;		/* the writer may sleep on it */
 	*store_qtail = op;
 	store_qtail = &op->next;
 	if ((op->durable && !op->unhurried) || op->done != NULL) {
@@ -761,7 +761,8 @@ store_enqueue_locked(struct store_op *op)
 			store_wake = 1;
 		store_urgent = 1;
 	} else if (op->durable && !store_unhurried) {
-		store_wake = 1;		/* the batch's wait gets shorter */
+		if (!store_urgent)
+			store_wake = 1;	/* the batch's wait gets shorter */
 		store_unhurried = 1;
 	}
 	atomic_fetch_add(&fstd.st.queue_depth, 1);
@@ -896,7 +897,8 @@ store_hurry(uint64_t seq)
 	if (seq <= store_committed())
 		return;
 	pthread_mutex_lock(&store_lock);
-	if (!store_urgent && store_qhead != NULL)
+	/* the queue is in seq order: is seq still in it, not in flight? */
+	if (!store_urgent && store_qhead != NULL && store_qhead->seq <= seq)
 		store_urgent = wake = 1;
 	pthread_mutex_unlock(&store_lock);
 	if (wake)
@@ -923,8 +925,8 @@ store_submit_many(struct store_op **ops, int n)
 	wake = store_wake;
 	store_wake = 0;
 	pthread_mutex_unlock(&store_lock);
-	if (wake)
-		pthread_cond_signal(&store_cond);	/* after the unlock, as above */
+	if (wake)	/* after the unlock, as above */
+		pthread_cond_signal(&store_cond);
 	return first;
 }
 
@@ -1621,8 +1623,8 @@ store_main(void *arg)
 			clock_gettime(CLOCK_REALTIME, &start);
 			do {
 				until = start;
-				until.tv_nsec += (store_unhurried ?
-				    STORE_UNHURRIED_MS : STORE_BATCH_MS) * 1000000L;
+				until.tv_nsec += 1000000L * (store_unhurried ?
+				    STORE_UNHURRIED_MS : STORE_BATCH_MS);
 				if (until.tv_nsec >= 1000000000L) {
 					until.tv_sec++;
 					until.tv_nsec -= 1000000000L;
