@@ -3,11 +3,14 @@
  * bench/opens.sh: the floor below which no fstrackd can go.
  *
  *	permfloor MOUNT [DIR...]
+ *	permfloor -r MOUNT [DIR...]
  *
  * Marks MOUNT's filesystem for FAN_OPEN_PERM as fstrackd's permission
  * group does (FAN_CLASS_CONTENT, unlimited queue), adds the same kind of
  * ignore mark fstrackd adds to an armed directory (FAN_MARK_IGNORE_SURV,
- * evictable where the kernel has it) to each DIR, prints "ready", then
+ * evictable where the kernel has it) to each DIR -- with -r to each DIR
+ * and every directory below it on the same filesystem, the state strict
+ * mode reaches once a tree has been read in a snapshot -- prints "ready", then
  * answers every event FAN_ALLOW and closes its fd -- nothing else: no
  * lookup of the directory, no record, no commit.  On SIGTERM or SIGINT it
  * prints to stderr
@@ -27,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +46,7 @@
 #endif
 
 static volatile sig_atomic_t	stop;
+static int			fan_fd = -1;
 
 /* SIGTERM, SIGINT: finish the read in progress and report. */
 static void
@@ -67,6 +72,23 @@ ignore_dir(int fan, const char *path)
 	    FAN_EVENT_ON_CHILD, AT_FDCWD, path);
 }
 
+/* nftw callback of -r: an ignore mark on every directory. */
+static int
+ignore_walked(const char *path, const struct stat *st, int type,
+    struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type != FTW_D)
+		return 0;
+	if (ignore_dir(fan_fd, path) == -1) {
+		fprintf(stderr, "permfloor: ignore mark on %s: %s\n", path,
+		    strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -78,10 +100,15 @@ main(int argc, char **argv)
 	ssize_t				 n;
 	long				 events = 0;
 	double				 us;
-	int				 fan, i;
+	int				 fan, i, recurse = 0;
 
+	if (argc > 1 && strcmp(argv[1], "-r") == 0) {
+		recurse = 1;
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: permfloor MOUNT [DIR...]\n");
+		fprintf(stderr, "usage: permfloor [-r] MOUNT [DIR...]\n");
 		return 2;
 	}
 	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC |
@@ -91,8 +118,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "permfloor: %s: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
+	fan_fd = fan;
 	for (i = 2; i < argc; i++)
-		if (ignore_dir(fan, argv[i]) == -1) {
+		if (recurse) {
+			if (nftw(argv[i], ignore_walked, 64, FTW_PHYS |
+			    FTW_MOUNT) != 0)
+				return 1;
+		} else if (ignore_dir(fan, argv[i]) == -1) {
 			fprintf(stderr, "permfloor: ignore mark on %s: %s\n",
 			    argv[i], strerror(errno));
 			return 1;

@@ -14,6 +14,12 @@
 # runs again in the same snapshot.  Also the first-open latency of a
 # directory (openbench first ... r: one read-open in each of NDIRS fresh
 # directories) and the permission events per pass.  Variants alternate.
+# The variant floor runs bench/permfloor.c instead of fstrackd: a
+# permission listener that only answers, with fstrackd's kind of ignore
+# mark on every directory of the tree (the state strict reaches after a
+# pass): both its passes are the kernel's price of the marks alone, and
+# its first read-opens (in directories it has not marked) the price of a
+# round trip with no work at all.
 #
 #	sudo bench/reads.sh
 #	sudo REPEATS=5 WORKLOADS="tar grep" bench/reads.sh
@@ -26,7 +32,7 @@
 . "$(dirname "$0")/common.sh"
 bench_init "$@"
 
-VARIANTS=${VARIANTS:-untracked strict}
+VARIANTS=${VARIANTS:-untracked strict floor}
 WORKLOADS=${WORKLOADS:-tar grep cat git}
 NDIRS=${NDIRS:-1000}
 SETTLE=${SETTLE:-1}
@@ -35,15 +41,18 @@ CC=${CC:-cc}
 MNT=$WORK/mnt
 TREE=$MNT/linux
 OB=$WORK/openbench
+PF=$WORK/permfloor
 RES=$WORK/results
 : >"$RES"
 
-check_words "$VARIANTS" variant untracked async strict
+check_words "$VARIANTS" variant untracked async strict floor
 check_words "$WORKLOADS" workload tar grep cat git
 case " $WORKLOADS " in
 *" git "*) command -v git >/dev/null || die "git not found (apt-get install git)" ;;
 esac
 "$CC" -O2 -o "$OB" "$BENCH_DIR/openbench.c" || die "cannot build openbench"
+"$CC" -O2 -o "$PF" "$BENCH_DIR/permfloor.c" || die "cannot build permfloor"
+FLOOR_PID=
 ensure_linux_tar
 
 # workload NAME: run one workload over TREE (output discarded).
@@ -62,6 +71,37 @@ timed() {
 	t0=$(now)
 	workload "$1"
 	elapsed "$t0"
+}
+
+# floor_start ARG...: permfloor ARG... in the background; returns once its
+# marks are in place.
+floor_start() {
+	local n=$((START_TIMEOUT * 20))
+	: >"$WORK/floor.out"
+	"$PF" "$@" >"$WORK/floor.out" 2>"$WORK/floor.err" &
+	FLOOR_PID=$!
+	CHILD_PIDS+=("$FLOOR_PID")
+	until grep -q '^ready$' "$WORK/floor.out"; do
+		pid_alive "$FLOOR_PID" || die "permfloor: $(cat "$WORK/floor.err")"
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || die "permfloor not ready after ${START_TIMEOUT}s"
+		sleep 0.05
+	done
+}
+
+# floor_stop: stop permfloor; sets FLOOR_EV (events it answered) and
+# FLOOR_US (its CPU per event, us).  Not in a subshell: it waits for its
+# child.
+floor_stop() {
+	local rc=0
+	kill -TERM "$FLOOR_PID"
+	wait "$FLOOR_PID" || rc=$?
+	FLOOR_PID=
+	[ "$rc" -eq 0 ] || die "permfloor exited $rc: $(cat "$WORK/floor.err")"
+	read -r FLOOR_EV FLOOR_US <<<"$(sed -n \
+		's/^events=\([0-9]*\) .*us_per_event=\([0-9.]*\)$/\1 \2/p' \
+		"$WORK/floor.err")"
+	[ -n "$FLOOR_EV" ] || die "permfloor said: $(cat "$WORK/floor.err")"
 }
 
 # perm_events: the daemon's permission events so far (0 untracked).
@@ -97,7 +137,8 @@ run_variant() {
 		make_tmpfs "$state" 512m
 	fi
 	line="$v round=$round"
-	if [ "$v" != untracked ]; then
+	[ "$v" != floor ] || floor_start -r "$MNT" "$MNT"
+	if [ "$v" != untracked ] && [ "$v" != floor ]; then
 		start_daemon "$state" --durability "$v" "$MNT" ||
 			die "fstrackd did not start"
 		fst changed --since "$(new_snapshot)" --dirs >/dev/null ||
@@ -105,7 +146,7 @@ run_variant() {
 	fi
 	for w in $WORKLOADS; do
 		workload "$w"	# warm the page cache
-		[ "$v" = untracked ] || new_snapshot >/dev/null
+		[ -z "$DAEMON_PID" ] || new_snapshot >/dev/null
 		e0=$(perm_events)
 		t=$(timed "$w")
 		e1=$(perm_events)
@@ -127,7 +168,12 @@ run_variant() {
 	# Directories write-opened (touched) less than perm.c's PERM_RECENT_MS
 	# before a snapshot are carried into it and armed without a round trip.
 	sleep "$SETTLE"
-	[ "$v" = untracked ] || new_snapshot >/dev/null
+	[ -z "$DAEMON_PID" ] || new_snapshot >/dev/null
+	if [ "$v" = floor ]; then
+		floor_stop
+		line="$line passes_ev=$FLOOR_EV"
+		floor_start "$MNT"	# no marks: every first open a round trip
+	fi
 	e0=$(perm_events)
 	c0=0
 	[ -z "$DAEMON_PID" ] || c0=$(thread_cpu_sec "$DAEMON_PID" fstrackd-perm)
@@ -136,6 +182,10 @@ run_variant() {
 	for i in us_p50 us_p99; do
 		line="$line first_$i=$(echo "$out" | tr ' ' '\n' | awk -F= -v k="$i" '$1 == k { print $2 }')"
 	done
+	if [ "$v" = floor ]; then
+		floor_stop
+		line="$line first_ev=$FLOOR_EV perm_us_per_event=$FLOOR_US"
+	fi
 	if [ -n "$DAEMON_PID" ] && [ $((e1 - e0)) -gt 0 ]; then
 		c1=$(thread_cpu_sec "$DAEMON_PID" fstrackd-perm)
 		line="$line first_ev=$((e1 - e0)) perm_us_per_event=$(awk -v a="$c0" -v b="$c1" -v n=$((e1 - e0)) 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
