@@ -313,6 +313,37 @@ thread_cpu_sec() {
 	echo "$sum"
 }
 
+# floor_start ARG...: bench/permfloor (built as $PF by the caller) with
+# ARG... in the background; returns once its marks are in place.
+floor_start() {
+	local n=$((START_TIMEOUT * 20))
+	: >"$WORK/floor.out"
+	"$PF" "$@" >"$WORK/floor.out" 2>"$WORK/floor.err" &
+	FLOOR_PID=$!
+	CHILD_PIDS+=("$FLOOR_PID")
+	until grep -q '^ready$' "$WORK/floor.out"; do
+		pid_alive "$FLOOR_PID" || die "permfloor: $(cat "$WORK/floor.err")"
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || die "permfloor not ready after ${START_TIMEOUT}s"
+		sleep 0.05
+	done
+}
+
+# floor_stop: stop permfloor; sets FLOOR_EV (events it answered) and
+# FLOOR_US (its CPU per event, us; 0.00 without events).  Not in a
+# subshell: it waits for its child.
+floor_stop() {
+	local rc=0
+	kill -TERM "$FLOOR_PID"
+	wait "$FLOOR_PID" || rc=$?
+	FLOOR_PID=
+	[ "$rc" -eq 0 ] || die "permfloor exited $rc: $(cat "$WORK/floor.err")"
+	read -r FLOOR_EV FLOOR_US <<<"$(sed -n \
+		's/^events=\([0-9]*\) .*us_per_event=\([0-9.]*\)$/\1 \2/p' \
+		"$WORK/floor.err")"
+	[ -n "$FLOOR_EV" ] || die "permfloor said: $(cat "$WORK/floor.err")"
+}
+
 # new_snapshot: `fstrack snapshot`, prints the id.
 new_snapshot() {
 	fst snapshot | tail -n 1

@@ -96,35 +96,12 @@ perm_end() {
 		line="$line ${1}_pcpu_ev=$(per_op_us "$pc0" "$pc1" $((pe1 - pe0)))"
 }
 
-# floor_start DIR...: permfloor on MNT's filesystem, ignore marks on DIRs;
-# returns once its marks are in place.
-floor_start() {
-	local n=$((START_TIMEOUT * 20))
-	: >"$WORK/floor.out"
-	"$PF" "$MNT" "$@" >"$WORK/floor.out" 2>"$WORK/floor.err" &
-	FLOOR_PID=$!
-	CHILD_PIDS+=("$FLOOR_PID")
-	until grep -q '^ready$' "$WORK/floor.out"; do
-		pid_alive "$FLOOR_PID" || die "permfloor: $(cat "$WORK/floor.err")"
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || die "permfloor not ready after ${START_TIMEOUT}s"
-		sleep 0.05
-	done
-}
-
-# floor_stop TAG: stop permfloor; add TAG_ev and TAG_pcpu_ev (its CPU per
+# floor_end TAG: stop permfloor; add TAG_ev and TAG_pcpu_ev (its CPU per
 # event, us) to line when it answered any.
-floor_stop() {
-	local rc=0 ev
-	kill -TERM "$FLOOR_PID"
-	wait "$FLOOR_PID" || rc=$?
-	FLOOR_PID=
-	[ "$rc" -eq 0 ] || die "permfloor exited $rc: $(cat "$WORK/floor.err")"
-	ev=$(sed -n 's/.*events=\([0-9]*\) .*/\1/p' "$WORK/floor.err")
-	[ -n "$ev" ] || die "permfloor said: $(cat "$WORK/floor.err")"
-	line="$line ${1}_ev=$ev"
-	[ "$ev" -eq 0 ] || line="$line ${1}_pcpu_ev=$(sed -n \
-		's/.*us_per_event=\([0-9.]*\).*/\1/p' "$WORK/floor.err")"
+floor_end() {
+	floor_stop
+	line="$line ${1}_ev=$FLOOR_EV"
+	[ "$FLOOR_EV" -eq 0 ] || line="$line ${1}_pcpu_ev=$FLOOR_US"
 }
 
 # run_floor ROUND: the measurements of run_variant with permfloor.
@@ -134,20 +111,20 @@ run_floor() {
 	round=$1
 	line="floor round=$round"
 	msg "round $round: floor"
-	floor_start "$MNT/ro" "$MNT/rec"
+	floor_start "$MNT" "$MNT/ro" "$MNT/rec"
 	out=$("$OB" loop "$MNT/ro" "$NFILES" "$N_OPENS" r) || die "openbench ro"
 	line="$line ro=$(ob_field "$out" us_per_op)"
 	out=$("$OB" loop "$MNT/rec" "$NFILES" "$N_OPENS" w) || die "openbench rec w"
 	line="$line rec_w=$(ob_field "$out" us_per_op)"
 	out=$("$OB" loop "$MNT/rec" "$NFILES" "$N_OPENS" r) || die "openbench rec r"
 	line="$line rec_r=$(ob_field "$out" us_per_op)"
-	floor_stop ro
+	floor_end ro
 	fresh=$MNT/first.floor.$round
 	make_dirs "$fresh" "$NDIRS"
 	sync
-	floor_start
+	floor_start "$MNT"
 	out=$("$OB" first "$fresh" "$NDIRS" w /d) || die "openbench first"
-	floor_stop first
+	floor_end first
 	line="$line first=$(ob_field "$out" us_mean) first_p50=$(ob_field "$out" us_p50)"
 	line="$line first_p99=$(ob_field "$out" us_p99) first_max=$(ob_field "$out" us_max)"
 	echo "$line" >>"$RES"

@@ -73,37 +73,6 @@ timed() {
 	elapsed "$t0"
 }
 
-# floor_start ARG...: permfloor ARG... in the background; returns once its
-# marks are in place.
-floor_start() {
-	local n=$((START_TIMEOUT * 20))
-	: >"$WORK/floor.out"
-	"$PF" "$@" >"$WORK/floor.out" 2>"$WORK/floor.err" &
-	FLOOR_PID=$!
-	CHILD_PIDS+=("$FLOOR_PID")
-	until grep -q '^ready$' "$WORK/floor.out"; do
-		pid_alive "$FLOOR_PID" || die "permfloor: $(cat "$WORK/floor.err")"
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || die "permfloor not ready after ${START_TIMEOUT}s"
-		sleep 0.05
-	done
-}
-
-# floor_stop: stop permfloor; sets FLOOR_EV (events it answered) and
-# FLOOR_US (its CPU per event, us).  Not in a subshell: it waits for its
-# child.
-floor_stop() {
-	local rc=0
-	kill -TERM "$FLOOR_PID"
-	wait "$FLOOR_PID" || rc=$?
-	FLOOR_PID=
-	[ "$rc" -eq 0 ] || die "permfloor exited $rc: $(cat "$WORK/floor.err")"
-	read -r FLOOR_EV FLOOR_US <<<"$(sed -n \
-		's/^events=\([0-9]*\) .*us_per_event=\([0-9.]*\)$/\1 \2/p' \
-		"$WORK/floor.err")"
-	[ -n "$FLOOR_EV" ] || die "permfloor said: $(cat "$WORK/floor.err")"
-}
-
 # perm_events: the daemon's permission events so far (0 untracked).
 perm_events() {
 	if [ -n "$DAEMON_PID" ]; then status_get perm_events; else echo 0; fi
@@ -155,6 +124,10 @@ run_variant() {
 		e0=$(perm_events)
 		line="$line ${w}2=$t ${w}2_ev=$((e0 - e1))"
 	done
+	if [ "$v" = floor ]; then
+		floor_stop
+		line="$line passes_ev=$FLOOR_EV"
+	fi
 	# First read-open in each of NDIRS directories made before the snapshot,
 	# each alone under its own parent (fresh/r/dI/d/f), so that arming
 	# ahead (armahead.c) never reaches the next one first: every open is a
@@ -169,11 +142,8 @@ run_variant() {
 	# before a snapshot are carried into it and armed without a round trip.
 	sleep "$SETTLE"
 	[ -z "$DAEMON_PID" ] || new_snapshot >/dev/null
-	if [ "$v" = floor ]; then
-		floor_stop
-		line="$line passes_ev=$FLOOR_EV"
-		floor_start "$MNT"	# no marks: every first open a round trip
-	fi
+	# no marks now: every first open a round trip
+	[ "$v" != floor ] || floor_start "$MNT"
 	e0=$(perm_events)
 	c0=0
 	[ -z "$DAEMON_PID" ] || c0=$(thread_cpu_sec "$DAEMON_PID" fstrackd-perm)
