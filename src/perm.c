@@ -626,8 +626,9 @@ perm_open_dir(const char *dir, const char *name, const struct stat *st,
 }
 
 /*
- * Find the directory holding the file open as fd, and the entry's name,
- * trying the path again if it raced with a rename (perm_open_dir).
+ * Find the directory holding the file open as fd, whose path perm_path
+ * has just read into dir and *name, reading it again if it raced with a
+ * rename (perm_open_dir).
  */
 static int
 perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
@@ -636,7 +637,7 @@ perm_locate(int fd, const struct stat *st, struct fst_handle *dh,
 	int	tries;
 
 	for (tries = 0; tries < 3; tries++) {
-		if (perm_path(fd, dir, dirlen, name) != 0)
+		if (tries > 0 && perm_path(fd, dir, dirlen, name) != 0)
 			return -1;
 		/* Raced with renames three times: use the last answer anyway. */
 		if (perm_open_dir(dir, *name, st, tries == 2, dh, dfdp) == 0)
@@ -1044,8 +1045,7 @@ perm_handle(int fd, pid_t pid)
 		perm_dir_done_fd(d);
 		return;
 	}
-	if (perm_open_dir(dir, name, &st, 0, &dh, &dfd) != 0 &&
-	    perm_locate(fd, &st, &dh, dir, sizeof dir, &name, &dfd) != 0) {
+	if (perm_locate(fd, &st, &dh, dir, sizeof dir, &name, &dfd) != 0) {
 		perm_answer(fd);
 		return;
 	}
