@@ -3,6 +3,7 @@
 
     workload.py ROOT [--procs 4] [--ops 2000] [--seed S] [--duration SECS]
                      [--progress-file F] [--own-pgrp] [--no-weird-names]
+                     [--no-links] [--no-fifo-over]
                      [--pause-at K --pause-dir DIR [--pause-timeout SECS]]
                      [--stop-file F] [--rate OPS_PER_SEC]
     workload.py ROOT --populate [--dirs 150] [--files 500] [--seed S]
@@ -94,6 +95,10 @@ WEIGHTS = [
 ]
 
 NO_LINKS = False   # --no-links: no file ever gets a second name
+# --no-fifo-over: rename_over never moves a FIFO over another name.  A
+# concurrent reader (rsync) that lstat()ed that name as a regular file and
+# then opens it would block for ever on the FIFO, waiting for a writer.
+NO_FIFO_OVER = False
 
 OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -294,6 +299,8 @@ class Worker:
         a = self.pick_entry("any")
         b = self.pick_entry("any")
         if a is None or b is None or a == b:
+            return "nothing"
+        if NO_FIFO_OVER and stat.S_ISFIFO(os.lstat(a).st_mode):
             return "nothing"
         os.rename(a, b)
         return None
@@ -627,6 +634,9 @@ def main():
     ap.add_argument("--no-weird-names", action="store_true")
     ap.add_argument("--no-links", action="store_true",
                     help="never give a file a second name (hard link)")
+    ap.add_argument("--no-fifo-over", action="store_true",
+                    help="never rename a FIFO over another name (a "
+                    "concurrent reader would block opening it)")
     ap.add_argument("--journal",
                     help="directory for per-worker logs of every operation "
                     "(picked paths with their inode numbers), for "
@@ -644,8 +654,9 @@ def main():
     ap.add_argument("--dirs", type=int, default=150)
     ap.add_argument("--files", type=int, default=500)
     args = ap.parse_args()
-    global NO_LINKS
+    global NO_LINKS, NO_FIFO_OVER
     NO_LINKS = args.no_links
+    NO_FIFO_OVER = args.no_fifo_over
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):
         print("workload: %s: not a directory" % root, file=sys.stderr)
