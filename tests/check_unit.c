@@ -19,9 +19,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,23 +50,42 @@ unit_mkdtemp(void)
 	return p;
 }
 
-static int
-unit_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
+/*
+ * Remove name in directory dfd and everything below it, by fds: a tree
+ * deeper than PATH_MAX (check_syncplan makes one) cannot be removed by
+ * path, as nftw() would.
+ */
+static void
+unit_rm_at(int dfd, const char *name)
 {
-	(void)st;
-	(void)f;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
+	struct stat	 st;
+	struct dirent	*de;
+	DIR		*d;
+	int		 fd;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
+		unlinkat(dfd, name, 0);
+		return;
+	}
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd != -1 && (d = fdopendir(fd)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (strcmp(de->d_name, ".") != 0 &&
+			    strcmp(de->d_name, "..") != 0)
+				unit_rm_at(dirfd(d), de->d_name);
+		closedir(d);
+	} else if (fd != -1)
+		close(fd);
+	unlinkat(dfd, name, AT_REMOVEDIR);
 }
 
 void
 unit_rmtree(const char *path)
 {
 	if (path != NULL)
-		nftw(path, unit_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		unit_rm_at(AT_FDCWD, path);
 }
 
 unsigned char *
