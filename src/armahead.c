@@ -1,6 +1,6 @@
 /*
- * armahead.c -- arming the directories below one that a reader just
- * entered, before the reader gets there.
+ * armahead.c -- arming the directories a reader is about to enter, before
+ * the reader gets there.
  *
  * Why.  Arming a directory (perm.c) costs a durable commit, and until that
  * commit is in, every open in the directory still makes a permission round
@@ -8,26 +8,52 @@
  * tree reader (tar, grep -r, a backup tool) enters each directory once and
  * opens all its files at once, well inside one commit: arming a directory
  * only when the reader arrives would save almost nothing.  So when perm.c
- * arms a directory that was not armed yet, it asks this thread to walk the
- * subtree below it, depth first in readdir order -- the order tar and find
- * walk in -- and to arm every directory it finds.  The walker reads only
- * directories, so it stays ahead of a reader that reads the files too, and
- * the reader finds the directories it enters already armed and silent.
+ * arms a directory D that was not armed yet, it asks this thread to arm
+ * what a reader in D reads next, and the walker, reading only directories,
+ * stays ahead of a reader that reads the files too.
+ *
+ * THE WALK FOLLOWS THE READER.  A request at D walks D's subtree depth
+ * first in readdir order -- the order tar, find and grep walk in -- and
+ * then goes on where such a reader goes after D: D's parent (which the
+ * reader is back in, and which may not be armed at all: a reader that
+ * starts deep in a tree opens nothing on the way down), D's later
+ * siblings' subtrees, then the earlier ones (a reader in another order,
+ * rsync's sorted one, comes back for them), then the same one level up,
+ * and so on to the filesystem's root.  Every directory found is handed to
+ * perm.c's callback, which arms those not armed yet.  Each request may
+ * look at a budget of directories; the first request of a snapshot gets
+ * RA_FIRST_DIRS, and each request that used its budget up doubles the
+ * next one's, to RA_MAX_DIRS.  Directories whose link count says they
+ * have no subdirectories are not read at all (ra_walk).  A reader that reads a whole tree therefore
+ * runs into the end of the walk a few times (log2 of the tree's size over
+ * RA_FIRST_DIRS), each time an open of its own that restarts the walk
+ * where it is now, with more budget; a reader that opens a handful of
+ * files in a large tree (git status opens a dozen, in .git) costs a walk
+ * of a few hundred directories, not of the whole tree (before the budget
+ * grew, every snapshot's git status in a linux tree paid a walk of its
+ * ~5,400 directories, ~100 ms of this thread, on a machine of two cores).
+ * A directory whose subtree was walked to the end is remembered (by its
+ * inode, for the snapshot) and not read again; one cut by the budget is
+ * read again by the next request that reaches it, so a walk cut half way
+ * leaves nothing behind that no later walk can reach.
  *
  * Why it is safe.  Arming is conservative: an armed directory is reported
  * after an unclean stop whether or not anything changed in it (perm.c has
  * the argument), so arming too much costs false positives after crashes,
  * rows in the arms table (two snapshots' worth at most) and ignore marks,
- * never a missed change.  The walk never crosses into another filesystem,
- * stops at RA_MAX_DEPTH levels and RA_MAX_DIRS directories per request (the
- * rest is armed when something opens there), and drops a request whose
- * snapshot has ended (the callback says so).
+ * never a missed change; arming too little costs round trips, as without
+ * this thread.  The walk never crosses into another filesystem, stops at
+ * RA_MAX_DEPTH levels, and drops a request whose snapshot has ended (the
+ * callback says so).  A remembered inode that was reused within the
+ * snapshot (or an inode-number clash) only leaves a subtree unwalked:
+ * its directories are armed by their own first opens.
  *
- * Threads.  One walker thread.  It opens directories only: the permission
- * marks carry no FAN_ONDIR, so opening a directory makes no permission
- * event, and the notification group drops the daemon's own events.  It
- * knows nothing of the permission table: the callback registered by
- * perm.c decides which directories are new and arms them.
+ * Threads.  One walker thread; the state below ra_lock is its own.  It
+ * opens directories only: the permission marks carry no FAN_ONDIR, so
+ * opening a directory makes no permission event, and the notification
+ * group drops the daemon's own events.  It knows nothing of the permission
+ * table: the callback registered by perm.c decides which directories are
+ * new and arms them.
  */
 #include "config.h"
 
@@ -45,8 +71,9 @@
 #include "log.h"
 
 #define RA_MAX_QUEUE	256	/* requests waiting; more are dropped */
-#define RA_MAX_DIRS	32768	/* directories armed per request */
-#define RA_MAX_DEPTH	128	/* levels below the requested directory */
+#define RA_FIRST_DIRS	128	/* directories a snapshot's first walk sees */
+#define RA_MAX_DIRS	32768	/* directories one walk sees, at most */
+#define RA_MAX_DEPTH	128	/* levels below (and above) the request */
 #define RA_CHUNK	64	/* child directories handed over at once */
 
 /* A getdents64 record (glibc 2.36 has no public definition). */
@@ -64,6 +91,16 @@ struct ra_req {
 	uint64_t		 gen;
 };
 
+/* The child directories of one directory, in readdir order. */
+struct ra_list {
+	char		*names;		/* NUL-separated */
+	struct ra_ent {
+		uint64_t	 ino;
+		size_t		 off;	/* of its name in names */
+	}		*ents;
+	int		 count;
+};
+
 static pthread_t	 ra_thread;
 static int		 ra_running;
 static pthread_mutex_t	 ra_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -74,22 +111,88 @@ static int		 ra_idle;	/* the walker waits on ra_cond */
 static _Atomic int	 ra_stopping;
 static armahead_cb	 ra_cb;
 
+/* The walker's own: what it knows of generation ra_gen. */
+static uint64_t		 ra_gen;
+static int		 ra_budget;	/* the next request's */
+static uint64_t		*ra_done;	/* walked to the end; 0 = free */
+static size_t		 ra_done_cap, ra_done_n;
+
+/* The key of directory ino of the filesystem with device dev (never 0). */
+static uint64_t
+ra_key(dev_t dev, uint64_t ino)
+{
+	uint64_t	k = (ino ^ ((uint64_t)dev << 40)) * 0x9e3779b97f4a7c15ULL;
+
+	return k != 0 ? k : 1;
+}
+
+/* Whether the subtree of the directory with key k was walked to the end. */
+static int
+ra_is_done(uint64_t k)
+{
+	size_t	i;
+
+	if (ra_done_cap == 0)
+		return 0;
+	for (i = k & (ra_done_cap - 1); ra_done[i] != 0;
+	    i = (i + 1) & (ra_done_cap - 1))
+		if (ra_done[i] == k)
+			return 1;
+	return 0;
+}
+
+/* Remember that the subtree of the directory with key k was walked. */
+static void
+ra_set_done(uint64_t k)
+{
+	uint64_t	*old = ra_done;
+	size_t		 oldcap = ra_done_cap, i;
+
+	if (ra_is_done(k))
+		return;
+	if (2 * (ra_done_n + 1) > ra_done_cap) {
+		ra_done_cap = oldcap ? oldcap * 2 : 1024;
+		if ((ra_done = calloc(ra_done_cap, sizeof *ra_done)) == NULL)
+			fatal("out of memory");
+		ra_done_n = 0;
+		for (i = 0; i < oldcap; i++)
+			if (old[i] != 0)
+				ra_set_done(old[i]);
+		free(old);
+	}
+	for (i = k & (ra_done_cap - 1); ra_done[i] != 0;
+	    i = (i + 1) & (ra_done_cap - 1))
+		;
+	ra_done[i] = k;
+	ra_done_n++;
+}
+
+/* Start generation gen afresh: nothing walked, the first budget. */
+static void
+ra_new_gen(uint64_t gen)
+{
+	free(ra_done);
+	ra_done = NULL;
+	ra_done_cap = ra_done_n = 0;
+	ra_budget = RA_FIRST_DIRS;
+	ra_gen = gen;
+}
+
 /*
- * Read the names of dfd's child directories into a NUL-separated buffer;
- * returns how many, -1 on error.  Reads with getdents64 on dfd itself (no
- * second open); dfd's offset is left at the end.
+ * Read dfd's child directories into *l; returns how many, -1 on error.
+ * Reads with getdents64 on dfd itself (no second open); dfd's offset is
+ * left at the end.
  */
 static int
-ra_list_dirs(int dfd, char **buf, size_t *len)
+ra_list_dirs(int dfd, struct ra_list *l)
 {
 	char			 dents[32768] __attribute__((aligned(8)));
 	struct linux_dirent64	*de;
 	struct stat		 st;
-	size_t			 cap = 0, n, used = 0;
+	size_t			 cap = 0, n, used = 0, icap = 0;
 	long			 got, off;
-	int			 count = 0;
 
-	*buf = NULL;
+	memset(l, 0, sizeof *l);
 	while ((got = syscall(SYS_getdents64, dfd, dents, sizeof dents)) > 0) {
 		for (off = 0; off < got; off += de->d_reclen) {
 			de = (struct linux_dirent64 *)(dents + off);
@@ -107,72 +210,172 @@ ra_list_dirs(int dfd, char **buf, size_t *len)
 				cap = cap ? cap * 2 : 4096;
 				while (used + n > cap)
 					cap *= 2;
-				if ((*buf = realloc(*buf, cap)) == NULL)
+				if ((l->names = realloc(l->names, cap)) == NULL)
 					fatal("out of memory");
 			}
-			memcpy(*buf + used, de->d_name, n);
+			if ((size_t)l->count == icap) {
+				icap = icap ? icap * 2 : 64;
+				if ((l->ents = realloc(l->ents,
+				    icap * sizeof *l->ents)) == NULL)
+					fatal("out of memory");
+			}
+			memcpy(l->names + used, de->d_name, n);
+			l->ents[l->count].ino = de->d_ino;
+			l->ents[l->count++].off = used;
 			used += n;
-			count++;
 		}
 	}
-	*len = used;
-	return got < 0 ? -1 : count;
+	return got < 0 ? -1 : l->count;
 }
 
+static int ra_walk(struct ra_req *, int, uint64_t, nlink_t, int, int *);
+
 /*
- * Arm the subtree below dfd, depth first.  *budget counts down the
- * directories still allowed.  Returns -1 when the request is to stop.
+ * Hand l's directories from index first on (wrapping round) to the
+ * callback in chunks, and walk the subtree of each not walked yet, but
+ * that of index skip (-1: none), where the walk came from.  dfd is their
+ * parent.  Returns 1 when all of them were walked to the end, 0 when not,
+ * -1 when the request is to stop (out of budget, its snapshot over, the
+ * daemon stopping).
  */
 static int
-ra_walk(struct ra_req *r, int dfd, int depth, int *budget)
+ra_walk_list(struct ra_req *r, int dfd, const struct ra_list *l, int first,
+    int skip, int depth, int *budget)
 {
 	struct fst_handle	 hs[RA_CHUNK];
 	const char		*names[RA_CHUNK];
+	uint64_t		 inos[RA_CHUNK];
 	unsigned char		 isnew[RA_CHUNK];
-	char			*buf, *p;
-	size_t			 len;
+	unsigned char		 walk[RA_CHUNK];
 	struct stat		 st;
-	int			 count, i, n, cfd, rc = 0;
+	int			 i, j, n, left, cfd, rc, whole = 1;
 
-	if ((count = ra_list_dirs(dfd, &buf, &len)) <= 0) {
-		free(buf);
-		return 0;
-	}
-	p = buf;
-	while (count > 0 && rc == 0) {
-		for (n = 0; n < RA_CHUNK && count > 0; count--) {
-			names[n] = p;
-			p += strlen(p) + 1;
+	j = first;
+	for (left = l->count; left > 0;) {
+		for (n = 0; n < RA_CHUNK && left > 0; left--, j = (j + 1) %
+		    l->count) {
+			names[n] = l->names + l->ents[j].off;
+			inos[n] = l->ents[j].ino;
+			walk[n] = j != skip;
 			if (handle_of_fd(dfd, names[n], 0, &hs[n]) == 0)
 				n++;
 		}
 		if (n == 0)
 			continue;
-		if (*budget < n)
-			n = *budget;
-		if (n == 0 || ra_cb(r->fs, r->gen, hs, n, isnew) != 0) {
-			rc = -1;
-			break;
-		}
+		if (*budget < n || ra_cb(r->fs, r->gen, hs, n, isnew) != 0)
+			return -1;
 		*budget -= n;
-		for (i = 0; i < n && rc == 0; i++) {
-			if (!isnew[i] || depth + 1 >= RA_MAX_DEPTH)
+		for (i = 0; i < n; i++) {
+			if (atomic_load(&ra_stopping))
+				return -1;
+			if (!walk[i] || ra_is_done(ra_key(r->fs->dev, inos[i])))
 				continue;
-			if (atomic_load(&ra_stopping)) {
-				rc = -1;
-				break;
+			if (depth + 1 >= RA_MAX_DEPTH) {
+				whole = 0;
+				continue;
 			}
 			cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY |
 			    O_NOFOLLOW | O_CLOEXEC);
 			if (cfd == -1)
-				continue;
+				continue;	/* gone: nothing to arm */
+			rc = 1;
 			if (fstat(cfd, &st) == 0 && st.st_dev == r->fs->dev)
-				rc = ra_walk(r, cfd, depth + 1, budget);
+				rc = ra_walk(r, cfd, st.st_ino, st.st_nlink,
+				    depth + 1, budget);
 			close(cfd);
+			if (rc < 0)
+				return -1;
+			if (rc == 0)
+				whole = 0;
 		}
 	}
-	free(buf);
+	return whole;
+}
+
+/*
+ * Walk the subtree below dfd (directory ino, nlink links), depth first;
+ * remember it when walked to the end.  Returns as ra_walk_list().  A link
+ * count of 2 is a directory without subdirectories on ext4, xfs and tmpfs
+ * (btrfs counts 1, ext4 too past 65,000 subdirectories): it is not read,
+ * which spares the walk most of a tree's names (the files of its leaf
+ * directories, all of git's objects).  Were the count wrong somewhere, a
+ * subdirectory would only be armed by its own first open.
+ */
+static int
+ra_walk(struct ra_req *r, int dfd, uint64_t ino, nlink_t nlink, int depth,
+    int *budget)
+{
+	struct ra_list	l;
+	int		rc;
+
+	memset(&l, 0, sizeof l);
+	if (nlink == 2 || ra_list_dirs(dfd, &l) <= 0)
+		rc = 1;		/* nothing below, or unreadable: nothing to do */
+	else
+		rc = ra_walk_list(r, dfd, &l, 0, -1, depth, budget);
+	free(l.names);
+	free(l.ents);
+	if (rc == 1)
+		ra_set_done(ra_key(r->fs->dev, ino));
 	return rc;
+}
+
+/*
+ * Serve request r at directory dfd (which it takes): its subtree, then,
+ * one level up at a time, the subtrees of its siblings after it and then
+ * before it (THE WALK FOLLOWS THE READER), until the budget is spent or
+ * the filesystem's root is done.
+ */
+static void
+ra_serve(struct ra_req *r, int dfd)
+{
+	struct ra_list	 l;
+	struct stat	 st, pst;
+	int		 budget = ra_budget, pfd, rc, i, level;
+
+	if (fstat(dfd, &st) == -1) {
+		close(dfd);
+		return;
+	}
+	rc = ra_is_done(ra_key(r->fs->dev, st.st_ino)) ? 1 :
+	    ra_walk(r, dfd, st.st_ino, st.st_nlink, 0, &budget);
+	for (level = 0; rc >= 0 && level < RA_MAX_DEPTH; level++) {
+		pfd = openat(dfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd == -1)
+			break;
+		if (fstat(pfd, &pst) == -1 || pst.st_dev != r->fs->dev ||
+		    pst.st_ino == st.st_ino) {
+			close(pfd);
+			break;		/* above the filesystem's root */
+		}
+		close(dfd);
+		dfd = pfd;
+		if (ra_is_done(ra_key(r->fs->dev, pst.st_ino))) {
+			st = pst;
+			continue;	/* all of it walked: go on up */
+		}
+		if (ra_list_dirs(dfd, &l) > 0) {
+			for (i = 0; i < l.count && l.ents[i].ino != st.st_ino;
+			    i++)
+				;
+			/* Where we came from first: armed, not walked again. */
+			rc = i < l.count ? ra_walk_list(r, dfd, &l, i, i, 0,
+			    &budget) : ra_walk_list(r, dfd, &l, 0, -1, 0, &budget);
+			if (rc == 1 && i < l.count && !ra_is_done(ra_key(
+			    r->fs->dev, st.st_ino)))
+				rc = 0;	/* where we came from was cut short */
+		} else
+			rc = 1;
+		free(l.names);
+		free(l.ents);
+		if (rc == 1)
+			ra_set_done(ra_key(r->fs->dev, pst.st_ino));
+		st = pst;
+	}
+	close(dfd);
+	if (budget <= 0 || rc < 0)
+		ra_budget = ra_budget * 2 > RA_MAX_DIRS ? RA_MAX_DIRS :
+		    ra_budget * 2;
 }
 
 /* The walker thread: newest request first (it is where a reader is). */
@@ -180,7 +383,7 @@ static void *
 ra_main(void *arg)
 {
 	struct ra_req		r;
-	int			dfd, budget;
+	int			dfd;
 	struct {
 		struct file_handle	fh;
 		unsigned char		buf[FST_HANDLE_MAX];
@@ -200,17 +403,20 @@ ra_main(void *arg)
 		r = ra_queue[--ra_nqueue];
 		pthread_mutex_unlock(&ra_lock);
 
+		if (r.gen < ra_gen)
+			continue;	/* its snapshot is over */
+		if (r.gen > ra_gen)
+			ra_new_gen(r.gen);
 		u.fh.handle_bytes = r.h.len;
 		u.fh.handle_type = r.h.type;
 		memcpy(u.fh.f_handle, r.h.bytes, r.h.len);
 		dfd = open_by_handle_at(r.fs->mount_fd, &u.fh, O_RDONLY |
 		    O_DIRECTORY | O_CLOEXEC);
-		if (dfd == -1)
-			continue;
-		budget = RA_MAX_DIRS;
-		(void)ra_walk(&r, dfd, 0, &budget);
-		close(dfd);
+		if (dfd != -1)
+			ra_serve(&r, dfd);
+		atomic_fetch_add(&fstd.st.perm_ahead_walks, 1);
 	}
+	ra_new_gen(0);
 	return NULL;
 }
 

@@ -603,6 +603,8 @@ daemon_status(struct sbuf *sb)
 	    (unsigned long long)atomic_load(&fstd.st.perm_covered));
 	sbuf_printf(sb, "perm_armed_ahead\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_armed_ahead));
+	sbuf_printf(sb, "perm_ahead_walks\t%llu\n",
+	    (unsigned long long)atomic_load(&fstd.st.perm_ahead_walks));
 	sbuf_printf(sb, "perm_marks\t%llu\n",
 	    (unsigned long long)atomic_load(&fstd.st.perm_marks));
 	sbuf_printf(sb, "perm_pending\t%llu\n",

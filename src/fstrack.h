@@ -171,6 +171,7 @@ struct fst_stats {
 						   for the next walk */
 	_Atomic uint64_t	perm_marks;
 	_Atomic uint64_t	perm_armed_ahead;
+	_Atomic uint64_t	perm_ahead_walks;	/* requests armahead.c served */
 	_Atomic uint64_t	overflows;
 	_Atomic uint64_t	self_events;
 	_Atomic uint64_t	quiet_files;	/* quiet marks this snapshot */

@@ -32,9 +32,9 @@
  *     record: the entry (opened-write) for a write-open, an arm for a
  *     read-open (a recorded entry always goes with an arm row, submitted
  *     just before it, so both commit together); and asks armahead.c to
- *     arm the subtree below it (once per directory and snapshot, handed
- *     over after perm_lock is released, and not at all when the link
- *     counts say the walk could find nothing new);
+ *     arm what a reader of the directory opens next, its subtree first
+ *     (once per directory and snapshot, handed over after perm_lock is
+ *     released);
  *  5. parks a write-open until the commit sequence passes the record (a
  *     read-open was let go in step 2 and never waits for that commit);
  *  6. once the record is committed, adds an ignore mark (FAN_MARK_IGNORE,
@@ -840,9 +840,10 @@ perm_cover(struct perm_dir *d, const char *path, int depth)
 }
 
 /*
- * Queue an arm-ahead request for the subtree below d, once per generation;
- * perm_ahead_flush() hands the queue to armahead.c.  Caller holds
- * perm_lock.
+ * Ask armahead.c, once per directory and generation, to arm what a reader
+ * of d opens next (d's subtree, then what follows it: THE WALK FOLLOWS
+ * THE READER there); queued, perm_ahead_flush() hands the queue over.
+ * Caller holds perm_lock.
  */
 static void
 perm_ahead_add(struct perm_dir *d)
@@ -875,53 +876,6 @@ perm_ahead_flush(void)
 		armahead_request(perm_ahead[i].fs, &perm_ahead[i].h,
 		    perm_ahead[i].gen);
 	perm_nahead = 0;
-}
-
-/*
- * How many subdirectories the directory at dfd/path has, from its link
- * count (2 + subdirectories on ext4, xfs, tmpfs); -1 when the count says
- * nothing (btrfs counts 1, ext4 too past 65,000 subdirectories).
- */
-static int
-perm_subdirs(int dfd, const char *path)
-{
-	struct stat	st;
-
-	if (fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW |
-	    (path[0] == '\0' ? AT_EMPTY_PATH : 0)) == -1 || st.st_nlink < 2)
-		return -1;
-	return st.st_nlink - 2;
-}
-
-/*
- * Ask armahead.c to arm what a reader of d will open next: the subtree of
- * d's parent when the parent is not armed yet (its other children are d's
- * siblings, next in readdir order), else d's own subtree.  dfd is d.  A
- * walk that could find nothing new is not asked for (waking the walker
- * costs more than the link count): a parent whose only subdirectory is d,
- * a d without subdirectories.
- */
-static void
-perm_request_ahead(struct perm_dir *d, int dfd)
-{
-	struct fst_handle	 ph;
-	struct perm_dir		*p;
-
-	if (!handle_equal(&d->h, &d->fs->root) &&
-	    handle_of_fd(dfd, "..", 0, &ph) == 0) {
-		p = perm_dir_get(d->fs, &ph);
-		if (p->gen != perm_gen || p->seq == 0) {
-			if (p->ahead_gen == perm_gen)
-				return;
-			if (perm_subdirs(dfd, "..") != 1) {
-				perm_ahead_add(p);
-				return;
-			}
-			p->ahead_gen = perm_gen;  /* d is all there is */
-		}
-	}
-	if (d->ahead_gen != perm_gen && perm_subdirs(dfd, "") != 0)
-		perm_ahead_add(d);
 }
 
 /*
@@ -965,7 +919,7 @@ perm_note_open(struct fst_fs *fs, const struct fst_handle *dh,
 				perm_submit(d, name, FST_M_OPENED_WRITE);
 			else
 				perm_submit_arm(d);
-			perm_request_ahead(d, d->dfd);
+			perm_ahead_add(d);
 		}
 		perm_pend_add(d);
 	}
