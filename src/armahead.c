@@ -19,34 +19,37 @@
  * starts deep in a tree opens nothing on the way down), D's later
  * siblings' subtrees, then the earlier ones (a reader in another order,
  * rsync's sorted one, comes back for them), then the same one level up,
- * and so on to the filesystem's root.  Every directory found is handed to
- * perm.c's callback, which arms those not armed yet.  Each request may
- * look at a budget of directories; the first request of a snapshot gets
- * RA_FIRST_DIRS, and each request that used its budget up doubles the
- * next one's, to RA_MAX_DIRS.  Directories whose link count says they
- * have no subdirectories are not read at all (ra_walk).  A reader that reads a whole tree therefore
- * runs into the end of the walk a few times (log2 of the tree's size over
- * RA_FIRST_DIRS), each time an open of its own that restarts the walk
- * where it is now, with more budget; a reader that opens a handful of
- * files in a large tree (git status opens a dozen, in .git) costs a walk
- * of a few hundred directories, not of the whole tree (before the budget
- * grew, every snapshot's git status in a linux tree paid a walk of its
- * ~5,400 directories, ~100 ms of this thread, on a machine of two cores).
- * A directory whose subtree was walked to the end is remembered (by its
- * inode, for the snapshot) and not read again; one cut by the budget is
- * read again by the next request that reaches it, so a walk cut half way
- * leaves nothing behind that no later walk can reach.
+ * and so on to the root of the daemon's mount.  Every directory found is
+ * handed to perm.c's callback, which arms those not armed yet.  Each
+ * request may look at a budget of directories; the first request of a
+ * snapshot gets RA_FIRST_DIRS, and each request that used its budget up
+ * doubles the next one's, to RA_MAX_DIRS.  Directories whose link count
+ * says they have no subdirectories are not read at all (ra_walk).  A
+ * reader that reads a whole tree therefore runs into the end of the walk a
+ * few times (log2 of the tree's size over RA_FIRST_DIRS), each time an
+ * open of its own that restarts the walk where it is now, with more
+ * budget; a reader that opens a handful of files in a large tree (git
+ * status opens a dozen, in .git) costs a walk of a few hundred
+ * directories, not of the whole tree (before the budget grew, every
+ * snapshot's git status in a linux tree paid a walk of its ~5,400
+ * directories, ~100 ms of this thread, on a machine of two cores).  A
+ * directory whose subtree was walked to the end is remembered (by its
+ * inode, for the snapshot) and not read nor counted again; one cut by the
+ * budget is read again by the next request that reaches it, so a walk cut
+ * half way leaves nothing behind that no later walk can reach.
  *
  * Why it is safe.  Arming is conservative: an armed directory is reported
  * after an unclean stop whether or not anything changed in it (perm.c has
  * the argument), so arming too much costs false positives after crashes,
  * rows in the arms table (two snapshots' worth at most) and ignore marks,
  * never a missed change; arming too little costs round trips, as without
- * this thread.  The walk never crosses into another filesystem, stops at
- * RA_MAX_DEPTH levels, and drops a request whose snapshot has ended (the
- * callback says so).  A remembered inode that was reused within the
- * snapshot (or an inode-number clash) only leaves a subtree unwalked:
- * its directories are armed by their own first opens.
+ * this thread.  The walk never crosses into another mount (mount points
+ * are left alone, found by the mount id of their handle) nor climbs above
+ * the root of the daemon's mount, stops at RA_MAX_DEPTH levels, and drops
+ * a request whose snapshot has ended (the callback says so).  A remembered
+ * inode that was reused within the snapshot (or an inode-number clash)
+ * only leaves a subtree unwalked: its directories are armed by their own
+ * first opens.
  *
  * Threads.  One walker thread; the state below ra_lock is its own.  It
  * opens directories only: the permission marks carry no FAN_ONDIR, so
@@ -113,16 +116,24 @@ static armahead_cb	 ra_cb;
 
 /* The walker's own: what it knows of generation ra_gen. */
 static uint64_t		 ra_gen;
-static int		 ra_budget;	/* the next request's */
+static int		 ra_budget = RA_FIRST_DIRS;	/* the next request's */
 static uint64_t		*ra_done;	/* walked to the end; 0 = free */
 static size_t		 ra_done_cap, ra_done_n;
 
-/* The key of directory ino of the filesystem with device dev (never 0). */
+/*
+ * The key of directory ino of the filesystem with device dev (never 0),
+ * mixed (splitmix64's finisher) so that its low bits, the table's slot,
+ * depend on every bit of both: ext4 numbers the directories of its block
+ * groups alike modulo 8,192.
+ */
 static uint64_t
 ra_key(dev_t dev, uint64_t ino)
 {
-	uint64_t	k = (ino ^ ((uint64_t)dev << 40)) * 0x9e3779b97f4a7c15ULL;
+	uint64_t	k = ino ^ ((uint64_t)dev << 40);
 
+	k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	k = (k ^ (k >> 27)) * 0x94d049bb133111ebULL;
+	k ^= k >> 31;
 	return k != 0 ? k : 1;
 }
 
@@ -232,11 +243,15 @@ static int ra_walk(struct ra_req *, int, uint64_t, nlink_t, int, int *);
 
 /*
  * Hand l's directories from index first on (wrapping round) to the
- * callback in chunks, and walk the subtree of each not walked yet, but
- * that of index skip (-1: none), where the walk came from.  dfd is their
- * parent.  Returns 1 when all of them were walked to the end, 0 when not,
- * -1 when the request is to stop (out of budget, its snapshot over, the
- * daemon stopping).
+ * callback in chunks, and walk the subtree of each, but those walked to
+ * the end already in this snapshot (handed over then: skipped, free of
+ * budget) and that of index skip (-1: none), where the walk came from.
+ * dfd is their parent.  A mount point is left alone (another filesystem,
+ * or a bind mount of this one, whose directories are reached where they
+ * are).  Returns 1 when all of them were walked to the end (a subtree
+ * deeper than RA_MAX_DEPTH counts: its directories' own opens ask for
+ * it), 0 when not, -1 when the request is to stop (out of budget, its
+ * snapshot over, the daemon stopping).
  */
 static int
 ra_walk_list(struct ra_req *r, int dfd, const struct ra_list *l, int first,
@@ -247,9 +262,12 @@ ra_walk_list(struct ra_req *r, int dfd, const struct ra_list *l, int first,
 	uint64_t		 inos[RA_CHUNK];
 	unsigned char		 isnew[RA_CHUNK];
 	unsigned char		 walk[RA_CHUNK];
+	struct fst_handle	 self;
 	struct stat		 st;
-	int			 i, j, n, left, cfd, rc, whole = 1;
+	int			 i, j, n, left, cfd, rc, dmnt, mnt, whole = 1;
 
+	if (handle_mount_of_fd(dfd, "", AT_EMPTY_PATH, &self, &dmnt) == -1)
+		return 0;
 	j = first;
 	for (left = l->count; left > 0;) {
 		for (n = 0; n < RA_CHUNK && left > 0; left--, j = (j + 1) %
@@ -257,8 +275,14 @@ ra_walk_list(struct ra_req *r, int dfd, const struct ra_list *l, int first,
 			names[n] = l->names + l->ents[j].off;
 			inos[n] = l->ents[j].ino;
 			walk[n] = j != skip;
-			if (handle_of_fd(dfd, names[n], 0, &hs[n]) == 0)
-				n++;
+			if (walk[n] && ra_is_done(ra_key(r->fs->dev, inos[n])))
+				continue;
+			if (handle_mount_of_fd(dfd, names[n], 0, &hs[n],
+			    &mnt) == 0) {
+				if (mnt == dmnt)
+					n++;
+			} else if (errno != ENOENT && errno != ENOTDIR)
+				whole = 0;	/* not gone: not walked either */
 		}
 		if (n == 0)
 			continue;
@@ -268,19 +292,19 @@ ra_walk_list(struct ra_req *r, int dfd, const struct ra_list *l, int first,
 		for (i = 0; i < n; i++) {
 			if (atomic_load(&ra_stopping))
 				return -1;
-			if (!walk[i] || ra_is_done(ra_key(r->fs->dev, inos[i])))
+			if (!walk[i] || depth + 1 >= RA_MAX_DEPTH)
 				continue;
-			if (depth + 1 >= RA_MAX_DEPTH) {
-				whole = 0;
-				continue;
-			}
 			cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY |
 			    O_NOFOLLOW | O_CLOEXEC);
-			if (cfd == -1)
+			if (cfd == -1) {
+				if (errno != ENOENT && errno != ENOTDIR)
+					whole = 0;
 				continue;	/* gone: nothing to arm */
-			rc = 1;
+			}
+			rc = 0;
 			if (fstat(cfd, &st) == 0 && st.st_dev == r->fs->dev)
-				rc = ra_walk(r, cfd, st.st_ino, st.st_nlink,
+				rc = ra_is_done(ra_key(r->fs->dev, st.st_ino)) ?
+				    1 : ra_walk(r, cfd, st.st_ino, st.st_nlink,
 				    depth + 1, budget);
 			close(cfd);
 			if (rc < 0)
@@ -306,11 +330,13 @@ ra_walk(struct ra_req *r, int dfd, uint64_t ino, nlink_t nlink, int depth,
     int *budget)
 {
 	struct ra_list	l;
-	int		rc;
+	int		n, rc;
 
 	memset(&l, 0, sizeof l);
-	if (nlink == 2 || ra_list_dirs(dfd, &l) <= 0)
-		rc = 1;		/* nothing below, or unreadable: nothing to do */
+	if (nlink == 2 || (n = ra_list_dirs(dfd, &l)) == 0)
+		rc = 1;		/* nothing below */
+	else if (n < 0)
+		rc = 0;		/* unreadable: not walked */
 	else
 		rc = ra_walk_list(r, dfd, &l, 0, -1, depth, budget);
 	free(l.names);
@@ -323,30 +349,34 @@ ra_walk(struct ra_req *r, int dfd, uint64_t ino, nlink_t nlink, int depth,
 /*
  * Serve request r at directory dfd (which it takes): its subtree, then,
  * one level up at a time, the subtrees of its siblings after it and then
- * before it (THE WALK FOLLOWS THE READER), until the budget is spent or
- * the filesystem's root is done.
+ * before it (THE WALK FOLLOWS THE READER), until the budget is spent, the
+ * snapshot is over, RA_MAX_DEPTH levels are climbed or the root of the
+ * daemon's mount of the filesystem is done.
  */
 static void
 ra_serve(struct ra_req *r, int dfd)
 {
 	struct ra_list	 l;
-	struct stat	 st, pst;
+	struct stat	 st, pst, top;
 	int		 budget = ra_budget, pfd, rc, i, level;
 
-	if (fstat(dfd, &st) == -1) {
-		close(dfd);
+	if (fstat(dfd, &st) == -1 || st.st_dev != r->fs->dev ||
+	    fstat(r->fs->mount_fd, &top) == -1) {
+		close(dfd);	/* e.g. a btrfs subvolume: not this walk's */
 		return;
 	}
 	rc = ra_is_done(ra_key(r->fs->dev, st.st_ino)) ? 1 :
 	    ra_walk(r, dfd, st.st_ino, st.st_nlink, 0, &budget);
 	for (level = 0; rc >= 0 && level < RA_MAX_DEPTH; level++) {
+		if (st.st_dev == top.st_dev && st.st_ino == top.st_ino)
+			break;		/* the mount's root: nothing above */
 		pfd = openat(dfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (pfd == -1)
 			break;
 		if (fstat(pfd, &pst) == -1 || pst.st_dev != r->fs->dev ||
 		    pst.st_ino == st.st_ino) {
 			close(pfd);
-			break;		/* above the filesystem's root */
+			break;		/* not below the mount's root after all */
 		}
 		close(dfd);
 		dfd = pfd;
@@ -421,12 +451,13 @@ ra_main(void *arg)
 }
 
 /*
- * Ask for the subtree below directory h of fs to be armed in generation
- * gen.  Never blocks for long; a full queue drops the request (its
- * directories are armed when opened).  The walker is woken only when it is
- * idle, and after ra_lock is released, so that it does not wake only to
- * wait for the lock; a busy walker finds the queue when it is done.  Any
- * thread.
+ * Ask for what a reader of directory h of fs opens next to be armed in
+ * generation gen: its subtree, then its siblings' and so on up (THE WALK
+ * FOLLOWS THE READER).  Never blocks for long; a full queue drops the
+ * request (its directories are armed when opened).  The walker is woken
+ * only when it is idle, and after ra_lock is released, so that it does not
+ * wake only to wait for the lock; a busy walker finds the queue when it is
+ * done.  Any thread.
  */
 void
 armahead_request(struct fst_fs *fs, const struct fst_handle *h, uint64_t gen)

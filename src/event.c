@@ -241,25 +241,36 @@ handle_equal(const struct fst_handle *a, const struct fst_handle *b)
 
 /*
  * Get the handle of path relative to dirfd (flags as for name_to_handle_at,
- * e.g. AT_EMPTY_PATH).  Does not open anything, so it is safe on a tracked
- * filesystem from any thread.
+ * e.g. AT_EMPTY_PATH) and, when mnt is not NULL, the id of the mount it is
+ * on.  Does not open anything, so it is safe on a tracked filesystem from
+ * any thread.
  */
 int
-handle_of_fd(int dirfd, const char *path, int flags, struct fst_handle *h)
+handle_mount_of_fd(int dirfd, const char *path, int flags,
+    struct fst_handle *h, int *mnt)
 {
 	struct {
 		struct file_handle	fh;
 		unsigned char		buf[FST_HANDLE_MAX];
 	} u;
-	int	mnt;
+	int	m;
 
 	u.fh.handle_bytes = FST_HANDLE_MAX;
-	if (name_to_handle_at(dirfd, path, &u.fh, &mnt, flags) == -1)
+	if (name_to_handle_at(dirfd, path, &u.fh, &m, flags) == -1)
 		return -1;
 	h->type = u.fh.handle_type;
 	h->len = u.fh.handle_bytes;
 	memcpy(h->bytes, u.fh.f_handle, h->len);
+	if (mnt != NULL)
+		*mnt = m;
 	return 0;
+}
+
+/* Get the handle of path relative to dirfd, as handle_mount_of_fd(). */
+int
+handle_of_fd(int dirfd, const char *path, int flags, struct fst_handle *h)
+{
+	return handle_mount_of_fd(dirfd, path, flags, h, NULL);
 }
 
 /*

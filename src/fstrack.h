@@ -238,6 +238,8 @@ uint32_t event_mask_to_kinds(uint64_t);
 void	 handle_to_blob(const struct fst_handle *, unsigned char *, size_t *);
 int	 handle_from_blob(struct fst_handle *, const void *, size_t);
 int	 handle_of_fd(int, const char *, int, struct fst_handle *);
+int	 handle_mount_of_fd(int, const char *, int, struct fst_handle *,
+	     int *);
 int	 handle_equal(const struct fst_handle *, const struct fst_handle *);
 uint64_t handle_hash(const struct fst_fs *, const struct fst_handle *);
 int	 handle_open(int, const struct fst_handle *, int);
