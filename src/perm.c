@@ -278,6 +278,7 @@ static struct perm_dir	**perm_pend;		/* armed, commit not yet seen */
 static size_t		 perm_pend_head, perm_npend, perm_pend_cap;
 /* Arm-ahead requests made under perm_lock, handed over after it. */
 #define PERM_AHEAD_MAX	64
+#define PERM_MARK_SLICE	32	/* ignore marks added between event reads */
 static struct {
 	struct fst_fs		*fs;
 	struct fst_handle	 h;
@@ -1047,13 +1048,21 @@ perm_arm_ahead(struct fst_fs *fs, uint64_t gen, const struct fst_handle *hs,
 	return 0;
 }
 
-/* Release every opener whose record is committed; apply the stall guard. */
-static void
+/*
+ * Release every opener whose record is committed; apply the stall guard;
+ * add the ignore marks of up to PERM_MARK_SLICE more directories whose
+ * arms are committed.  Returns non-zero when more such marks are left: a
+ * walk's commit brings hundreds, ~5-10 us each (the kernel sets a flag on
+ * every child's dentry), and events wait while we add them, so the loop
+ * reads events between slices (a reader's open that met the end of a walk
+ * waited up to ~0.7 ms behind one batch before).
+ */
+static int
 perm_release(void)
 {
 	uint64_t	committed = store_committed();
 	int64_t		now = perm_now_ms();
-	size_t		i, j;
+	size_t		i, j, n = 0;
 	int		stalled = 0;
 
 	for (i = j = 0; i < perm_nwaits; i++) {
@@ -1093,6 +1102,8 @@ perm_release(void)
 
 		if (d->gen == perm_gen && d->seq > committed)
 			break;
+		if (n++ == PERM_MARK_SLICE)
+			break;		/* the rest after the next event read */
 		d->pending = 0;
 		if (d->gen == perm_gen) {
 			d->durable = 1;
@@ -1118,6 +1129,8 @@ perm_release(void)
 		log_warnx("durable commits keep up again");
 		health_clear_degraded(DEGRADED_STALL);
 	}
+	return perm_pend_head < perm_npend && (perm_pend[perm_pend_head]->gen
+	    != perm_gen || perm_pend[perm_pend_head]->seq <= committed);
 }
 
 /*
@@ -1160,13 +1173,13 @@ perm_main(void *arg)
 {
 	struct pollfd	pfd[3];
 	uint64_t	v;
-	int		timeout;
+	int		timeout, more = 0;
 	int64_t		next;
 	size_t		i;
 
 	for (;;) {
-		timeout = 1000;
-		if (perm_nwaits > 0) {
+		timeout = more ? 0 : 1000;
+		if (perm_nwaits > 0 && !more) {
 			next = perm_waits[0].deadline_ms;
 			for (i = 1; i < perm_nwaits; i++)
 				if (perm_waits[i].deadline_ms < next)
@@ -1188,12 +1201,12 @@ perm_main(void *arg)
 		if (pfd[2].revents & POLLIN)
 			(void)!read(perm_wake, &v, sizeof v);
 		pthread_mutex_lock(&perm_lock);
-		perm_release();
 		if (pfd[0].revents & POLLIN) {
+			(void)perm_release();
 			perm_read();
-			/* Records committed while we read: no need to wait. */
-			perm_release();
 		}
+		/* Records committed while we read: no need to wait. */
+		more = perm_release();
 		if (perm_ndirs > 100000)
 			perm_dirs_trim();
 		pthread_mutex_unlock(&perm_lock);
@@ -1215,7 +1228,7 @@ perm_main(void *arg)
 		if (poll(pfd, 1, 50) == 1)
 			(void)!read(store_event_fd(), &v, sizeof v);
 		pthread_mutex_lock(&perm_lock);
-		perm_release();
+		(void)perm_release();
 	}
 	for (i = 0; i < perm_nwaits; i++)
 		perm_answer(perm_waits[i].fd);
