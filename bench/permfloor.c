@@ -4,6 +4,7 @@
  *
  *	permfloor MOUNT [DIR...]
  *	permfloor -r MOUNT [DIR...]
+ *	permfloor -a MOUNT
  *
  * Marks MOUNT's filesystem for FAN_OPEN_PERM as fstrackd's permission
  * group does (FAN_CLASS_CONTENT, unlimited queue), adds the same kind of
@@ -12,7 +13,11 @@
  * and every directory below it on the same filesystem, the state strict
  * mode reaches once a tree has been read in a snapshot -- prints "ready", then
  * answers every event FAN_ALLOW and closes its fd -- nothing else: no
- * lookup of the directory, no record, no commit.  On SIGTERM or SIGINT it
+ * lookup of the directory, no record, no commit.  With -a it also adds
+ * that ignore mark to the directory of each event's file after the
+ * answer (found through /proc/self/fd), as strict mode arms a directory at
+ * its first open, but with no record and no wait: the floor of bench/
+ * untar.sh, where every new directory's first open is an event.  On SIGTERM or SIGINT it
  * prints to stderr
  *
  *	events=N cpu_us=T us_per_event=T/N
@@ -30,6 +35,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,15 +106,21 @@ main(int argc, char **argv)
 	ssize_t				 n;
 	long				 events = 0;
 	double				 us;
-	int				 fan, i, recurse = 0;
+	char				 proc[64], path[PATH_MAX], *slash;
+	int				 fan, i, recurse = 0, arm = 0;
 
 	if (argc > 1 && strcmp(argv[1], "-r") == 0) {
 		recurse = 1;
 		argv++;
 		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "-a") == 0) {
+		arm = 1;
+		argv++;
+		argc--;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: permfloor [-r] MOUNT [DIR...]\n");
+		fprintf(stderr, "usage: permfloor [-r] MOUNT [DIR...] | "
+		    "-a MOUNT\n");
 		return 2;
 	}
 	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC |
@@ -153,6 +165,16 @@ main(int argc, char **argv)
 			if (write(fan, &r, sizeof r) != sizeof r)
 				fprintf(stderr, "permfloor: answer: %s\n",
 				    strerror(errno));
+			snprintf(proc, sizeof proc, "/proc/self/fd/%d", md->fd);
+			if (arm && (i = readlink(proc, path, sizeof path - 1)) >
+			    0) {
+				path[i] = '\0';
+				if ((slash = strrchr(path, '/')) != NULL &&
+				    slash != path) {
+					*slash = '\0';
+					(void)ignore_dir(fan, path);
+				}
+			}
 			close(md->fd);
 			events++;
 		}

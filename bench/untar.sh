@@ -3,7 +3,11 @@
 # (78k files, 5k dirs, 1.4 GB) onto a fresh loop ext4, untracked, under
 # fstrackd --durability async, under --durability strict, and under
 # `inotifywait -m -r -q` (the peer people use), and check that nothing was
-# lost.  Prints wall-time ratios against the untracked runs of the same
+# lost.  The variant floor runs bench/permfloor.c -a instead of fstrackd: a
+# permission listener that answers at once and then puts strict mode's
+# ignore mark on the event's directory, with no record and no commit -- the
+# kernel's (and this VM's) price of one round trip per new directory, the
+# least strict mode can cost here.  Prints wall-time ratios against the untracked runs of the same
 # invocation (variants alternate, REPEATS rounds; medians and minimums).
 #
 #	sudo bench/untar.sh			# 3 rounds
@@ -12,7 +16,8 @@
 #	sudo STATE_FS=ext4 bench/untar.sh	# state dir on its own loop ext4
 #						# instead of tmpfs (real fsyncs)
 #
-# Environment: REPEATS (3), VARIANTS ("untracked async strict inotify"),
+# Environment: REPEATS (3), VARIANTS ("untracked async strict inotify";
+# floor too),
 # STATE_FS (tmpfs|ext4), IMG_SIZE (2G), BENCH_CACHE (/var/tmp/fstrack-bench:
 # the .deb, the plain tar, and the loop images while running), KEEP_LOGS=DIR
 # (copy per-run logs there).
@@ -32,7 +37,12 @@ case $STATE_FS in
 tmpfs | ext4) ;;
 *) die "STATE_FS is tmpfs or ext4" ;;
 esac
-check_words "$VARIANTS" variant untracked async strict inotify
+check_words "$VARIANTS" variant untracked async strict inotify floor
+PF=$WORK/permfloor
+case " $VARIANTS " in
+*" floor "*) "${CC:-cc}" -O2 -o "$PF" "$BENCH_DIR/permfloor.c" ||
+	die "cannot build permfloor" ;;
+esac
 case " $VARIANTS " in
 *" inotify "*) command -v inotifywait >/dev/null ||
 	die "inotifywait not found (apt-get install inotify-tools)" ;;
@@ -145,6 +155,7 @@ run_variant() {
 		ilog=$WORK/inotify.log
 		start_inotify "$ilog"
 		;;
+	floor) floor_start -a "$MNT" ;;
 	esac
 	drop_caches
 	msg "round $round: $v: untar"
@@ -197,6 +208,10 @@ run_variant() {
 		line="$line miss_dirs=$(missing "$out.tree.full" "$out.ino.dirs")"
 		line="$line entries=$(wc -l <"$out.tree.entries")"
 		line="$line miss_entries=$(missing "$out.tree.entries" "$out.ino.entries")"
+		;;
+	floor)
+		floor_stop
+		line="$line perm=$FLOOR_EV perm_us_per_event=$FLOOR_US"
 		;;
 	esac
 	echo "$line" >>"$RES"
@@ -298,6 +313,16 @@ summary() {
 			"and miss_entries must be 0; empty dirs are listed only through" \
 			"their parent (created entry), so miss_empty_dirs is informational"
 	done
+	case " $VARIANTS " in
+	*" floor "*)
+		echo
+		echo "-- floor (permfloor -a), medians (min..max)"
+		for k in perm perm_us_per_event; do
+			field floor "$k" >"$WORK/s"
+			printf '   %-16s %s\n' "$k" "$(stats "$WORK/s" | awk '{print $1, "(" $2 ".." $3 ")"}')"
+		done
+		;;
+	esac
 	case " $VARIANTS " in
 	*" inotify "*)
 		echo
