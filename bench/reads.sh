@@ -13,7 +13,8 @@
 # pass 1 enters every directory for the first time in the snapshot, pass 2
 # runs again in the same snapshot.  Also the first-open latency of a
 # directory (openbench first ... r: one read-open in each of NDIRS fresh
-# directories) and the permission events per pass.  Variants alternate.
+# directories, most of them armed ahead of the reader) and the permission
+# events per pass.  Variants alternate.
 # The variant floor runs bench/permfloor.c instead of fstrackd: a
 # permission listener that only answers, with fstrackd's kind of ignore
 # mark on every directory of the tree (the state strict reaches after a
@@ -129,9 +130,11 @@ run_variant() {
 		line="$line passes_ev=$FLOOR_EV"
 	fi
 	# First read-open in each of NDIRS directories made before the snapshot,
-	# each alone under its own parent (fresh/r/dI/d/f), so that arming
-	# ahead (armahead.c) never reaches the next one first: every open is a
-	# directory's first, and makes a permission round trip.
+	# each alone under its own parent (fresh/r/dI/d/f): every open is a
+	# directory's first.  Arming ahead (armahead.c) walks up from the first
+	# one and on to the siblings, so most make no round trip; first_ev
+	# counts those that did, and the permission thread's CPU per event
+	# includes the ignore marks of the directories armed ahead.
 	rm -rf "$MNT"/fresh/r
 	mkdir -p "$MNT"/fresh/r
 	(cd "$MNT"/fresh/r && seq 0 $((NDIRS - 1)) | sed 's|^|d|; s|$|/d|' |
