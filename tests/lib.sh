@@ -25,6 +25,10 @@
 # Exit statuses: 0 pass, 1 fail, 77 skip, 99 hard error (broken set-up).
 
 set -eu
+# Under pipefail a reader that stops early fails the whole pipeline when the
+# writer writes after it is gone (SIGPIPE): never `producer | grep -q` nor
+# `| awk '... exit'` in a condition -- `grep -c ... >/dev/null` reads it
+# all.  (ldd | grep -q failed root-nonroot under CI that way.)
 set -o pipefail
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}

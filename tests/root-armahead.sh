@@ -26,7 +26,7 @@ FST_TIMEOUT=60
 
 # status_field KEY
 status_field() {
-	fst status | awk -v k="$1:" '$1 == k { print $2; exit }'
+	fst status | awk -v k="$1:" '!found && $1 == k { print $2; found = 1 }'
 }
 
 # wait_walks N: wait (bounded) until armahead.c has served N requests.

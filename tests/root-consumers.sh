@@ -76,10 +76,10 @@ grep -q "history incomplete" "$WORK/rc.out" ||
 expect_rc 0 "$(rc_of fst changed --since "$S3" --dirs)" \
 	"changed since the consumer's cursor (pinned, kept)"
 for f in f3 f4; do
-	fst changed --since "$S3" | grep -q "$MNT/d/$f" ||
+	fst changed --since "$S3" | grep -c "$MNT/d/$f" >/dev/null ||
 		fail "since the cursor: $MNT/d/$f missing"
 done
-if fst snapshots | cut -f 1 | grep -qx "$S2"; then
+if fst snapshots | cut -f 1 | grep -cx "$S2" >/dev/null; then
 	fail "snapshot $S2 still listed after prune"
 else
 	pass "snapshot $S2 pruned"

@@ -265,7 +265,7 @@ fst status >/dev/null || die "daemon stopped answering after the idle clients"
 
 # Still tracking after all that.
 echo after >"$MNT/after-garbage"
-if fst changed --since "$N" | grep -qF "$MNT/after-garbage"; then
+if fst changed --since "$N" | grep -cF "$MNT/after-garbage" >/dev/null; then
 	pass "changes still recorded"
 else
 	fail "change after the garbage not recorded"

@@ -97,7 +97,7 @@ late_changes() {
 
 # expect_listed REPORTED0 PATH WHAT: PATH is a record of the -0 list.
 expect_listed() {
-	if tr '\0' '\n' <"$1" | grep -qxF -- "$2"; then
+	if tr '\0' '\n' <"$1" | grep -cxF -- "$2" >/dev/null; then
 		pass "$3: $2 listed"
 	else
 		fail "$3: $2 not listed"

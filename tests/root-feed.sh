@@ -258,7 +258,7 @@ stop_follower
 rc=$FOLLOW_RC
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 255 ] &&
 	grep -q -- '--follow ends' "$WORK/follow.err" &&
-	tail -n 1 "$WORK/follow.json" | grep -q '"end":'; then
+	tail -n 1 "$WORK/follow.json" | grep -c '"end":' >/dev/null; then
 	pass "2: SIGKILL of the daemon ends the follower: exit $rc, $(grep -- '--follow ends' "$WORK/follow.err")"
 else
 	fail "2: after SIGKILL of the daemon the follower: exit $rc; stderr: $(cat "$WORK/follow.err"); last line: $(tail -n 1 "$WORK/follow.json")"
@@ -278,8 +278,8 @@ if wait_output "$WORK/follow.txt" "$MNT/f/text" 10; then
 else
 	fail "2: -0 --follow did not print $MNT/f/text"
 fi
-if tr '\0' '\n' <"$WORK/follow.txt" | grep -qxF "created,modified,closed-write	$MNT/f/text" ||
-	tr '\0' '\n' <"$WORK/follow.txt" | grep -q "	$MNT/f/text\$"; then
+if tr '\0' '\n' <"$WORK/follow.txt" | grep -cxF "created,modified,closed-write	$MNT/f/text" >/dev/null ||
+	tr '\0' '\n' <"$WORK/follow.txt" | grep -c "	$MNT/f/text\$" >/dev/null; then
 	pass "2: -0 records end with NUL"
 else
 	fail "2: -0 output: $(tr '\0' '|' <"$WORK/follow.txt" | head -c 300)"
@@ -315,7 +315,7 @@ wait_output "$WORK/follow3.json" '"position"' 10 ||
 flood_stopped "$MNT/flood" 20000
 stop_follower
 if [ "$FOLLOW_RC" -eq 4 ] && grep -q 'history incomplete' "$WORK/follow3.err" &&
-	tail -n 1 "$WORK/follow3.json" | grep -q '"end":.*"status":4' &&
+	tail -n 1 "$WORK/follow3.json" | grep -c '"end":.*"status":4' >/dev/null &&
 	grep -q '"complete":false' "$WORK/follow3.json"; then
 	pass "2: a queue overflow ends the follower with exit 4: $(grep -m 1 'history incomplete' "$WORK/follow3.err")"
 else
@@ -343,8 +343,8 @@ restart_case() {
 	echo y >"$MNT/t/$label-down"
 	start_daemon "$MNT"
 	rc=$(changed_rc "$WORK/$label.txt" --since "$p")
-	if [ "$rc" -eq 0 ] && entries "$WORK/$label.txt" | grep -qx "t/$label-before" &&
-		entries "$WORK/$label.txt" | grep -qx "t/$label-down"; then
+	if [ "$rc" -eq 0 ] && entries "$WORK/$label.txt" | grep -cx "t/$label-before" >/dev/null &&
+		entries "$WORK/$label.txt" | grep -cx "t/$label-down" >/dev/null; then
 		pass "3: $label: the old position answers (exit 0) with the change made while down"
 	else
 		fail "3: $label: exit $rc, listed: $(entries "$WORK/$label.txt" | tr '\n' ' ') $(cat "$WORK/$label.txt.err")"
@@ -380,7 +380,7 @@ grep -q '"complete":false' "$WORK/gap.json" && [ "$rc" -eq 4 ] ||
 P10=$(position)
 touch "$MNT/t/after-gap"
 rc=$(changed_rc "$WORK/after.txt" --since "$P10")
-if [ "$rc" -eq 0 ] && entries "$WORK/after.txt" | grep -qx t/after-gap; then
+if [ "$rc" -eq 0 ] && entries "$WORK/after.txt" | grep -cx t/after-gap >/dev/null; then
 	pass "3: a position taken after the gap: exit 0"
 else
 	fail "3: since a position after the gap: exit $rc: $(cat "$WORK/after.txt.err")"

@@ -89,7 +89,7 @@ expect_complete() {
 expect_listed() {
 	local rc o=$WORK/listed-$1
 	rc=$(changed_rc "$o" --since "$2")
-	if [ "$rc" -eq 0 ] && cut -f 2- "$o" | grep -qxF -- "$3"; then
+	if [ "$rc" -eq 0 ] && cut -f 2- "$o" | grep -cxF -- "$3" >/dev/null; then
 		pass "$1: $3 listed"
 	else
 		fail "$1: changed --since $2 (exit $rc) does not list $3"

@@ -60,7 +60,7 @@ wait_mapped() {
 
 # status_field KEY
 status_field() {
-	fst status | awk -v k="$1:" '$1 == k { print $2; exit }'
+	fst status | awk -v k="$1:" '!found && $1 == k { print $2; found = 1 }'
 }
 
 T=$MNT/tree
@@ -260,7 +260,7 @@ PYEOF
 	wait "$WRITER" || fail "the writer in the carried directory failed"
 	wait "$SNAPPER" || fail "the snapshot taken under the lock failed: $(cat "$WORK/snap-e")"
 	new=$(tail -n 1 "$WORK/snap-e")
-	if fst changed --since "$new" | grep -q "open-at-snapshot.*	$MNT/e/first\$"; then
+	if fst changed --since "$new" | grep -c "open-at-snapshot.*	$MNT/e/first\$" >/dev/null; then
 		carried=yes
 		break
 	fi

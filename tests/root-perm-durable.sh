@@ -34,7 +34,7 @@ printf 'reconcile-margin 0\n' >"$CONF"
 
 # status_field KEY: the value of KEY in `fstrack status`.
 status_field() {
-	fst status | awk -v k="$1:" '$1 == k { print $2; exit }'
+	fst status | awk -v k="$1:" '!found && $1 == k { print $2; found = 1 }'
 }
 
 

@@ -44,7 +44,7 @@ check_space() {
 
 # status_field KEY
 status_field() {
-	fst status | awk -v k="$1:" '$1 == k { print $2; exit }'
+	fst status | awk -v k="$1:" '!found && $1 == k { print $2; found = 1 }'
 }
 
 # idle_check WHAT: counters must stay still while nothing happens.

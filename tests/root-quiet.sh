@@ -57,7 +57,7 @@ listed() {
 	local rc=0
 	fst changed --since "$1" -0 >"$WORK/reported" 2>"$WORK/changed.err" || rc=$?
 	[ "$rc" -eq 0 ] || { fail "$3: fstrack changed exited $rc: $(cat "$WORK/changed.err")"; return; }
-	if tr '\0' '\n' <"$WORK/reported" | cut -f 2- | grep -qxF -- "$2"; then
+	if tr '\0' '\n' <"$WORK/reported" | cut -f 2- | grep -cxF -- "$2" >/dev/null; then
 		pass "$3: $2 listed"
 	else
 		fail "$3: $2 not listed; listed: $(tr '\0' ' ' <"$WORK/reported")"

@@ -26,7 +26,7 @@ start_daemon --config "$WORK/fstrackd.conf" --durability async "$MNT"
 
 # lists FILE DIR: DIR is in the `changed --dirs -0` answer in FILE.
 lists() {
-	tr '\0' '\n' <"$1" | grep -qxF -- "$2"
+	tr '\0' '\n' <"$1" | grep -cxF -- "$2" >/dev/null
 }
 
 HOLDERS=()

@@ -80,7 +80,7 @@ HOSTPY=/usr/bin/python3.11
 # --- packages ---------------------------------------------------------------
 have_pkgs() {
 	command -v qemu-system-x86_64 >/dev/null 2>&1 &&
-		[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx insmod &&
+		[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -cx insmod >/dev/null &&
 		! ldd /bin/busybox >/dev/null 2>&1 &&
 		ls /boot/vmlinuz-* >/dev/null 2>&1 &&
 		command -v mkfs.ext4 >/dev/null 2>&1 && command -v debugfs >/dev/null 2>&1 &&
