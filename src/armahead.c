@@ -78,6 +78,7 @@
 #define RA_MAX_DIRS	32768	/* directories one walk sees, at most */
 #define RA_MAX_DEPTH	128	/* levels below (and above) the request */
 #define RA_CHUNK	64	/* child directories handed over at once */
+#define RA_MAX_DONE	262144	/* subtrees remembered: a 4 MiB table */
 
 /* A getdents64 record (glibc 2.36 has no public definition). */
 struct linux_dirent64 {
@@ -152,14 +153,18 @@ ra_is_done(uint64_t k)
 	return 0;
 }
 
-/* Remember that the subtree of the directory with key k was walked. */
+/*
+ * Remember that the subtree of the directory with key k was walked; past
+ * RA_MAX_DONE subtrees in a snapshot, forget (a later walk reads them
+ * again: time, not memory, on a filesystem of millions of directories).
+ */
 static void
 ra_set_done(uint64_t k)
 {
 	uint64_t	*old = ra_done;
 	size_t		 oldcap = ra_done_cap, i;
 
-	if (ra_is_done(k))
+	if (ra_done_n >= RA_MAX_DONE || ra_is_done(k))
 		return;
 	if (2 * (ra_done_n + 1) > ra_done_cap) {
 		ra_done_cap = oldcap ? oldcap * 2 : 1024;
