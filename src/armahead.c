@@ -34,9 +34,10 @@
  * snapshot's git status in a linux tree paid a walk of its ~5,400
  * directories, ~100 ms of this thread, on a machine of two cores).  A
  * directory whose subtree was walked to the end is remembered (by its
- * inode, for the snapshot) and not read nor counted again; one cut by the
- * budget is read again by the next request that reaches it, so a walk cut
- * half way leaves nothing behind that no later walk can reach.
+ * inode, for the snapshot, up to RA_MAX_DONE of them: 4 MiB) and not read
+ * nor counted again; one cut by the budget is read again by the next
+ * request that reaches it, so a walk cut half way leaves nothing behind
+ * that no later walk can reach.
  *
  * Why it is safe.  Arming is conservative: an armed directory is reported
  * after an unclean stop whether or not anything changed in it (perm.c has
