@@ -78,6 +78,23 @@ ignore_dir(int fan, const char *path)
 	    FAN_EVENT_ON_CHILD, AT_FDCWD, path);
 }
 
+/* -a: an ignore mark on the directory of the file open as fd. */
+static void
+ignore_parent(int fan, int fd)
+{
+	char	proc[64], path[PATH_MAX], *slash;
+	ssize_t	len;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if ((len = readlink(proc, path, sizeof path - 1)) <= 0)
+		return;
+	path[len] = '\0';
+	if ((slash = strrchr(path, '/')) != NULL && slash != path) {
+		*slash = '\0';
+		(void)ignore_dir(fan, path);
+	}
+}
+
 /* nftw callback of -r: an ignore mark on every directory. */
 static int
 ignore_walked(const char *path, const struct stat *st, int type,
@@ -106,7 +123,6 @@ main(int argc, char **argv)
 	ssize_t				 n;
 	long				 events = 0;
 	double				 us;
-	char				 proc[64], path[PATH_MAX], *slash;
 	int				 fan, i, recurse = 0, arm = 0;
 
 	if (argc > 1 && strcmp(argv[1], "-r") == 0) {
@@ -165,16 +181,8 @@ main(int argc, char **argv)
 			if (write(fan, &r, sizeof r) != sizeof r)
 				fprintf(stderr, "permfloor: answer: %s\n",
 				    strerror(errno));
-			snprintf(proc, sizeof proc, "/proc/self/fd/%d", md->fd);
-			if (arm && (i = readlink(proc, path, sizeof path - 1)) >
-			    0) {
-				path[i] = '\0';
-				if ((slash = strrchr(path, '/')) != NULL &&
-				    slash != path) {
-					*slash = '\0';
-					(void)ignore_dir(fan, path);
-				}
-			}
+			if (arm)
+				ignore_parent(fan, md->fd);
 			close(md->fd);
 			events++;
 		}

@@ -94,6 +94,7 @@ struct ra_req {
 	struct fst_fs		*fs;
 	struct fst_handle	 h;
 	uint64_t		 gen;
+	int			 mnt;	/* id of fs->mount_fd's mount (ra_serve) */
 };
 
 /* The child directories of one directory, in readdir order. */
@@ -252,9 +253,9 @@ static int ra_walk(struct ra_req *, int, uint64_t, nlink_t, int, int *);
  * callback in chunks, and walk the subtree of each, but those walked to
  * the end already in this snapshot (handed over then: skipped, free of
  * budget) and that of index skip (-1: none), where the walk came from.
- * dfd is their parent.  A mount point is left alone (another filesystem,
- * or a bind mount of this one, whose directories are reached where they
- * are).  Returns 1 when all of them were walked to the end (a subtree
+ * dfd is their parent, on the daemon's mount (the walk never leaves it).
+ * A mount point is left alone (another filesystem, or a bind mount of
+ * this one, whose directories are reached where they are).  Returns 1 when all of them were walked to the end (a subtree
  * deeper than RA_MAX_DEPTH counts: its directories' own opens ask for
  * it), 0 when not, -1 when the request is to stop (out of budget, its
  * snapshot over, the daemon stopping).
@@ -268,12 +269,9 @@ ra_walk_list(struct ra_req *r, int dfd, const struct ra_list *l, int first,
 	uint64_t		 inos[RA_CHUNK];
 	unsigned char		 isnew[RA_CHUNK];
 	unsigned char		 walk[RA_CHUNK];
-	struct fst_handle	 self;
 	struct stat		 st;
-	int			 i, j, n, left, cfd, rc, dmnt, mnt, whole = 1;
+	int			 i, j, n, left, cfd, rc, mnt, whole = 1;
 
-	if (handle_mount_of_fd(dfd, "", AT_EMPTY_PATH, &self, &dmnt) == -1)
-		return 0;
 	j = first;
 	for (left = l->count; left > 0;) {
 		for (n = 0; n < RA_CHUNK && left > 0; left--, j = (j + 1) %
@@ -285,7 +283,7 @@ ra_walk_list(struct ra_req *r, int dfd, const struct ra_list *l, int first,
 				continue;
 			if (handle_mount_of_fd(dfd, names[n], 0, &hs[n],
 			    &mnt) == 0) {
-				if (mnt == dmnt)
+				if (mnt == r->mnt)
 					n++;
 			} else if (errno != ENOENT && errno != ENOTDIR)
 				whole = 0;	/* not gone: not walked either */
@@ -363,11 +361,14 @@ static void
 ra_serve(struct ra_req *r, int dfd)
 {
 	struct ra_list	 l;
+	struct fst_handle top_h;
 	struct stat	 st, pst, top;
-	int		 budget = ra_budget, pfd, rc, i, level;
+	int		 budget = ra_budget, pfd, rc, n, i, level;
 
 	if (fstat(dfd, &st) == -1 || st.st_dev != r->fs->dev ||
-	    fstat(r->fs->mount_fd, &top) == -1) {
+	    fstat(r->fs->mount_fd, &top) == -1 ||
+	    handle_mount_of_fd(r->fs->mount_fd, "", AT_EMPTY_PATH, &top_h,
+	    &r->mnt) == -1) {
 		close(dfd);	/* e.g. a btrfs subvolume: not this walk's */
 		return;
 	}
@@ -390,7 +391,7 @@ ra_serve(struct ra_req *r, int dfd)
 			st = pst;
 			continue;	/* all of it walked: go on up */
 		}
-		if (ra_list_dirs(dfd, &l) > 0) {
+		if ((n = ra_list_dirs(dfd, &l)) > 0) {
 			for (i = 0; i < l.count && l.ents[i].ino != st.st_ino;
 			    i++)
 				;
@@ -401,7 +402,7 @@ ra_serve(struct ra_req *r, int dfd)
 			    r->fs->dev, st.st_ino)))
 				rc = 0;	/* where we came from was cut short */
 		} else
-			rc = 1;
+			rc = n == 0;	/* unreadable: not walked, as in ra_walk */
 		free(l.names);
 		free(l.ents);
 		if (rc == 1)

@@ -1063,7 +1063,7 @@ perm_release(void)
 	uint64_t	committed = store_committed();
 	int64_t		now = perm_now_ms();
 	size_t		i, j, n = 0;
-	int		stalled = 0;
+	int		stalled = 0, more = 0;
 
 	for (i = j = 0; i < perm_nwaits; i++) {
 		struct perm_wait *w = &perm_waits[i];
@@ -1102,8 +1102,10 @@ perm_release(void)
 
 		if (d->gen == perm_gen && d->seq > committed)
 			break;
-		if (n++ == PERM_MARK_SLICE)
-			break;		/* the rest after the next event read */
+		if (n++ == PERM_MARK_SLICE) {
+			more = 1;	/* the rest after the next event read */
+			break;
+		}
 		d->pending = 0;
 		if (d->gen == perm_gen) {
 			d->durable = 1;
@@ -1129,8 +1131,7 @@ perm_release(void)
 		log_warnx("durable commits keep up again");
 		health_clear_degraded(DEGRADED_STALL);
 	}
-	return perm_pend_head < perm_npend && (perm_pend[perm_pend_head]->gen
-	    != perm_gen || perm_pend[perm_pend_head]->seq <= committed);
+	return more;
 }
 
 /*
